@@ -1,0 +1,98 @@
+"""The ``edgekd`` command line: ``run``, ``demo``, ``models``.
+
+Errors edgekd raises on purpose print one line and exit non-zero (2 for a bad recipe or argument);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from edgekd.errors import EdgekdError
+
+DEMO_RECIPE = "mnist.yaml"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-dir", help="run folder (default: the recipe's out_dir)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument("--quick", action="store_true", help="toy size: at most 2 epochs per stage on a data subset")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekd",
+        description="Distill, prune, quantize, export and benchmark PyTorch models for edge deployment.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run a YAML recipe", description="Run every stage of a YAML recipe.")
+    run.add_argument("recipe", help="path to the recipe file")
+    _add_run_options(run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="distill a ResNet teacher into a MobileNet student on MNIST",
+        description="Run the bundled MNIST recipe (examples/recipes/mnist.yaml) into a fresh run folder.",
+    )
+    _add_run_options(demo)
+
+    sub.add_parser("models", help="list the reference models", description="List the registered model names.")
+    return parser
+
+
+def _fresh_folder(base: Path) -> Path:
+    """``base`` or the first ``base-N`` that holds no run yet: the demo never replaces a run."""
+    candidate, n = base, 1
+    while (candidate / "report.json").exists():
+        candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return candidate
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgekd.launch import run_recipe
+
+    if args.command == "demo":
+        with as_file(files("edgekd.recipes").joinpath(DEMO_RECIPE)) as recipe_path:
+            out_dir = args.out_dir or (None if args.overwrite else str(_fresh_folder(Path("runs/mnist"))))
+            result = run_recipe(recipe_path, out_dir, args.overwrite, args.quiet, args.quick)
+    else:
+        result = run_recipe(args.recipe, args.out_dir, args.overwrite, args.quiet, args.quick)
+    print(f"[edgekd] done in {result.report['wall_s']:.0f} s; report: {result.run_dir / 'report.md'}")
+    print((result.run_dir / "report.md").read_text().split("## Ledger", 1)[-1].strip())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            from edgekd import models
+
+            print("\n".join(models.names()))
+            return 0
+        return _run(args)
+    except EdgekdError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"edgekd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgekd: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an edgekd bug or a library failure we did not anticipate
+        if args.debug:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"edgekd: unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

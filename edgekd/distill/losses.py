@@ -1,0 +1,128 @@
+"""Distillation losses, looked up by name so a recipe can name any of them.
+
+Response-based: ``kd`` (Hinton et al. 2015). Feature-based, on tapped feature pairs: ``mse`` and
+``cosine`` hints (FitNets), ``attention`` transfer (Zagoruyko & Komodakis 2017). Relation-based:
+``rkd`` distance + angle (Park et al. 2019) and ``sp`` similarity preserving (Tung & Mori 2019).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from edgekd.errors import ConfigError
+
+FeatureLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_FEATURE_LOSSES: dict[str, FeatureLoss] = {}
+# Feature losses that compare tensors element by element and so need matched shapes (adapters).
+NEEDS_ADAPTER = {"mse", "cosine"}
+
+
+def register_feature_loss(name: str) -> Callable[[FeatureLoss], FeatureLoss]:
+    """Make a feature loss ``fn(student_feature, teacher_feature) -> scalar`` nameable in recipes."""
+
+    def wrap(fn: FeatureLoss) -> FeatureLoss:
+        _FEATURE_LOSSES[name] = fn
+        return fn
+
+    return wrap
+
+
+def feature_loss_names() -> list[str]:
+    return sorted(_FEATURE_LOSSES)
+
+
+def get_feature_loss(name: str) -> FeatureLoss:
+    if name not in _FEATURE_LOSSES:
+        near = difflib.get_close_matches(name, feature_loss_names(), n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise ConfigError(f"unknown feature loss '{name}'; {hint}known: {', '.join(feature_loss_names())}")
+    return _FEATURE_LOSSES[name]
+
+
+def soft_targets(
+    teacher_logits: Sequence[torch.Tensor], temperature: float, weights: Sequence[float] | None = None
+) -> torch.Tensor:
+    """Weighted average of the teachers' softened distributions (an ensemble of one or more)."""
+    weights = list(weights) if weights is not None else [1.0] * len(teacher_logits)
+    total = float(sum(weights))
+    probs = [w / total * F.softmax(t / temperature, dim=1) for w, t in zip(weights, teacher_logits)]
+    return torch.stack(probs).sum(0)
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))``.
+
+    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
+    """
+    hard = F.cross_entropy(student_logits, labels)
+    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
+    return alpha * hard + (1.0 - alpha) * temperature**2 * soft
+
+
+@register_feature_loss("mse")
+def hint_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """FitNets hint: mean squared error between adapted student and teacher features."""
+    return F.mse_loss(student, teacher)
+
+
+@register_feature_loss("cosine")
+def hint_cosine(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """One minus the cosine similarity of each sample's flattened features, averaged."""
+    return (1.0 - F.cosine_similarity(student.flatten(1), teacher.flatten(1), dim=1)).mean()
+
+
+def attention_map(feature: torch.Tensor) -> torch.Tensor:
+    """Spatial attention: the channel mean of squared activations, L2-normalized per sample."""
+    return F.normalize(feature.pow(2).mean(1).flatten(1), dim=1)
+
+
+@register_feature_loss("attention")
+def attention_transfer(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Attention transfer: squared distance of normalized attention maps (resized to match)."""
+    if student.dim() != 4 or teacher.dim() != 4:
+        raise ConfigError("attention transfer needs 4-D (N,C,H,W) feature taps")
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.interpolate(student, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+    return (attention_map(student) - attention_map(teacher)).pow(2).mean()
+
+
+def _pairwise_distances(embedding: torch.Tensor) -> torch.Tensor:
+    distances = torch.cdist(embedding, embedding)
+    mean = distances[distances > 0].mean() if (distances > 0).any() else distances.new_tensor(1.0)
+    return distances / mean
+
+
+def _angles(embedding: torch.Tensor) -> torch.Tensor:
+    diff = F.normalize(embedding.unsqueeze(0) - embedding.unsqueeze(1), p=2, dim=2)
+    return torch.bmm(diff, diff.transpose(1, 2)).flatten()
+
+
+@register_feature_loss("rkd")
+def relational_kd(
+    student: torch.Tensor, teacher: torch.Tensor, distance_weight: float = 25.0, angle_weight: float = 50.0
+) -> torch.Tensor:
+    """RKD: match the batch's normalized pairwise distances and triplet angles (Huber loss)."""
+    s, t = student.flatten(1), teacher.flatten(1)
+    distance = F.smooth_l1_loss(_pairwise_distances(s), _pairwise_distances(t))
+    angle = F.smooth_l1_loss(_angles(s), _angles(t))
+    return distance_weight * distance + angle_weight * angle
+
+
+@register_feature_loss("sp")
+def similarity_preserving(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Similarity preserving: Frobenius distance of row-normalized batch Gram matrices / b^2."""
+    s, t = student.flatten(1), teacher.flatten(1)
+    gram_s = F.normalize(s @ s.t(), dim=1)
+    gram_t = F.normalize(t @ t.t(), dim=1)
+    return (gram_s - gram_t).pow(2).sum() / (len(s) ** 2)

@@ -1,0 +1,99 @@
+"""The distillation objective: how a batch becomes the combined KD + feature loss.
+
+It is what the Distill stage hands the Trainer, and what later stages (pruning recovery, QAT) reuse
+so every training step learns from the teacher the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss, kd_loss, soft_targets
+from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
+from edgekd.distill.teacher_cache import TeacherCache
+
+
+class DistillObjective:
+    """KD on soft targets of one or more teachers, plus an optional feature loss on tapped pairs.
+
+    Feature taps are read from the first teacher. ``cache`` (when given) keeps teacher outputs per
+    sample, so the teachers run once per sample, not once per epoch.
+    """
+
+    def __init__(
+        self,
+        teachers: Sequence[nn.Module],
+        student: nn.Module,
+        sample: torch.Tensor,
+        temperature: float = 4.0,
+        alpha: float = 0.5,
+        teacher_weights: Sequence[float] | None = None,
+        features: dict[str, str] | None = None,
+        feature_loss: str = "mse",
+        feature_weight: float = 1.0,
+        cache: TeacherCache | None = None,
+    ) -> None:
+        self.teachers = list(teachers)
+        for teacher in self.teachers:
+            teacher.eval()
+            teacher.requires_grad_(False)
+        self.temperature, self.alpha = temperature, alpha
+        self.teacher_weights = teacher_weights
+        self.features = dict(features or {})
+        self.feature_loss = get_feature_loss(feature_loss)
+        self.feature_weight = feature_weight
+        self.cache = cache
+        self.extra_modules: nn.ModuleDict | None = None
+        self._student_taps: FeatureTaps | None = None
+        self._teacher_taps: FeatureTaps | None = None
+        if self.features:
+            if feature_loss in NEEDS_ADAPTER:
+                self.extra_modules = build_adapters(student, self.teachers[0], self.features, sample)
+            self._student_taps = FeatureTaps(student, list(self.features), "student")
+            self._teacher_taps = FeatureTaps(self.teachers[0], list(self.features.values()), "teacher")
+
+    @torch.no_grad()
+    def teacher_outputs(self, x: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Logits of every teacher (``logits/i``) and the tapped features (``feature/name``)."""
+        if self.cache is not None and index is not None:
+            cached = self.cache.lookup(index)
+            if cached is not None:
+                return {k: v.to(x.device, non_blocking=True) for k, v in cached.items()}
+        outputs = {f"logits/{i}": teacher(x) for i, teacher in enumerate(self.teachers)}
+        if self._teacher_taps is not None:
+            outputs |= {f"feature/{name}": t for name, t in self._teacher_taps.pop().items()}
+        if self.cache is not None and index is not None:
+            self.cache.put(index, outputs)
+        return outputs
+
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher = self.teacher_outputs(x, index)
+        logits = model(x)
+        teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
+        targets = soft_targets(teacher_logits, self.temperature, self.teacher_weights)
+        loss = kd_loss(logits, targets, y, self.temperature, self.alpha)
+        if self._student_taps is not None:
+            loss = loss + self.feature_weight * self._feature_term(self._student_taps.pop(), teacher)
+        return loss, logits
+
+    def _feature_term(
+        self, student_features: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        terms = []
+        for student_name, teacher_name in self.features.items():
+            feature = student_features[student_name]
+            if self.extra_modules is not None:
+                feature = self.extra_modules[adapter_key(student_name)](feature)
+            terms.append(self.feature_loss(feature, teacher[f"feature/{teacher_name}"]))
+        return torch.stack(terms).mean()
+
+    def close(self) -> None:
+        """Detach the hooks so the student leaves this stage as a plain module."""
+        for taps in (self._student_taps, self._teacher_taps):
+            if taps is not None:
+                taps.remove()

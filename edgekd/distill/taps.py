@@ -1,0 +1,113 @@
+"""Feature taps (forward hooks by module name) and the adapters that match student to teacher.
+
+Adapters are built from one dry forward pass, so users name modules and never compute channel
+counts. They live beside the student, train with it, and are never part of the exported model.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.errors import ConfigError
+
+
+def resolve_module(model: nn.Module, name: str, role: str) -> nn.Module:
+    """The submodule called ``name``, or an error naming the nearest valid module names."""
+    modules = dict(model.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    valid = [n for n in modules if n]
+    near = difflib.get_close_matches(name, valid, n=5, cutoff=0.4) or valid[:5]
+    raise ConfigError(f"{role} module '{name}' does not exist; nearest valid names: {', '.join(near)}")
+
+
+class FeatureTaps:
+    """Records the outputs of named submodules on every forward pass while attached."""
+
+    def __init__(self, model: nn.Module, names: list[str], role: str) -> None:
+        self.features: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for name in names:
+            module = resolve_module(model, name, role)
+            self._handles.append(module.register_forward_hook(self._recorder(name, role)))
+
+    def _recorder(self, name: str, role: str):
+        def hook(_module: nn.Module, _inputs: tuple, output) -> None:
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            if not isinstance(output, torch.Tensor):
+                raise ConfigError(f"{role} module '{name}' does not output a tensor and cannot be tapped")
+            self.features[name] = output
+
+        return hook
+
+    def pop(self) -> dict[str, torch.Tensor]:
+        """The features of the last forward pass; clears them so stale tensors are never reused."""
+        features, self.features = self.features, {}
+        return features
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+class Adapter(nn.Module):
+    """Projects a student feature to the teacher's channels (1x1 conv or linear) and size."""
+
+    def __init__(self, student_shape: torch.Size, teacher_shape: torch.Size) -> None:
+        super().__init__()
+        if len(student_shape) != len(teacher_shape):
+            raise ConfigError(
+                f"cannot match a student feature of shape {tuple(student_shape)} "
+                f"to a teacher feature of shape {tuple(teacher_shape)}"
+            )
+        cs, ct = student_shape[1], teacher_shape[1]
+        if cs == ct:
+            self.project: nn.Module = nn.Identity()
+        elif len(student_shape) == 4:
+            self.project = nn.Conv2d(cs, ct, kernel_size=1, bias=False)
+        elif len(student_shape) == 2:
+            self.project = nn.Linear(cs, ct, bias=False)
+        else:
+            raise ConfigError(f"feature taps must be 2-D or 4-D; got shape {tuple(student_shape)}")
+        self.size = tuple(teacher_shape[2:]) if len(teacher_shape) == 4 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.project(x)
+        if self.size is not None and tuple(x.shape[2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return x
+
+
+def probe_shapes(model: nn.Module, names: list[str], sample: torch.Tensor, role: str) -> dict[str, torch.Size]:
+    """Run one no-grad forward pass to learn each tapped feature's shape."""
+    taps = FeatureTaps(model, names, role)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample)
+        features = taps.pop()
+    finally:
+        taps.remove()
+        model.train(was_training)
+    return {name: features[name].shape for name in names}
+
+
+def build_adapters(
+    student: nn.Module, teacher: nn.Module, pairs: dict[str, str], sample: torch.Tensor
+) -> nn.ModuleDict:
+    """One adapter per ``student_module -> teacher_module`` pair, sized by a dry forward pass."""
+    student_shapes = probe_shapes(student, list(pairs), sample, "student")
+    teacher_shapes = probe_shapes(teacher, list(pairs.values()), sample, "teacher")
+    return nn.ModuleDict({adapter_key(s): Adapter(student_shapes[s], teacher_shapes[t]) for s, t in pairs.items()})
+
+
+def adapter_key(module_name: str) -> str:
+    """ModuleDict keys cannot hold dots; module names do."""
+    return module_name.replace(".", "__")

@@ -1,0 +1,31 @@
+"""The errors edgekd raises on purpose.
+
+Each carries a one-line message that names what is wrong (the key, the file, the module). The CLI
+prints that line and exits non-zero instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgekdError(Exception):
+    """Base of every error edgekd raises for the user to read."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgekdError):
+    """A recipe, an argument or a name that cannot be used as given."""
+
+    exit_code = 2
+
+
+class DataError(EdgekdError):
+    """Data that cannot be loaded or does not fit the model."""
+
+
+class CheckpointError(EdgekdError):
+    """A checkpoint that is missing, corrupt or belongs to another architecture."""
+
+
+class TrainingError(EdgekdError):
+    """Training that cannot go on, such as a NaN or Inf loss."""

@@ -1,0 +1,75 @@
+"""Turning a validated recipe into a finished run: data, models, teacher pretraining, Pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+import torch
+
+from edgekd import recipe as recipes
+from edgekd.pipeline import Pipeline, PipelineResult
+from edgekd.pretrain import pretrain
+from edgekd.train import seed_everything
+
+QUICK_LIMITS = {"limit_train": 6000, "limit_test": 1000}
+QUICK_MAX_EPOCHS = 2
+
+
+def quick_variant(recipe: recipes.Recipe) -> recipes.Recipe:
+    """The same recipe at toy size (at most two epochs per stage, a data subset) for smoke tests."""
+    data_args = dict(recipe.data_args)
+    accepted = inspect.signature(recipes.DATA_SOURCES[recipe.data_source]).parameters
+    data_args |= {k: v for k, v in QUICK_LIMITS.items() if k in accepted}
+
+    def shorten(config):
+        return dataclasses.replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS))
+
+    teachers = [dataclasses.replace(t, pretrain=shorten(t.pretrain) if t.pretrain else None) for t in recipe.teachers]
+    return dataclasses.replace(
+        recipe, data_args=data_args, stages=[shorten(s) for s in recipe.stages], teachers=teachers
+    )
+
+
+def run_recipe(
+    path: str | Path,
+    out_dir: str | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    quick: bool = False,
+) -> PipelineResult:
+    """Load, validate and run a recipe file end to end."""
+    recipe = recipes.load(path)
+    if quick:
+        recipe = quick_variant(recipe)
+    data = recipes.build_data(recipe)
+    seed_everything(recipe.seed)
+    teachers = [
+        recipes.build_model(spec, "teacher" if len(recipe.teachers) == 1 else f"teachers[{i}]")
+        for i, spec in enumerate(recipe.teachers)
+    ]
+    pipe = Pipeline(
+        teacher=teachers,
+        student=recipes.build_model(recipe.student, "student"),
+        data=data,
+        stages=recipe.stages,
+        out_dir=out_dir or recipe.out_dir,
+        teacher_weights=[t.weight for t in recipe.teachers] if len(recipe.teachers) > 1 else None,
+        export=recipe.export,
+        targets=recipe.targets,
+        seed=recipe.seed,
+        device=recipe.device,
+        quiet=quiet,
+        overwrite=overwrite,
+        config=recipe.raw,
+    )
+    pipe.preflight()  # before minutes of teacher training, not after
+    for i, (spec, teacher) in enumerate(zip(recipe.teachers, teachers)):
+        note = {"notes": "loaded from checkpoint" if spec.checkpoint else "as built, no training"}
+        if spec.pretrain is not None:
+            result = pretrain(teacher, data, spec.pretrain, seed=recipe.seed + i, device=recipe.device, quiet=quiet)
+            note = {"notes": result.note, "wall_s": result.wall_s}
+        pipe.teacher_notes[i] = note
+    torch.manual_seed(recipe.seed)
+    return pipe.run()

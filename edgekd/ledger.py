@@ -1,0 +1,88 @@
+"""The ledger: one row per model state the run produced, and the reports written from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgekd.fileio import atomic_write_text
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class LedgerRow:
+    """What one stage (or an input model) measured: accuracy and cost of the model it left."""
+
+    stage: str
+    kind: str
+    test_accuracy: float
+    params: int
+    macs: int
+    size_bytes: int
+    wall_s: float
+    val_accuracy: float | None = None
+    notes: str = ""
+    details: dict = field(default_factory=dict)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.rows: list[LedgerRow] = []
+
+    def add(self, row: LedgerRow) -> LedgerRow:
+        self.rows.append(row)
+        return row
+
+    def as_dicts(self) -> list[dict]:
+        return [asdict(row) for row in self.rows]
+
+    def to_markdown(self) -> str:
+        header = "| stage | kind | test acc | val acc | params | MACs | FP32 size | wall time | notes |\n"
+        header += "|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        lines = []
+        for r in self.rows:
+            val = f"{100 * r.val_accuracy:.2f}%" if r.val_accuracy is not None else "-"
+            lines.append(
+                f"| {r.stage} | {r.kind} | {100 * r.test_accuracy:.2f}% | {val} | {r.params:,} | "
+                f"{r.macs:,} | {human_bytes(r.size_bytes)} | {r.wall_s:.1f} s | {r.notes} |"
+            )
+        return header + "\n".join(lines) + "\n"
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def write_reports(run_dir: Path, report: dict, ledger: Ledger) -> None:
+    """``report.json`` (machine-readable, versioned) and ``report.md`` (for people)."""
+    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(run_dir / "report.md", render_markdown(report, ledger))
+
+
+def render_markdown(report: dict, ledger: Ledger) -> str:
+    data, env = report["data"], report["environment"]
+    lines = [
+        f"# edgekd run: {report['run_name']}",
+        "",
+        f"- status: {report['status']}",
+        f"- data: {data['name']} ({data['train_size']:,} train / {data['val_size']:,} val / "
+        f"{data['test_size']:,} test), input {tuple(data['input_shape'])}",
+        f"- stages: {', '.join(s['name'] for s in report['stages']) or 'none'}",
+        f"- total wall time: {report['wall_s']:.1f} s (teacher pretraining {report['teacher_pretrain_s']:.1f} s) "
+        f"on {env['cpu']} ({env['cores']} cores)",
+        f"- torch {env['libraries']['torch']}, {env['torch_threads']} threads, device {env['device']}",
+        "",
+        "## Ledger",
+        "",
+        "Accuracy is top-1 on the test set; MACs for one sample; size is the FP32 parameters and buffers.",
+        "",
+        ledger.to_markdown(),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Model cost figures for the ledger: parameters, MACs and FP32 size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on a single sample of ``input_shape``.
+
+    Uses torch's own FLOP counter (matmul and conv FLOPs, halved), so any module that runs in
+    eager mode is counted without a per-layer table.
+    """
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops() // 2)
+
+
+def fp32_size_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers stored as FP32."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * 4 for t in tensors if t.is_floating_point())
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")

@@ -1,0 +1,185 @@
+"""Reference teachers and students, looked up by name.
+
+They are conveniences: any ``torch.nn.Module`` works as a teacher or a student. Their blocks carry
+stable names (``layer1``, ``blocks.3``) so recipes can name them as feature taps.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from edgekd.errors import ConfigError
+
+ModelFactory = Callable[..., nn.Module]
+_REGISTRY: dict[str, ModelFactory] = {}
+
+
+def register(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Add a model factory to the registry so recipes can name it."""
+
+    def wrap(factory: ModelFactory) -> ModelFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def names() -> list[str]:
+    """The registered model names."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **kwargs) -> nn.Module:
+    """Build a model by registry name or by ``package.module:callable``."""
+    if ":" in name:
+        return _import_factory(name)(**kwargs)
+    if name not in _REGISTRY:
+        near = difflib.get_close_matches(name, names(), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(names())}"
+        raise ConfigError(f"unknown model '{name}'{hint}")
+    return _REGISTRY[name](**kwargs)
+
+
+def _import_factory(spec: str) -> ModelFactory:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{module_name}' for model '{spec}': {exc}") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"'{attr}' in module '{module_name}' is not a callable model factory")
+    return factory
+
+
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    )
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs and a (projected) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, 3, stride)
+        self.conv2 = _conv_bn(cout, cout, 3, 1)
+        self.relu = nn.ReLU(inplace=True)
+        needs_projection = stride != 1 or cin != cout
+        self.shortcut = _conv_bn(cin, cout, 1, stride) if needs_projection else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.conv1(x))
+        return self.relu(self.conv2(out) + self.shortcut(x))
+
+
+class ResNetCNN(nn.Module):
+    """A small ResNet for 28x28 inputs: the MNIST teacher."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn(in_channels, width), nn.ReLU(inplace=True))
+        self.layer1 = BasicBlock(width, width, stride=2)
+        self.layer2 = BasicBlock(width, 2 * width, stride=2)
+        self.layer3 = BasicBlock(2 * width, 4 * width, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [_conv_bn(cin, hidden, 1), nn.ReLU6(inplace=True)]
+        layers += [_conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6(inplace=True)]
+        layers += [_conv_bn(hidden, cout, 1)]
+        self.body = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return x + out if self.use_residual else out
+
+
+class MobileNetCNN(nn.Module):
+    """A MobileNetV2-style student for 28x28 inputs, over 10x cheaper than ResNetCNN."""
+
+    # (expand, out_channels, stride) per block
+    CONFIG = ((1, 16, 1), (4, 24, 2), (4, 24, 1), (4, 48, 2))
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, head: int = 128) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn(in_channels, 16, 3, 2), nn.ReLU6(inplace=True))
+        blocks, cin = [], 16
+        for expand, cout, stride in self.CONFIG:
+            blocks.append(InvertedResidual(cin, cout, stride, expand))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(_conv_bn(cin, head, 1), nn.ReLU6(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(head, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.blocks(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU net of Hinton et al. 2015 (section 3), with optional dropout."""
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...],
+        in_features: int = 784,
+        num_classes: int = 10,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten(), nn.Dropout(input_dropout)]
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = size
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register("mnist-resnet")
+def mnist_resnet(in_channels: int = 1, num_classes: int = 10, width: int = 32) -> nn.Module:
+    return ResNetCNN(in_channels, num_classes, width)
+
+
+@register("mnist-mobilenet")
+def mnist_mobilenet(in_channels: int = 1, num_classes: int = 10, head: int = 128) -> nn.Module:
+    return MobileNetCNN(in_channels, num_classes, head)
+
+
+@register("hinton-teacher")
+def hinton_teacher(
+    in_features: int = 784, num_classes: int = 10, dropout: float = 0.5, input_dropout: float = 0.2
+) -> nn.Module:
+    return MLP((1200, 1200), in_features, num_classes, dropout=dropout, input_dropout=input_dropout)
+
+
+@register("hinton-student")
+def hinton_student(in_features: int = 784, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
+    return MLP((800, 800), in_features, num_classes, dropout=dropout)

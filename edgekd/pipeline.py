@@ -1,0 +1,238 @@
+"""The Pipeline: runs stages in order on a student and records what each one did.
+
+A stage is any object with a ``name`` and ``run(ctx, student) -> student``. Stages never import each
+other; they meet here and in the Trainer, so a new stage is a new file and one line in a recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from edgekd import __version__
+from edgekd.checkpoint import atomic_save
+from edgekd.data import DataBundle
+from edgekd.environment import machine_facts
+from edgekd.errors import ConfigError, DataError
+from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
+from edgekd.metrics import count_macs, count_params, fp32_size_bytes
+from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One step of the pipeline: takes the current student, returns the next one."""
+
+    name: str
+
+    def run(self, ctx: RunContext, student: nn.Module) -> nn.Module: ...
+
+
+@dataclass
+class RunContext:
+    """What a stage may use: the teachers, the data, the run folder and a Trainer factory."""
+
+    teachers: list[nn.Module]
+    teacher_weights: list[float] | None
+    data: DataBundle
+    run_dir: Path
+    device: torch.device
+    seed: int
+    quiet: bool
+    stage_dir: Path = field(default=Path("."))
+    notes: dict = field(default_factory=dict)
+
+    def trainer(self, config: TrainConfig, desc: str) -> Trainer:
+        """The shared training loop, checkpointing into this stage's folder."""
+        return Trainer(config, self.device, self.stage_dir, quiet=self.quiet, desc=desc, seed=self.seed)
+
+
+@dataclass
+class PipelineResult:
+    model: nn.Module
+    artifacts: dict[str, Path]
+    report: dict
+    run_dir: Path
+
+
+class Pipeline:
+    """Teacher(s) + student + data + ordered stages -> a run folder with checkpoints and a report."""
+
+    def __init__(
+        self,
+        teacher: nn.Module | Sequence[nn.Module],
+        student: nn.Module,
+        data: DataBundle,
+        stages: Sequence[Stage],
+        out_dir: str | Path = "runs/edgekd",
+        teacher_weights: Sequence[float] | None = None,
+        export: Sequence[str] = (),
+        targets: Sequence[str] = (),
+        seed: int = 0,
+        device: str = "auto",
+        quiet: bool = False,
+        overwrite: bool = False,
+        config: dict | None = None,
+    ) -> None:
+        self.teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if not self.teachers or not all(isinstance(t, nn.Module) for t in self.teachers):
+            raise ConfigError("teacher must be a torch.nn.Module or a non-empty list of them")
+        if not isinstance(student, nn.Module):
+            raise ConfigError("student must be a torch.nn.Module")
+        if teacher_weights is not None and len(teacher_weights) != len(self.teachers):
+            raise ConfigError(f"teacher_weights has {len(teacher_weights)} values for {len(self.teachers)} teachers")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, Stage):
+                raise ConfigError(f"stages[{i}] ({type(stage).__name__}) has no name and run(ctx, student) method")
+        if export or targets:
+            raise ConfigError(
+                f"export {list(export)} / targets {list(targets)}: exporting and benchmarking are not part of "
+                "this version of edgekd yet; leave them empty"
+            )
+        self.student = student
+        self.data = data
+        self.stages = list(stages)
+        self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
+        self.out_dir = Path(out_dir)
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.quiet = quiet
+        self.overwrite = overwrite
+        self.config = config or {}
+        self.teacher_notes: list[dict] = [{} for _ in self.teachers]
+
+    def preflight(self) -> None:
+        """Every check that can fail before minutes of training: run folder, inputs, outputs."""
+        self.check_run_dir()
+        self._check_models_accept_data()
+
+    def run(self) -> PipelineResult:
+        self.preflight()
+        run_dir = self._prepare_run_dir()
+        started = time.perf_counter()
+        ledger = Ledger()
+        ctx = RunContext(self.teachers, self.teacher_weights, self.data, run_dir, self.device, self.seed, self.quiet)
+        report = self._report_skeleton(run_dir)
+        for i, teacher in enumerate(self.teachers):
+            teacher.to(self.device).eval()
+            note = self.teacher_notes[i]
+            name = "teacher" if len(self.teachers) == 1 else f"teacher[{i}]"
+            ledger.add(self._measure(name, "input", teacher, note.get("wall_s", 0.0), note.get("notes", "")))
+        student = self.student.to(self.device)
+        ledger.add(self._measure("student", "input", student, 0.0, "before any stage"))
+        self._write(run_dir, report, ledger, started, "running")
+        for index, stage in enumerate(self.stages):
+            ctx.stage_dir = run_dir / "checkpoints" / f"{index + 1:02d}-{stage.name}"
+            ctx.notes = {}
+            self._log(f"stage {index + 1}/{len(self.stages)}: {stage.name}")
+            stage_start = time.perf_counter()
+            student = stage.run(ctx, student)
+            wall = time.perf_counter() - stage_start
+            atomic_save(student.state_dict(), ctx.stage_dir / "model.pt")
+            row = self._measure(stage.name, "stage", student, wall, ctx.notes.pop("summary", ""))
+            row.details = ctx.notes
+            ledger.add(row)
+            self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
+            self._write(run_dir, report, ledger, started, "running")
+        atomic_save(student.state_dict(), run_dir / "student.pt")
+        report = self._write(run_dir, report, ledger, started, "completed")
+        return PipelineResult(student, {}, report, run_dir)
+
+    def _check_models_accept_data(self) -> None:
+        """Fail before any training when a model cannot take the data's inputs or classes."""
+        sample = next(iter(self.data.val))[0][:2].to(self.device)
+        named = [("teacher" if len(self.teachers) == 1 else f"teacher[{i}]", t) for i, t in enumerate(self.teachers)]
+        for role, model in [*named, ("student", self.student)]:
+            model.to(self.device)
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    out = model(sample)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise DataError(
+                    f"{role} ({type(model).__name__}) cannot take inputs of shape {tuple(self.data.input_shape)} "
+                    f"from data '{self.data.name}': {first}"
+                ) from exc
+            finally:
+                model.train(was_training)
+            if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != self.data.num_classes:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise DataError(
+                    f"{role} ({type(model).__name__}) outputs {shape} but data '{self.data.name}' has "
+                    f"{self.data.num_classes} classes; expected (batch, {self.data.num_classes}) logits"
+                )
+
+    def check_run_dir(self) -> None:
+        """Refuse to write over an earlier run unless asked: its results are never lost by accident."""
+        if (self.out_dir / "report.json").exists() and not self.overwrite:
+            raise ConfigError(
+                f"run folder '{self.out_dir}' already holds a run; choose another out_dir or overwrite it"
+            )
+
+    def _prepare_run_dir(self) -> Path:
+        run_dir = self.out_dir
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return run_dir
+
+    def _measure(self, stage: str, kind: str, model: nn.Module, wall: float, notes: str) -> LedgerRow:
+        return LedgerRow(
+            stage=stage,
+            kind=kind,
+            test_accuracy=evaluate(model, self.data.test, self.device),
+            val_accuracy=evaluate(model, self.data.val, self.device),
+            params=count_params(model),
+            macs=count_macs(model, self.data.input_shape),
+            size_bytes=fp32_size_bytes(model),
+            wall_s=round(wall, 2),
+            notes=notes,
+        )
+
+    def _report_skeleton(self, run_dir: Path) -> dict:
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "edgekd_version": __version__,
+            "run_name": run_dir.name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data": self.data.describe(),
+            "teachers": [type(t).__name__ for t in self.teachers],
+            "teacher_weights": self.teacher_weights,
+            "student": type(self.student).__name__,
+            "stages": [{"name": s.name, "config": _stage_config(s)} for s in self.stages],
+            "seed": self.seed,
+            "config": self.config,
+            "environment": machine_facts(str(self.device)),
+        }
+
+    def _write(self, run_dir: Path, report: dict, ledger: Ledger, started: float, status: str) -> dict:
+        wall = time.perf_counter() - started
+        pretrain = sum(note.get("wall_s", 0.0) for note in self.teacher_notes)
+        report = {
+            **report,
+            "status": status,
+            "wall_s": round(wall + pretrain, 2),
+            "teacher_pretrain_s": round(pretrain, 2),
+            "ledger": ledger.as_dicts(),
+        }
+        write_reports(run_dir, report, ledger)
+        return report
+
+    def _log(self, line: str) -> None:
+        if not self.quiet:
+            print(f"[edgekd] {line}", flush=True)
+
+
+def _stage_config(stage: Stage) -> dict:
+    if dataclasses.is_dataclass(stage):
+        return json.loads(json.dumps(dataclasses.asdict(stage), default=str))
+    return {}

@@ -1,0 +1,280 @@
+"""The Trainer: the one loop behind every stage that trains.
+
+Distill, the recovery after pruning and QAT all call :meth:`Trainer.fit` with an :class:`Objective`
+that says how a batch becomes a loss. The loop owns what they share: optimizer and schedule,
+evaluation each epoch, the best checkpoint, early stopping, a progress bar and a guard that stops on
+a NaN/Inf loss with the last good weights kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from edgekd.checkpoint import atomic_save
+from edgekd.data import DataBundle
+from edgekd.errors import ConfigError, TrainingError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """How a stage trains. Every field can be set from a recipe."""
+
+    epochs: int = 5
+    lr: float = 3e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    step_epochs: int = 1
+    gamma: float = 0.5
+    patience: int | None = None
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 0, "epochs", f"must be >= 0, got {self.epochs}")
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(
+            self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'"
+        )
+        check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(self.step_epochs >= 1, "step_epochs", f"must be >= 1, got {self.step_epochs}")
+        check(0 < self.gamma <= 1, "gamma", f"must be in (0, 1], got {self.gamma}")
+        check(self.patience is None or self.patience >= 1, "patience", f"must be >= 1, got {self.patience}")
+        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", f"must be > 0, got {self.grad_clip}")
+
+
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise a ConfigError naming ``key`` when ``condition`` is false."""
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+class Objective(Protocol):
+    """How one batch becomes a loss; ``extra_modules`` (e.g. adapters) train with the model."""
+
+    extra_modules: nn.Module | None
+
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (loss, student logits)."""
+        ...
+
+
+class CrossEntropy:
+    """Plain label training: the teacher's pretraining and the no-teacher baseline."""
+
+    extra_modules: nn.Module | None = None
+
+    def __call__(self, model, x, y, index):
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class History:
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_accuracy: float | None = None
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' asked for, but no CUDA GPU is available")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for batch in loader:
+        x, y = batch[0].to(device), batch[1].to(device)
+        correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+class Trainer:
+    """Runs an Objective over a DataBundle for ``config.epochs`` epochs."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: str | torch.device = "cpu",
+        checkpoint_dir: str | Path | None = None,
+        quiet: bool = False,
+        desc: str = "train",
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.device = torch.device(device) if not isinstance(device, torch.device) else device
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.quiet = quiet
+        self.desc = desc
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=True)
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def _schedule(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+        c = self.config
+        total = max(1, c.epochs * steps_per_epoch)
+        if c.schedule == "cosine":
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+            )
+        if c.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=c.step_epochs * steps_per_epoch, gamma=c.gamma)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+    def fit(self, model: nn.Module, data: DataBundle, objective: Objective | None = None) -> History:
+        """Train ``model`` in place; on return it holds the weights of its best validation epoch."""
+        objective = objective or CrossEntropy()
+        seed_everything(self.seed)
+        data.train.epoch = 0  # the same seed gives the same batch order, whatever ran before
+        model.to(self.device)
+        extra = objective.extra_modules
+        params = [p for p in model.parameters() if p.requires_grad]
+        if extra is not None:
+            extra.to(self.device)
+            params += [p for p in extra.parameters() if p.requires_grad]
+        optimizer = self._optimizer(params)
+        scheduler = self._schedule(optimizer, len(data.train))
+        history = History()
+        best_state = copy.deepcopy(model.state_dict())
+        bad_epochs = 0
+        for epoch in range(1, self.config.epochs + 1):
+            record = self._run_epoch(model, data, objective, optimizer, scheduler, params, epoch, best_state)
+            history.epochs.append(record)
+            improved = history.best_val_accuracy is None or record.val_accuracy > history.best_val_accuracy
+            if improved:
+                history.best_epoch, history.best_val_accuracy = epoch, record.val_accuracy
+                best_state = copy.deepcopy(model.state_dict())
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            self._save(model, optimizer, scheduler, epoch, history, best_improved=improved)
+            if self.config.patience is not None and bad_epochs >= self.config.patience:
+                history.stopped_early = True
+                self._log(f"{self.desc}: early stop after epoch {epoch}: no gain in {bad_epochs} epochs")
+                break
+        model.load_state_dict(best_state)
+        return history
+
+    def _run_epoch(self, model, data, objective, optimizer, scheduler, params, epoch, last_good) -> EpochRecord:
+        start = time.perf_counter()
+        model.train()
+        if objective.extra_modules is not None:
+            objective.extra_modules.train()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(
+            total=len(data.train),
+            desc=f"{self.desc} {epoch}/{self.config.epochs}",
+            disable=self.quiet or not sys.stderr.isatty(),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for step, (x, y, *rest) in enumerate(data.train, start=1):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss, logits = objective(model, x, y, rest[0] if rest else None)
+            if not torch.isfinite(loss):
+                model.load_state_dict(last_good)
+                where = f"'{self.checkpoint_dir / 'best.pt'}'" if self.checkpoint_dir else "the model (in memory)"
+                raise TrainingError(
+                    f"{self.desc}: loss is {loss.item()} at epoch {epoch}, step {step}; stopped, "
+                    f"the last good weights are kept in {where}; lower the learning rate or check the data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.update()
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        bar.close()
+        val_accuracy = evaluate(model, data.val, self.device)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=loss_sum / max(seen, 1),
+            train_accuracy=correct / max(seen, 1),
+            val_accuracy=val_accuracy,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - start,
+        )
+        self._log(
+            f"{self.desc} epoch {epoch}/{self.config.epochs}: loss {record.train_loss:.4f}, "
+            f"train acc {record.train_accuracy:.4f}, val acc {val_accuracy:.4f} ({record.seconds:.1f}s)"
+        )
+        return record
+
+    def _save(self, model, optimizer, scheduler, epoch: int, history: History, best_improved: bool) -> None:
+        if self.checkpoint_dir is None:
+            return
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic_save(state, self.checkpoint_dir / "last.pt")
+        if best_improved:
+            atomic_save({"model": model.state_dict(), "epoch": epoch}, self.checkpoint_dir / "best.pt")
+
+    def _log(self, line: str) -> None:
+        if not self.quiet:
+            tqdm.write(line, file=sys.stderr)

@@ -1,0 +1,101 @@
+"""Recipe validation: every bad recipe gets one line naming the file and the key, and exit code 2."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from edgekd import recipe as recipes
+from edgekd.cli import main
+from edgekd.distill import Distill
+from edgekd.errors import ConfigError
+
+GOOD = """
+name: tiny
+data: {source: digits, batch_size: 32}
+teacher:
+  model: hinton-teacher
+  pretrain: {epochs: 1}
+student: hinton-student
+stages:
+  - distill: {epochs: 1, temperature: 3, features: {features: features}, feature_loss: cosine}
+  - train: {epochs: 1, optimizer: sgd}
+"""
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_recipe_parses_into_the_python_objects(tmp_path):
+    recipe = recipes.load(_write(tmp_path, GOOD))
+    assert recipe.data_source == "digits" and recipe.data_args == {"batch_size": 32}
+    assert recipe.teachers[0].pretrain.epochs == 1
+    assert isinstance(recipe.stages[0], Distill)
+    assert recipe.stages[0].temperature == 3.0 and isinstance(recipe.stages[0].temperature, float)
+    assert recipe.stages[1].name == "train"
+
+
+def test_shipped_demo_recipe_is_valid():
+    from importlib.resources import files
+
+    recipe = recipes.load(str(files("edgekd.recipes").joinpath("mnist.yaml")))
+    assert recipe.teachers[0].model == "mnist-resnet" and recipe.student.model == "mnist-mobilenet"
+
+
+BAD_CASES = [
+    (GOOD.replace("name: tiny", "nmae: tiny"), "nmae: unknown key; did you mean 'name'"),
+    (GOOD.replace("epochs: 1, temperature: 3", "epochs: -1, temperature: 3"), "stages[0].distill.epochs: must be >= 0"),
+    (GOOD.replace("temperature: 3", "temperature: hot"), "stages[0].distill.temperature: expected float, got str"),
+    (GOOD.replace("temperature: 3", "temperature: 3, alpha: 1.5"), "stages[0].distill.alpha: must be in [0, 1]"),
+    (
+        GOOD.replace("temperature: 3", "temprature: 3"),
+        "stages[0].distill.temprature: unknown key; did you mean 'temperature'",
+    ),
+    (GOOD.replace("- train:", "- trian:"), "stages[1]: unknown stage 'trian'; did you mean 'train'"),
+    (GOOD.replace("hinton-student", "hinton-studnet"), "student.model: unknown model 'hinton-studnet'"),
+    (GOOD.replace("source: digits", "source: cifar"), "data.source: unknown data source 'cifar'"),
+    (GOOD.replace("batch_size: 32", "batch_size: 3.5"), "data.batch_size: expected int, got float"),
+    (
+        GOOD.replace("feature_loss: cosine", "feature_loss: l3"),
+        "stages[0].distill.feature_loss: unknown feature loss 'l3'",
+    ),
+    (
+        GOOD.replace("pretrain: {epochs: 1}", "checkpoint: missing.pt"),
+        "teacher.checkpoint: file 'missing.pt' does not exist",
+    ),
+    (GOOD.replace("student: hinton-student\n", ""), "missing required key 'student'"),
+    (GOOD.replace("optimizer: sgd", "optimizer: lamb"), "stages[1].train.optimizer: must be one of sgd, adam, adamw"),
+    ("- just\n- a list\n", "a recipe must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CASES)
+def test_bad_recipes_name_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        recipes.load(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_yaml_syntax_error_gives_the_line(tmp_path):
+    path = _write(tmp_path, "name: x\ndata: {source: mnist\nstudent: y\n")
+    with pytest.raises(ConfigError, match=r"YAML syntax error at line \d+"):
+        recipes.load(path)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        recipes.load(tmp_path / "nope.yaml")
+
+
+def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path, capsys):
+    path = _write(tmp_path, GOOD.replace("temperature: 3", "temperature: -3"))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "stages[0].distill.temperature: must be > 0, got -3" in err
