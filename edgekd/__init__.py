@@ -7,7 +7,7 @@ from edgekd.distill import Distill  # noqa: E402
 from edgekd.pipeline import Pipeline, PipelineResult, RunContext, Stage  # noqa: E402
 from edgekd.pretrain import pretrain  # noqa: E402
 from edgekd.supervised import Train  # noqa: E402
-from edgekd.train import TrainConfig, Trainer, evaluate  # noqa: E402
+from edgekd.train import TrainConfig, Trainer, evaluate, seed_everything  # noqa: E402
 
 __all__ = [
     "Distill",
@@ -23,4 +23,5 @@ __all__ = [
     "evaluate",
     "models",
     "pretrain",
+    "seed_everything",
 ]

@@ -7,7 +7,7 @@ index lets the Trainer reuse teacher outputs across epochs when no random augmen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
@@ -85,9 +85,21 @@ def random_shift(max_pixels: int) -> Augment:
     return shift
 
 
+def dataset_size(loader: Iterable) -> int:
+    """Samples behind a loader: an ArrayLoader's own count or a torch DataLoader's dataset length."""
+    if hasattr(loader, "dataset_size"):
+        return loader.dataset_size
+    dataset = getattr(loader, "dataset", None)
+    return len(dataset) if dataset is not None else 0
+
+
 @dataclass
 class DataBundle:
-    """Loaders and the facts about the data that later stages and the manifest need."""
+    """Loaders and the facts about the data that later stages and the manifest need.
+
+    The loaders may be edgekd's ArrayLoader or any iterable of ``(x, y)`` / ``(x, y, index)``
+    batches, such as a torch DataLoader.
+    """
 
     name: str
     train: ArrayLoader
@@ -104,15 +116,15 @@ class DataBundle:
         """A JSON-ready summary for reports and manifests."""
         return {
             "name": self.name,
-            "train_size": self.train.dataset_size,
-            "val_size": self.val.dataset_size,
-            "test_size": self.test.dataset_size,
+            "train_size": dataset_size(self.train),
+            "val_size": dataset_size(self.val),
+            "test_size": dataset_size(self.test),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "labels": self.labels,
             "mean": self.mean,
             "std": self.std,
-            "train_augmented": not self.train.deterministic,
+            "train_augmented": not getattr(self.train, "deterministic", False),
             **self.extra,
         }
 

@@ -6,7 +6,6 @@ stable names (``layer1``, ``blocks.3``) so recipes can name them as feature taps
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.naming import unknown
 
 ModelFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -39,9 +39,7 @@ def get(name: str, **kwargs) -> nn.Module:
     if ":" in name:
         return _import_factory(name)(**kwargs)
     if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, names(), n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(names())}"
-        raise ConfigError(f"unknown model '{name}'{hint}")
+        raise ConfigError(unknown("model", name, names()))
     return _REGISTRY[name](**kwargs)
 
 

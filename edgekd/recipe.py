@@ -8,7 +8,6 @@ exactly what the API accepts and nothing drifts apart.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import types
 import typing
@@ -26,6 +25,7 @@ from edgekd.checkpoint import load_weights
 from edgekd.data import DataBundle
 from edgekd.distill import Distill
 from edgekd.errors import ConfigError, EdgekdError
+from edgekd.naming import unknown
 from edgekd.supervised import Train
 from edgekd.train import TrainConfig
 
@@ -134,9 +134,7 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
 def _check_keys(section: dict, allowed: set[str], where: str) -> None:
     for key in section:
         if key not in allowed:
-            near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
-            raise ConfigError(f"{where}{key}: unknown key; {hint}allowed: {', '.join(sorted(allowed))}")
+            raise ConfigError(f"{where}{key}: {unknown('key', key, allowed)}")
 
 
 def _parse_data(section: Any) -> tuple[str, dict]:
@@ -146,9 +144,7 @@ def _parse_data(section: Any) -> tuple[str, dict]:
         raise ConfigError(f"data: must be a mapping with 'source' (one of {', '.join(DATA_SOURCES)})")
     source = section["source"]
     if source not in DATA_SOURCES:
-        near = difflib.get_close_matches(str(source), list(DATA_SOURCES), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise ConfigError(f"data.source: unknown data source '{source}'; {hint}known: {', '.join(DATA_SOURCES)}")
+        raise ConfigError(f"data.source: {unknown('data source', source, DATA_SOURCES)}")
     args = {k: v for k, v in section.items() if k != "source"}
     return source, _check_call_args(DATA_SOURCES[source], args, "data.")
 
@@ -172,9 +168,7 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
     _check_keys(section, MODEL_KEYS, f"{where}.")
     name = _typed(section["model"], str, f"{where}.model")
     if ":" not in name and name not in models.names():
-        near = difflib.get_close_matches(name, models.names(), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise ConfigError(f"{where}.model: unknown model '{name}'; {hint}known: {', '.join(models.names())}")
+        raise ConfigError(f"{where}.model: {unknown('model', name, models.names())}")
     pretrain = section.get("pretrain")
     if pretrain is not None:
         pretrain = _build_dataclass(TrainConfig, pretrain, f"{where}.pretrain.")
@@ -204,9 +198,7 @@ def _parse_stages(section: Any) -> list[Any]:
             )
         ((kind, options),) = item.items()
         if kind not in STAGE_TYPES:
-            near = difflib.get_close_matches(str(kind), list(STAGE_TYPES), n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
-            raise ConfigError(f"stages[{i}]: unknown stage '{kind}'; {hint}known: {', '.join(STAGE_TYPES)}")
+            raise ConfigError(f"stages[{i}]: {unknown('stage', kind, STAGE_TYPES)}")
         stages.append(_build_dataclass(STAGE_TYPES[kind], options or {}, f"stages[{i}].{kind}."))
     return stages
 

@@ -31,7 +31,7 @@ def test_reference_models_map_mnist_to_ten_logits(name):
 def test_models_by_import_path_and_unknown_names():
     model = ek.models.get("torch.nn:Identity")
     assert isinstance(model, torch.nn.Identity)
-    with pytest.raises(ConfigError, match="did you mean mnist-resnet"):
+    with pytest.raises(ConfigError, match="did you mean 'mnist-resnet'"):
         ek.models.get("mnist-resnt")
     with pytest.raises(ConfigError, match="cannot import module"):
         ek.models.get("no_such_package.models:net")

@@ -157,3 +157,36 @@ def test_demo_quick_runs_the_bundled_recipe(tmp_path):
     assert [r["stage"] for r in report["ledger"]] == ["teacher", "student", "distill"]
     assert report["ledger"][-1]["test_accuracy"] > 0.8
     assert "| distill |" in done.stdout
+
+
+def test_torch_dataloaders_work_in_a_bundle(tiny_images, tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    def loader(source, shuffle):
+        return DataLoader(TensorDataset(source.x, source.y), batch_size=32, shuffle=shuffle)
+
+    bundle = ek.data.DataBundle(
+        name="torch-loaders",
+        train=loader(tiny_images.train, True),
+        val=loader(tiny_images.val, False),
+        test=loader(tiny_images.test, False),
+        input_shape=(1, 12, 12),
+        num_classes=4,
+        labels=["a", "b", "c", "d"],
+        mean=[0.0],
+        std=[1.0],
+    )
+    report = (
+        ek.Pipeline(
+            teacher=_teacher(),
+            student=_student(),
+            data=bundle,
+            stages=[ek.Distill(epochs=1)],
+            out_dir=tmp_path,
+            quiet=True,
+        )
+        .run()
+        .report
+    )
+    assert report["data"]["train_size"] == tiny_images.train.dataset_size
+    assert report["ledger"][-1]["details"]["teacher_cache"] == "off"

@@ -7,13 +7,13 @@ Response-based: ``kd`` (Hinton et al. 2015). Feature-based, on tapped feature pa
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from edgekd.errors import ConfigError
+from edgekd.naming import unknown
 
 FeatureLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _FEATURE_LOSSES: dict[str, FeatureLoss] = {}
@@ -37,9 +37,7 @@ def feature_loss_names() -> list[str]:
 
 def get_feature_loss(name: str) -> FeatureLoss:
     if name not in _FEATURE_LOSSES:
-        near = difflib.get_close_matches(name, feature_loss_names(), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise ConfigError(f"unknown feature loss '{name}'; {hint}known: {', '.join(feature_loss_names())}")
+        raise ConfigError(unknown("feature loss", name, feature_loss_names()))
     return _FEATURE_LOSSES[name]
 
 
