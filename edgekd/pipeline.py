@@ -30,7 +30,11 @@ from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
 
 @runtime_checkable
 class Stage(Protocol):
-    """One step of the pipeline: takes the current student, returns the next one."""
+    """One step of the pipeline: takes the current student, returns the next one.
+
+    A stage may also define ``validate(teachers, student)``; the Pipeline calls it before any
+    training so that configuration mistakes surface at once.
+    """
 
     name: str
 
@@ -114,6 +118,13 @@ class Pipeline:
         """Every check that can fail before minutes of training: run folder, inputs, outputs."""
         self.check_run_dir()
         self._check_models_accept_data()
+        for index, stage in enumerate(self.stages):
+            validate = getattr(stage, "validate", None)
+            if callable(validate):
+                try:
+                    validate(self.teachers, self.student)
+                except ConfigError as exc:
+                    raise ConfigError(f"stages[{index}].{stage.name}: {exc}") from exc
 
     def run(self) -> PipelineResult:
         self.preflight()
@@ -125,32 +136,46 @@ class Pipeline:
         for i, teacher in enumerate(self.teachers):
             teacher.to(self.device).eval()
             note = self.teacher_notes[i]
-            name = "teacher" if len(self.teachers) == 1 else f"teacher[{i}]"
-            ledger.add(self._measure(name, "input", teacher, note.get("wall_s", 0.0), note.get("notes", "")))
+            label = self._teacher_label(i)
+            ledger.add(self._measure(label, "input", teacher, note.get("wall_s", 0.0), note.get("notes", "")))
         student = self.student.to(self.device)
         ledger.add(self._measure("student", "input", student, 0.0, "before any stage"))
         self._write(run_dir, report, ledger, started, "running")
         for index, stage in enumerate(self.stages):
-            ctx.stage_dir = run_dir / "checkpoints" / f"{index + 1:02d}-{stage.name}"
-            ctx.notes = {}
-            self._log(f"stage {index + 1}/{len(self.stages)}: {stage.name}")
-            stage_start = time.perf_counter()
-            student = stage.run(ctx, student)
-            wall = time.perf_counter() - stage_start
-            atomic_save(student.state_dict(), ctx.stage_dir / "model.pt")
-            row = self._measure(stage.name, "stage", student, wall, ctx.notes.pop("summary", ""))
-            row.details = ctx.notes
-            ledger.add(row)
-            self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
+            try:
+                student = self._run_stage(ctx, index, stage, student, ledger)
+            except BaseException as exc:  # the report says where the run stopped, then the error goes on
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+                self._write(run_dir, report, ledger, started, f"{reason} (stage {index + 1}: {stage.name})")
+                raise
             self._write(run_dir, report, ledger, started, "running")
         atomic_save(student.state_dict(), run_dir / "student.pt")
         report = self._write(run_dir, report, ledger, started, "completed")
         return PipelineResult(student, {}, report, run_dir)
 
+    def _run_stage(self, ctx: RunContext, index: int, stage: Stage, student: nn.Module, ledger: Ledger) -> nn.Module:
+        ctx.stage_dir = ctx.run_dir / "checkpoints" / f"{index + 1:02d}-{stage.name}"
+        ctx.notes = {}
+        self._log(f"stage {index + 1}/{len(self.stages)}: {stage.name}")
+        stage_start = time.perf_counter()
+        student = stage.run(ctx, student)
+        if not isinstance(student, nn.Module):
+            raise ConfigError(f"stage '{stage.name}' returned {type(student).__name__}, not a torch.nn.Module")
+        wall = time.perf_counter() - stage_start
+        atomic_save(student.state_dict(), ctx.stage_dir / "model.pt")
+        row = self._measure(stage.name, "stage", student, wall, ctx.notes.pop("summary", ""))
+        row.details = ctx.notes
+        ledger.add(row)
+        self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
+        return student
+
+    def _teacher_label(self, index: int) -> str:
+        return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
+
     def _check_models_accept_data(self) -> None:
         """Fail before any training when a model cannot take the data's inputs or classes."""
         sample = next(iter(self.data.val))[0][:2].to(self.device)
-        named = [("teacher" if len(self.teachers) == 1 else f"teacher[{i}]", t) for i, t in enumerate(self.teachers)]
+        named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
         for role, model in [*named, ("student", self.student)]:
             model.to(self.device)
             was_training = model.training

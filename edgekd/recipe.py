@@ -11,7 +11,7 @@ import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,8 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
 def _check_keys(section: dict, allowed: set[str], where: str) -> None:
     for key in section:
         if key not in allowed:
-            raise ConfigError(f"{where}{key}: {unknown('key', key, allowed)}")
+            section = f"{where.rstrip('.')}: " if where else ""
+            raise ConfigError(f"{section}{unknown('key', key, allowed)}")
 
 
 def _parse_data(section: Any) -> tuple[str, dict]:
@@ -247,7 +248,7 @@ def _fits(value: Any, annotation: Any) -> bool:
             if args
             else isinstance(value, dict)
         )
-    if origin in (list, typing.Sequence, tuple) or annotation is list:
+    if origin in (list, tuple, Sequence) or annotation is list:
         if not isinstance(value, (list, tuple)):
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:

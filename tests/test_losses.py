@@ -118,3 +118,14 @@ def test_every_feature_loss_sends_gradient_to_the_student(name):
 def test_unknown_feature_loss_suggests_the_nearest_name():
     with pytest.raises(ConfigError, match="did you mean 'cosine'"):
         losses.get_feature_loss("cosin")
+
+
+def test_a_registered_feature_loss_is_nameable_in_a_distill_stage():
+    from edgekd.distill import Distill
+
+    @losses.register_feature_loss("l1-test")
+    def l1(student, teacher):
+        return (student - teacher).abs().mean()
+
+    assert Distill(feature_loss="l1-test").feature_loss == "l1-test"
+    assert losses.get_feature_loss("l1-test")(torch.ones(2, 2), torch.zeros(2, 2)).item() == 1.0

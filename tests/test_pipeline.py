@@ -190,3 +190,26 @@ def test_torch_dataloaders_work_in_a_bundle(tiny_images, tmp_path):
     )
     assert report["data"]["train_size"] == tiny_images.train.dataset_size
     assert report["ledger"][-1]["details"]["teacher_cache"] == "off"
+
+
+def test_a_failing_stage_leaves_a_report_that_says_where_it_stopped(tiny_images, tmp_path):
+    class Broken:
+        name = "broken"
+
+        def run(self, ctx, student):
+            raise ek.errors.TrainingError("loss is nan at epoch 1, step 2")
+
+    pipe = ek.Pipeline(
+        teacher=_teacher(),
+        student=_student(),
+        data=tiny_images,
+        stages=[ek.Distill(epochs=1), Broken()],
+        out_dir=tmp_path,
+        quiet=True,
+    )
+    with pytest.raises(ek.errors.TrainingError):
+        pipe.run()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "failed: loss is nan at epoch 1, step 2 (stage 2: broken)"
+    assert [r["stage"] for r in report["ledger"]] == ["teacher", "student", "distill"]
+    assert (tmp_path / "checkpoints" / "01-distill" / "model.pt").is_file()

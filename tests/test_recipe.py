@@ -16,8 +16,9 @@ name: tiny
 data: {source: digits, batch_size: 32}
 teacher:
   model: hinton-teacher
+  args: {in_features: 64}
   pretrain: {epochs: 1}
-student: hinton-student
+student: {model: hinton-student, args: {in_features: 64}}
 stages:
   - distill: {epochs: 1, temperature: 3, features: {features: features}, feature_loss: cosine}
   - train: {epochs: 1, optimizer: sgd}
@@ -47,13 +48,13 @@ def test_shipped_demo_recipe_is_valid():
 
 
 BAD_CASES = [
-    (GOOD.replace("name: tiny", "nmae: tiny"), "nmae: unknown key; did you mean 'name'"),
+    (GOOD.replace("name: tiny", "nmae: tiny"), ": unknown key 'nmae'; did you mean 'name'?"),
     (GOOD.replace("epochs: 1, temperature: 3", "epochs: -1, temperature: 3"), "stages[0].distill.epochs: must be >= 0"),
     (GOOD.replace("temperature: 3", "temperature: hot"), "stages[0].distill.temperature: expected float, got str"),
     (GOOD.replace("temperature: 3", "temperature: 3, alpha: 1.5"), "stages[0].distill.alpha: must be in [0, 1]"),
     (
         GOOD.replace("temperature: 3", "temprature: 3"),
-        "stages[0].distill.temprature: unknown key; did you mean 'temperature'",
+        "stages[0].distill: unknown key 'temprature'; did you mean 'temperature'?",
     ),
     (GOOD.replace("- train:", "- trian:"), "stages[1]: unknown stage 'trian'; did you mean 'train'"),
     (GOOD.replace("hinton-student", "hinton-studnet"), "student.model: unknown model 'hinton-studnet'"),
@@ -67,7 +68,7 @@ BAD_CASES = [
         GOOD.replace("pretrain: {epochs: 1}", "checkpoint: missing.pt"),
         "teacher.checkpoint: file 'missing.pt' does not exist",
     ),
-    (GOOD.replace("student: hinton-student\n", ""), "missing required key 'student'"),
+    (GOOD.replace("student: {model: hinton-student, args: {in_features: 64}}\n", ""), "missing required key 'student'"),
     (GOOD.replace("optimizer: sgd", "optimizer: lamb"), "stages[1].train.optimizer: must be one of sgd, adam, adamw"),
     ("- just\n- a list\n", "a recipe must be a mapping"),
 ]
@@ -99,3 +100,13 @@ def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "stages[0].distill.temperature: must be > 0, got -3" in err
+
+
+def test_a_bad_tap_name_fails_before_the_teacher_trains(tmp_path, capsys, monkeypatch):
+    path = _write(tmp_path, GOOD.replace("features: {features: features}", "features: {featurs: features}"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EDGEKD_CACHE", str(cache))
+    assert main(["run", str(path), "--out-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "stages[0].distill: student module 'featurs' does not exist; nearest valid names: features" in err
+    assert not cache.exists() and not (tmp_path / "run").exists()

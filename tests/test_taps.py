@@ -31,7 +31,11 @@ def test_adapters_match_channels_and_resolution():
     conv = adapters["blocks__3"].project
     assert isinstance(conv, nn.Conv2d) and (conv.in_channels, conv.out_channels) == (48, 64)
     out = adapters["blocks__1"](torch.zeros(2, 24, 7, 7))
-    assert out.shape == (2, 128, 4, 4)  # channels and spatial size of teacher layer3
+    assert out.shape == (2, 128, 4, 4)  # teacher layer3's channels, at its (smaller) 4x4 resolution
+    assert adapters["blocks__3"](torch.zeros(2, 48, 4, 4)).shape == (2, 64, 4, 4)
+    teacher_map = torch.arange(49.0).reshape(1, 1, 7, 7).expand(2, 64, 7, 7)
+    pooled = adapters["blocks__3"].match_teacher(teacher_map)  # teacher layer2 is 7x7: pooled to 4x4
+    assert pooled.shape == (2, 64, 4, 4) and pooled[0, 0, 0, 0] == teacher_map[0, 0, :2, :2].mean()
 
 
 def test_linear_adapter_for_flat_features_and_identity_when_equal():

@@ -57,14 +57,20 @@ class DistillObjective:
 
     @torch.no_grad()
     def teacher_outputs(self, x: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Logits of every teacher (``logits/i``) and the tapped features (``feature/name``)."""
+        """Logits of every teacher (``logits/i``) and, per tap pair, the teacher's feature
+        (``feature/<student module>``) already resized to what the pair's adapter compares against."""
         if self.cache is not None and index is not None:
             cached = self.cache.lookup(index)
             if cached is not None:
                 return {k: v.to(x.device, non_blocking=True) for k, v in cached.items()}
         outputs = {f"logits/{i}": teacher(x) for i, teacher in enumerate(self.teachers)}
         if self._teacher_taps is not None:
-            outputs |= {f"feature/{name}": t for name, t in self._teacher_taps.pop().items()}
+            tapped = self._teacher_taps.pop()
+            for student_name, teacher_name in self.features.items():
+                feature = tapped[teacher_name]
+                if self.extra_modules is not None:
+                    feature = self.extra_modules[adapter_key(student_name)].match_teacher(feature)
+                outputs[f"feature/{student_name}"] = feature
         if self.cache is not None and index is not None:
             self.cache.put(index, outputs)
         return outputs
@@ -85,11 +91,11 @@ class DistillObjective:
         self, student_features: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         terms = []
-        for student_name, teacher_name in self.features.items():
+        for student_name in self.features:
             feature = student_features[student_name]
             if self.extra_modules is not None:
                 feature = self.extra_modules[adapter_key(student_name)](feature)
-            terms.append(self.feature_loss(feature, teacher[f"feature/{teacher_name}"]))
+            terms.append(self.feature_loss(feature, teacher[f"feature/{student_name}"]))
         return torch.stack(terms).mean()
 
     def close(self) -> None:

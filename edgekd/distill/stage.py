@@ -41,10 +41,14 @@ class Distill(TrainConfig):
         except ConfigError as exc:
             raise ConfigError(f"feature_loss: {exc}") from exc
 
-    def run(self, ctx, student: nn.Module) -> nn.Module:
+    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        """Check the tap names before any training: a typo costs seconds, not a teacher's training."""
         for student_name, teacher_name in self.features.items():
             resolve_module(student, student_name, "student")
-            resolve_module(ctx.teachers[0], teacher_name, "teacher")
+            resolve_module(teachers[0], teacher_name, "teacher")
+
+    def run(self, ctx, student: nn.Module) -> nn.Module:
+        self.validate(ctx.teachers, student)
         train = ctx.data.train
         cache = None
         if self.cache_teacher and getattr(train, "deterministic", False):

@@ -57,7 +57,12 @@ class FeatureTaps:
 
 
 class Adapter(nn.Module):
-    """Projects a student feature to the teacher's channels (1x1 conv or linear) and size."""
+    """Projects a student feature to the teacher's channels (1x1 conv or linear).
+
+    When resolutions differ, both sides are compared at the smaller one: the larger map is
+    average-pooled down. Pooling invents no detail (upsampling would), and a pooled teacher map is
+    smaller to cache and cheaper to train against.
+    """
 
     def __init__(self, student_shape: torch.Size, teacher_shape: torch.Size) -> None:
         super().__init__()
@@ -75,13 +80,21 @@ class Adapter(nn.Module):
             self.project = nn.Linear(cs, ct, bias=False)
         else:
             raise ConfigError(f"feature taps must be 2-D or 4-D; got shape {tuple(student_shape)}")
-        self.size = tuple(teacher_shape[2:]) if len(teacher_shape) == 4 else None
+        self.size = None
+        if len(teacher_shape) == 4:
+            self.size = tuple(min(s, t) for s, t in zip(student_shape[2:], teacher_shape[2:]))
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and tuple(x.shape[2:]) != self.size:
+            x = F.adaptive_avg_pool2d(x, self.size)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.project(x)
-        if self.size is not None and tuple(x.shape[2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        return x
+        return self._resize(self.project(x))
+
+    def match_teacher(self, teacher_feature: torch.Tensor) -> torch.Tensor:
+        """The teacher's feature at the resolution the adapted student feature has."""
+        return self._resize(teacher_feature)
 
 
 def probe_shapes(model: nn.Module, names: list[str], sample: torch.Tensor, role: str) -> dict[str, torch.Size]:

@@ -1,0 +1,85 @@
+"""Rewrite the README's result blocks from benchmarks/results/*.json, so no number is typed by hand.
+
+    python -m benchmarks.update_readme          # rewrite README.md
+    python -m benchmarks.update_readme --check  # exit 1 if README.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _load(study: str) -> dict:
+    return json.loads((RESULTS / f"{study}.json").read_text())
+
+
+def demo_block() -> str:
+    study = _load("demo_mnist")
+    rows = study["results"]["ledger"]
+    machine = study["machine"]
+    lines = [
+        "| model | test accuracy | params | MACs per image | FP32 size | time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in (rows[0], rows[-1]):
+        is_teacher = row["stage"] == "teacher"
+        role = "teacher (mnist-resnet)" if is_teacher else f"student after {row['stage']} (mnist-mobilenet)"
+        lines.append(
+            f"| {role} | {100 * row['test_accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
+            f"{row['size_bytes'] / 1024:.0f} KiB | {row['wall_s']:.0f} s |"
+        )
+    lines.append("")
+    lines.append(
+        f"Whole demo from a cold cache: {study['results']['checks']['wall_s'][0]:.0f} s on {machine['cpu']} "
+        f"({machine['cores']} cores), `{study['command']}`, {study['date']}."
+    )
+    return "\n".join(lines)
+
+
+def epoch_cost_block() -> str:
+    study = _load("distill_epoch_cost")
+    lines = ["| training run | first epoch | later epochs | vs label-only |", "|---|---:|---:|---:|"]
+    for row in study["results"]["rows"]:
+        lines.append(
+            f"| {row['run']} | {row['first_epoch_s']:.1f} s | {row['steady_epoch_s']:.1f} s | "
+            f"{row['steady_ratio_to_ce']:.2f}x |"
+        )
+    lines.append("")
+    lines.append(f"`{study['command']}` on {study['machine']['cpu']}, {study['date']}.")
+    return "\n".join(lines)
+
+
+BLOCKS = {"demo-results": demo_block, "epoch-cost": epoch_cost_block}
+
+
+def render(readme: str) -> str:
+    for name, build in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no <!-- {name} --> block")
+        text = build()
+        readme = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), readme)
+    return readme
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Regenerate README result blocks from benchmarks/results.")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 when README.md is stale")
+    args = parser.parse_args()
+    path = ROOT / "README.md"
+    current = path.read_text()
+    fresh = render(current)
+    if args.check:
+        sys.exit(0 if fresh == current else 1)
+    path.write_text(fresh)
+
+
+if __name__ == "__main__":
+    main()
