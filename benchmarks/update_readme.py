@@ -61,10 +61,10 @@ BLOCKS = {"demo-results": demo_block, "epoch-cost": epoch_cost_block}
 
 def render(readme: str) -> str:
     for name, build in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- {name} --> block")
-        text = build()
+        text = build() + "\n"
         readme = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), readme)
     return readme
 
