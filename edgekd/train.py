@@ -270,6 +270,7 @@ class Trainer:
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,
             "torch_rng": torch.get_rng_state(),
+            "history": history.as_dict(),
         }
         atomic_save(state, self.checkpoint_dir / "last.pt")
         if best_improved:
