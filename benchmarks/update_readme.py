@@ -1,7 +1,7 @@
 """Rewrite the README's result blocks from benchmarks/results/*.json, so no number is typed by hand.
 
-    python -m benchmarks.update_readme          # rewrite README.md
-    python -m benchmarks.update_readme --check  # exit 1 if README.md is out of date
+python -m benchmarks.update_readme          # rewrite README.md
+python -m benchmarks.update_readme --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""Training a student from the teacher(s): the settings and the call that every training stage shares.
+
+Distill uses it for its whole run; pruning recovery and QAT use it so they too learn from the
+teacher, with adapters built afresh for the student's current shape each time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from edgekd.distill.losses import get_feature_loss
+from edgekd.distill.objective import DistillObjective
+from edgekd.distill.taps import resolve_module
+from edgekd.distill.teacher_cache import TeacherCache
+from edgekd.errors import ConfigError
+from edgekd.train import History, TrainConfig, check
+
+
+@dataclass
+class TeachingConfig(TrainConfig):
+    """Training options plus how the teacher teaches: KD temperature and weight, feature hints.
+
+    ``features`` maps student module names to teacher module names; ``feature_loss`` is any name in
+    the feature-loss registry (mse, cosine, attention, rkd, sp).
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.5
+    features: dict[str, str] = field(default_factory=dict)
+    feature_loss: str = "mse"
+    feature_weight: float = 1.0
+    cache_teacher: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        check(0.0 <= self.alpha <= 1.0, "alpha", f"must be in [0, 1], got {self.alpha}")
+        check(self.feature_weight >= 0, "feature_weight", f"must be >= 0, got {self.feature_weight}")
+        check(isinstance(self.features, dict), "features", "must map student module names to teacher module names")
+        try:
+            get_feature_loss(self.feature_loss)
+        except ConfigError as exc:
+            raise ConfigError(f"feature_loss: {exc}") from exc
+
+    def validate_taps(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        """Check the tap names before any training: a typo costs seconds, not a teacher's training."""
+        for student_name, teacher_name in self.features.items():
+            resolve_module(student, student_name, "student")
+            resolve_module(teachers[0], teacher_name, "teacher")
+
+    def describe(self) -> str:
+        parts = [f"T={self.temperature:g}", f"alpha={self.alpha:g}"]
+        if self.features:
+            taps = ", ".join(f"{s}<-{t}" for s, t in self.features.items())
+            parts.append(f"{self.feature_loss} on {taps}")
+        return "; ".join(parts)
+
+
+def train_with_teacher(ctx, student: nn.Module, config: TeachingConfig, desc: str) -> tuple[History, dict]:
+    """Run the Trainer on the distillation objective; returns the history and facts for the ledger."""
+    config.validate_taps(ctx.teachers, student)
+    train = ctx.data.train
+    cache = (
+        TeacherCache(train.dataset_size) if config.cache_teacher and getattr(train, "deterministic", False) else None
+    )
+    sample = next(iter(ctx.data.val))[0][:2].to(ctx.device)
+    objective = DistillObjective(
+        ctx.teachers,
+        student,
+        sample,
+        temperature=config.temperature,
+        alpha=config.alpha,
+        teacher_weights=ctx.teacher_weights,
+        features=config.features,
+        feature_loss=config.feature_loss,
+        feature_weight=config.feature_weight,
+        cache=cache,
+    )
+    try:
+        history = ctx.trainer(config, desc=desc).fit(student, ctx.data, objective)
+    finally:
+        objective.close()
+    facts = {
+        "teacher_cache": "on" if cache is not None and cache.enabled else "off",
+        "adapters": 0 if objective.extra_modules is None else len(objective.extra_modules),
+    }
+    return history, facts
