@@ -6,6 +6,7 @@ from edgekd import data, errors, models  # noqa: E402
 from edgekd.distill import Distill  # noqa: E402
 from edgekd.pipeline import Pipeline, PipelineResult, RunContext, Stage  # noqa: E402
 from edgekd.pretrain import pretrain  # noqa: E402
+from edgekd.prune import Prune  # noqa: E402
 from edgekd.supervised import Train  # noqa: E402
 from edgekd.train import TrainConfig, Trainer, evaluate, seed_everything  # noqa: E402
 
@@ -13,6 +14,7 @@ __all__ = [
     "Distill",
     "Pipeline",
     "PipelineResult",
+    "Prune",
     "RunContext",
     "Stage",
     "Train",

@@ -137,6 +137,62 @@ class MobileNetCNN(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection.
+
+    ``num_heads`` and ``head_dim`` are attributes, not constants, so structured pruning can shrink
+    heads and head dimensions and the forward pass follows.
+    """
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: attention and an MLP, each with a residual connection."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int = 2) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A small vision transformer for 28x28 inputs: 7x7 patches, mean-pooled tokens."""
+
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, dim: int = 64, depth: int = 2, num_heads: int = 4
+    ) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=7, stride=7)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 16, dim))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.Sequential(*[TransformerBlock(dim, num_heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.classifier = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
+        return self.classifier(self.norm(self.blocks(tokens)).mean(1))
+
+
 class MLP(nn.Module):
     """Fully connected ReLU net of Hinton et al. 2015 (section 3), with optional dropout."""
 
@@ -169,6 +225,13 @@ def mnist_resnet(in_channels: int = 1, num_classes: int = 10, width: int = 32) -
 @register("mnist-mobilenet")
 def mnist_mobilenet(in_channels: int = 1, num_classes: int = 10, head: int = 128) -> nn.Module:
     return MobileNetCNN(in_channels, num_classes, head)
+
+
+@register("mnist-vit")
+def mnist_vit(
+    in_channels: int = 1, num_classes: int = 10, dim: int = 64, depth: int = 2, num_heads: int = 4
+) -> nn.Module:
+    return TinyViT(in_channels, num_classes, dim, depth, num_heads)
 
 
 @register("hinton-teacher")

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from edgekd import __version__
-from edgekd.checkpoint import atomic_save
 from edgekd.data import DataBundle
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.metrics import count_macs, count_params, fp32_size_bytes
+from edgekd.modelfile import save_model
 from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
 
 
@@ -149,7 +149,7 @@ class Pipeline:
                 self._write(run_dir, report, ledger, started, f"{reason} (stage {index + 1}: {stage.name})")
                 raise
             self._write(run_dir, report, ledger, started, "running")
-        atomic_save(student.state_dict(), run_dir / "student.pt")
+        save_model(student, run_dir / "student.pt")
         report = self._write(run_dir, report, ledger, started, "completed")
         return PipelineResult(student, {}, report, run_dir)
 
@@ -162,7 +162,7 @@ class Pipeline:
         if not isinstance(student, nn.Module):
             raise ConfigError(f"stage '{stage.name}' returned {type(student).__name__}, not a torch.nn.Module")
         wall = time.perf_counter() - stage_start
-        atomic_save(student.state_dict(), ctx.stage_dir / "model.pt")
+        save_model(student, ctx.stage_dir / "model.pt")
         row = self._measure(stage.name, "stage", student, wall, ctx.notes.pop("summary", ""))
         row.details = ctx.notes
         ledger.add(row)

@@ -26,10 +26,11 @@ from edgekd.data import DataBundle
 from edgekd.distill import Distill
 from edgekd.errors import ConfigError, EdgekdError
 from edgekd.naming import unknown
+from edgekd.prune import Prune
 from edgekd.supervised import Train
 from edgekd.train import TrainConfig
 
-STAGE_TYPES: dict[str, type] = {"distill": Distill, "train": Train}
+STAGE_TYPES: dict[str, type] = {"distill": Distill, "prune": Prune, "train": Train}
 DATA_SOURCES: dict[str, Callable[..., DataBundle]] = {
     "mnist": data_sources.mnist,
     "digits": data_sources.digits,

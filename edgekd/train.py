@@ -102,6 +102,7 @@ class EpochRecord:
 @dataclass
 class History:
     epochs: list[EpochRecord] = field(default_factory=list)
+    initial_val_accuracy: float | None = None
     best_epoch: int | None = None
     best_val_accuracy: float | None = None
     stopped_early: bool = False
@@ -189,13 +190,18 @@ class Trainer:
             params += [p for p in extra.parameters() if p.requires_grad]
         optimizer = self._optimizer(params)
         scheduler = self._schedule(optimizer, len(data.train))
-        history = History()
+        # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
+        # recovery after pruning, say) hands back what it was given, with best_epoch 0.
+        initial = evaluate(model, data.val, self.device)
+        history = History(initial_val_accuracy=initial, best_epoch=0, best_val_accuracy=initial)
         best_state = copy.deepcopy(model.state_dict())
+        if self.checkpoint_dir is not None:
+            atomic_save({"model": best_state, "epoch": 0}, self.checkpoint_dir / "best.pt")
         bad_epochs = 0
         for epoch in range(1, self.config.epochs + 1):
             record = self._run_epoch(model, data, objective, optimizer, scheduler, params, epoch, best_state)
             history.epochs.append(record)
-            improved = history.best_val_accuracy is None or record.val_accuracy > history.best_val_accuracy
+            improved = record.val_accuracy > history.best_val_accuracy
             if improved:
                 history.best_epoch, history.best_val_accuracy = epoch, record.val_accuracy
                 best_state = copy.deepcopy(model.state_dict())

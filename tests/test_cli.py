@@ -17,7 +17,8 @@ def test_help_on_every_subcommand(argv, capsys):
 
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
-    assert capsys.readouterr().out.split() == ["hinton-student", "hinton-teacher", "mnist-mobilenet", "mnist-resnet"]
+    names = ["hinton-student", "hinton-teacher", "mnist-mobilenet", "mnist-resnet", "mnist-vit"]
+    assert capsys.readouterr().out.split() == names
 
 
 def test_missing_recipe_is_one_line_exit_2(tmp_path, capsys):

@@ -23,7 +23,7 @@ def test_hinton_mlps_have_the_papers_layer_sizes():
     assert count_macs(student, (1, 28, 28)) == 784 * 800 + 800 * 800 + 800 * 10
 
 
-@pytest.mark.parametrize("name", ["mnist-resnet", "mnist-mobilenet", "hinton-teacher", "hinton-student"])
+@pytest.mark.parametrize("name", ["mnist-resnet", "mnist-mobilenet", "mnist-vit", "hinton-teacher", "hinton-student"])
 def test_reference_models_map_mnist_to_ten_logits(name):
     assert ek.models.get(name)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 

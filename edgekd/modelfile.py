@@ -1,0 +1,87 @@
+"""Model files: weights plus structure, loadable without pickling code.
+
+A pruned model is the original architecture with smaller layers. A model file stores the state dict
+plus each module's shape attributes (channel counts, features, heads); loading rebuilds the
+architecture from code, shrinks each module to the recorded shape, then loads the weights, with
+``torch.load(weights_only=True)`` throughout. Unpruned models use the same format, so one loader
+serves every checkpoint a run writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.checkpoint import atomic_save, safe_load
+from edgekd.errors import CheckpointError
+
+SHAPE_ATTRIBUTES = (
+    "in_channels",
+    "out_channels",
+    "groups",
+    "in_features",
+    "out_features",
+    "num_features",
+    "normalized_shape",
+    "num_heads",
+    "head_dim",
+    "embed_dim",
+)
+FORMAT = "edgekd-model-v1"
+
+
+def structure_of(model: nn.Module) -> dict[str, dict[str, int | list[int]]]:
+    """Per module, the shape attributes that pruning may have changed."""
+    structure = {}
+    for name, module in model.named_modules():
+        attrs = {}
+        for attr in SHAPE_ATTRIBUTES:
+            value = getattr(module, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                attrs[attr] = value
+            elif isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+                attrs[attr] = list(value)
+        if attrs:
+            structure[name] = attrs
+    return structure
+
+
+def save_model(model: nn.Module, path: str | Path) -> Path:
+    """Write the structure and weights as one weights-only file, atomically."""
+    payload = {"format": FORMAT, "structure": structure_of(model), "model": model.state_dict()}
+    return atomic_save(payload, path)
+
+
+def load_model(model: nn.Module, path: str | Path) -> nn.Module:
+    """Shrink a freshly built ``model`` (same architecture, unpruned) to the saved structure and load it."""
+    payload = safe_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint '{path}' is not an edgekd model file (no '{FORMAT}' marker)")
+    apply_structure(model, payload["structure"], payload["model"], str(path))
+    model.load_state_dict(payload["model"])
+    return model
+
+
+def apply_structure(model: nn.Module, structure: dict, state: dict[str, torch.Tensor], source: str) -> None:
+    modules = dict(model.named_modules())
+    for name, attrs in structure.items():
+        if name not in modules:
+            raise CheckpointError(f"checkpoint '{source}' is for another architecture: no module '{name}' in the model")
+        for attr, value in attrs.items():
+            setattr(modules[name], attr, tuple(value) if isinstance(value, list) else value)
+    for key, tensor in state.items():
+        owner_name, _, leaf = key.rpartition(".")
+        owner = modules.get(owner_name)
+        if owner is None:
+            raise CheckpointError(f"checkpoint '{source}' is for another architecture: unexpected '{key}'")
+        current = getattr(owner, leaf, None)
+        if not isinstance(current, torch.Tensor):
+            raise CheckpointError(f"checkpoint '{source}' is for another architecture: unexpected '{key}'")
+        if current.shape != tensor.shape:
+            replacement = torch.empty(tensor.shape, dtype=current.dtype, device=current.device)
+            if isinstance(current, nn.Parameter):
+                setattr(owner, leaf, nn.Parameter(replacement, requires_grad=current.requires_grad))
+            else:
+                owner.register_buffer(leaf, replacement)

@@ -1,0 +1,6 @@
+"""Structured pruning on torch-pruning's dependency graph: the Prune stage and its tools."""
+
+from edgekd.prune.engine import IMPORTANCES, PruneSpec, PruningError, build_pruner, prune_step, recalibrate_batchnorm
+from edgekd.prune.stage import Prune
+
+__all__ = ["IMPORTANCES", "Prune", "PruneSpec", "PruningError", "build_pruner", "prune_step", "recalibrate_batchnorm"]

@@ -1,0 +1,188 @@
+"""Channel pruning on torch-pruning's dependency graph, with its failures turned into clear errors.
+
+torch-pruning (DepGraph) finds which layers must shrink together; we only choose what to prune, keep
+attention heads consistent, recalibrate BatchNorm, and name the module when tracing fails.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from edgekd.errors import ConfigError, EdgekdError
+from edgekd.metrics import count_macs, count_params
+from edgekd.naming import unknown
+
+IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
+    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+    "fpgm": lambda: tp.importance.FPGMImportance(p=2),
+}
+NEEDS_GRADIENTS = {"taylor"}
+
+
+class PruningError(EdgekdError):
+    """torch-pruning could not trace or prune a part of the model."""
+
+
+@dataclass
+class PruneSpec:
+    """What to prune: the knobs torch-pruning takes, by module name rather than module object."""
+
+    ratio: float = 0.5
+    importance: str = "l2"
+    global_pruning: bool = False
+    round_to: int | None = 8
+    ignore: list[str] | None = None
+    per_layer: dict[str, float] = field(default_factory=dict)
+    max_ratio: float = 0.9
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules with a fused ``qkv`` Linear and a ``num_heads`` attribute (ViT-style attention)."""
+    return [m for m in model.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and hasattr(m, "num_heads")]
+
+
+def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
+    """The classifier head: Linear layers that produce the class logits are never pruned by default."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+
+
+def resolve_ignore(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
+    modules = dict(model.named_modules())
+    resolved = []
+    for name in names:
+        if name not in modules or name == "":
+            raise ConfigError(f"ignore: {unknown('module', name, [n for n in modules if n])}")
+        resolved.append(modules[name])
+    return resolved
+
+
+def _module_in_traceback(model: nn.Module, tb) -> str | None:
+    """The innermost model submodule seen in the failing frames: what torch-pruning choked on."""
+    names = {id(m): n for n, m in model.named_modules()}
+    found = None
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, nn.Module) and id(value) in names and names[id(value)]:
+                found = names[id(value)]
+        tb = tb.tb_next
+    return found
+
+
+def build_pruner(model: nn.Module, example: torch.Tensor, spec: PruneSpec, num_classes: int, steps: int = 1):
+    """A torch-pruning pruner for ``model``; tracing failures become a PruningError naming the module."""
+    if spec.importance not in IMPORTANCES:
+        raise ConfigError(f"importance: {unknown('importance', spec.importance, IMPORTANCES)}")
+    ignore_names = default_ignore(model, num_classes) if spec.ignore is None else list(spec.ignore)
+    ignored = resolve_ignore(model, ignore_names)
+    per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
+    heads = {m.qkv: m.num_heads for m in attention_modules(model)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tp.pruner.BasePruner(
+                model,
+                example,
+                importance=IMPORTANCES[spec.importance](),
+                global_pruning=spec.global_pruning,
+                pruning_ratio=spec.ratio,
+                pruning_ratio_dict=per_layer or None,
+                max_pruning_ratio=spec.max_ratio,
+                iterative_steps=steps,
+                ignored_layers=ignored,
+                round_to=spec.round_to,
+                num_heads=heads,
+                prune_head_dims=bool(heads),
+                prune_num_heads=False,
+            )
+    except EdgekdError:
+        raise
+    except Exception as exc:  # torch-pruning raises many kinds while tracing a user's model
+        raise _tracing_error(model, exc) from exc
+
+
+def _tracing_error(model: nn.Module, exc: Exception) -> PruningError:
+    where = _module_in_traceback(model, sys.exc_info()[2])
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if where:
+        kind = type(dict(model.named_modules())[where]).__name__
+        return PruningError(
+            f"torch-pruning cannot trace module '{where}' ({kind}): {first}; add '{where}' to ignore "
+            "or replace the module"
+        )
+    return PruningError(f"torch-pruning cannot trace this model: {first}; add the failing module to ignore")
+
+
+def prune_step(pruner, model: nn.Module, example: torch.Tensor) -> None:
+    """One pruning step, attention modules told their new head layout, and a forward pass to prove it.
+
+    A module with hard-coded channel counts (a ``view(b, 48, -1)``) survives tracing but breaks on
+    the pruned shapes; the check forward pass names it instead of failing later in training.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner.step()
+        for attention in attention_modules(model):
+            attention.num_heads = pruner.num_heads[attention.qkv]
+            attention.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            model(example)
+        model.train(was_training)
+    except EdgekdError:
+        raise
+    except Exception as exc:
+        raise _tracing_error(model, exc) from exc
+
+
+def accumulate_gradients(model: nn.Module, loader: Iterable, device: torch.device, batches: int = 8) -> None:
+    """Loss gradients on a few batches, for gradient-based importance (Taylor)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    for i, (x, y, *_rest) in enumerate(loader):
+        if i >= batches:
+            break
+        F.cross_entropy(model(x.to(device)), y.to(device)).backward()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.device, batches: int = 50) -> bool:
+    """Re-estimate BatchNorm running statistics after channels were removed.
+
+    Pruning leaves statistics that described the old channel mix downstream; a cumulative average
+    over a few hundred training batches puts them right before recovery starts.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i, (x, *_rest) in enumerate(loader):
+        if i >= batches:
+            break
+        model(x.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return True
+
+
+def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    return {"params": count_params(model), "macs": count_macs(model, input_shape)}

@@ -1,0 +1,144 @@
+"""The Prune stage: remove channels for real, then recover by distillation from the teacher."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.prune.engine import (
+    IMPORTANCES,
+    NEEDS_GRADIENTS,
+    PruneSpec,
+    accumulate_gradients,
+    build_pruner,
+    default_ignore,
+    model_cost,
+    prune_step,
+    recalibrate_batchnorm,
+    resolve_ignore,
+)
+from edgekd.train import check, evaluate
+
+SEARCH_ITERATIONS = 12
+
+
+@dataclass
+class Prune(TeachingConfig):
+    """Structured channel pruning with teacher-guided recovery.
+
+    Prune ``ratio`` of the channels (or as many as it takes to keep ``target_macs`` / ``target_params``
+    of the input model), in ``iterative_steps`` steps with ``epochs`` recovery epochs after each.
+    Layers named in ``ignore`` are never pruned (default: the classifier head). Channel counts stay
+    multiples of ``round_to``. Distillation options (temperature, features, ...) steer the recovery.
+    """
+
+    epochs: int = 2
+    lr: float = 1e-3
+    ratio: float = 0.5
+    target_macs: float | None = None
+    target_params: float | None = None
+    importance: str = "l2"
+    global_pruning: bool = False
+    iterative_steps: int = 1
+    round_to: int | None = 8
+    ignore: list[str] | None = None
+    calibration_batches: int = 50
+    name: str = "prune"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.ratio < 1.0, "ratio", f"must be in [0, 1), got {self.ratio}")
+        for key in ("target_macs", "target_params"):
+            value = getattr(self, key)
+            check(value is None or 0.0 < value <= 1.0, key, f"must be a fraction in (0, 1], got {value}")
+        check(
+            self.target_macs is None or self.target_params is None,
+            "target_macs",
+            "give target_macs or target_params, not both",
+        )
+        check(
+            self.importance in IMPORTANCES,
+            "importance",
+            f"must be one of {', '.join(IMPORTANCES)}, got '{self.importance}'",
+        )
+        check(self.iterative_steps >= 1, "iterative_steps", f"must be >= 1, got {self.iterative_steps}")
+        check(self.round_to is None or self.round_to >= 1, "round_to", f"must be >= 1, got {self.round_to}")
+        check(self.calibration_batches >= 0, "calibration_batches", f"must be >= 0, got {self.calibration_batches}")
+
+    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        self.validate_taps(teachers, student)
+        if self.ignore is not None:
+            resolve_ignore(student, self.ignore)
+
+    def spec(self, ratio: float) -> PruneSpec:
+        return PruneSpec(ratio, self.importance, self.global_pruning, self.round_to, self.ignore)
+
+    def run(self, ctx, student: nn.Module) -> nn.Module:
+        self.validate(ctx.teachers, student)
+        work = copy.deepcopy(student)  # the input model is never left half-pruned
+        data, device = ctx.data, ctx.device
+        example = next(iter(data.val))[0][:2].to(device)
+        before = model_cost(work, data.input_shape)
+        ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
+        pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
+        steps = []
+        for step in range(1, self.iterative_steps + 1):
+            if self.importance in NEEDS_GRADIENTS:
+                accumulate_gradients(work, data.train, device)
+            prune_step(pruner, work, example)
+            work.zero_grad(set_to_none=True)
+            recalibrate_batchnorm(work, data.train, device, self.calibration_batches)
+            record = {
+                "step": step,
+                **model_cost(work, data.input_shape),
+                "val_accuracy_pruned": evaluate(work, data.val, device),
+            }
+            if self.epochs > 0:
+                desc = self.name if self.iterative_steps == 1 else f"{self.name} {step}/{self.iterative_steps}"
+                history, facts = train_with_teacher(ctx, work, self, desc=desc)
+                record.update(val_accuracy_recovered=history.best_val_accuracy, **facts)
+            steps.append(record)
+        after = model_cost(work, data.input_shape)
+        ctx.notes.update(
+            ratio=ratio,
+            ignore=self.ignore if self.ignore is not None else default_ignore(student, data.num_classes),
+            before=before,
+            after=after,
+            steps=steps,
+        )
+        ctx.notes["summary"] = (
+            f"{self.importance} ratio {ratio:.3f}, round_to {self.round_to}: "
+            f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
+            f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
+        )
+        return work
+
+    @property
+    def _target(self) -> tuple[str, float] | None:
+        if self.target_macs is not None:
+            return "macs", self.target_macs
+        if self.target_params is not None:
+            return "params", self.target_params
+        return None
+
+    def ratio_for_target(self, model: nn.Module, example: torch.Tensor, data, device: torch.device) -> float:
+        """The smallest channel ratio whose pruned model keeps at most the target fraction (bisection)."""
+        metric, target = self._target
+        full = model_cost(model, data.input_shape)[metric]
+        low, high = 0.0, 0.95
+        for _ in range(SEARCH_ITERATIONS):
+            middle = (low + high) / 2
+            trial = copy.deepcopy(model)
+            pruner = build_pruner(trial, example, self.spec(middle), data.num_classes)
+            if self.importance in NEEDS_GRADIENTS:
+                accumulate_gradients(trial, data.train, device, batches=2)
+            prune_step(pruner, trial, example)
+            if model_cost(trial, data.input_shape)[metric] / full <= target:
+                high = middle
+            else:
+                low = middle
+        return high
