@@ -56,7 +56,41 @@ def epoch_cost_block() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"demo-results": demo_block, "epoch-cost": epoch_cost_block}
+def prune_latency_block() -> str:
+    study = _load("prune_latency")
+    results = study["results"]
+    lines = ["| MobileNetV2 224x224 | params | MACs | ONNX Runtime p50, 1 thread |", "|---|---:|---:|---:|"]
+    for row in results["rows"]:
+        lines.append(f"| {row['model']} | {row['params']:,} | {row['macs']:,} | {row['p50_ms']:.2f} ms |")
+    lines.append("")
+    lines.append(
+        f"MACs {results['mac_ratio']:.2f}x fewer, measured latency {results['latency_ratio']:.2f}x lower: "
+        f"`{study['command']}` on {study['machine']['cpu']}, {study['date']}."
+    )
+    return "\n".join(lines)
+
+
+def prune_mnist_block() -> str:
+    study = _load("prune_mnist")
+    results = study["results"]
+    lines = ["| MNIST student | test accuracy | params | MACs |", "|---|---:|---:|---:|"]
+    for label, key in (("distilled", "distilled"), ("pruned 0.5, recovered 2 epochs", "pruned")):
+        row = results[key]
+        lines.append(f"| {label} | {100 * row['test_accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} |")
+    lines.append("")
+    lines.append(
+        f"Accuracy lost: {results['drop_points']:.2f} points. `{study['command']}` "
+        f"({study['wall_s']:.0f} s), {study['date']}."
+    )
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    "demo-results": demo_block,
+    "epoch-cost": epoch_cost_block,
+    "prune-latency": prune_latency_block,
+    "prune-mnist": prune_mnist_block,
+}
 
 
 def render(readme: str) -> str:

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from edgekd import data, errors, models  # noqa: E402
+from edgekd import data, errors, modelfile, models  # noqa: E402
 from edgekd.distill import Distill  # noqa: E402
 from edgekd.pipeline import Pipeline, PipelineResult, RunContext, Stage  # noqa: E402
 from edgekd.pretrain import pretrain  # noqa: E402
@@ -24,6 +24,7 @@ __all__ = [
     "data",
     "errors",
     "evaluate",
+    "modelfile",
     "models",
     "pretrain",
     "seed_everything",

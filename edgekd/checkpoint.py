@@ -40,9 +40,9 @@ def state_dict_of(payload: Any, source: str | Path) -> dict[str, torch.Tensor]:
     return payload
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, payload: Any = None) -> nn.Module:
     """Load a checkpoint into ``model``; a mismatch names the first differing tensor and shapes."""
-    state = state_dict_of(safe_load(path), path)
+    state = state_dict_of(safe_load(path) if payload is None else payload, path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

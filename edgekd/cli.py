@@ -1,4 +1,4 @@
-"""The ``edgekd`` command line: ``run``, ``demo``, ``models``.
+"""The ``edgekd`` command line: ``run``, ``demo``, ``prune-sensitivity``, ``models``.
 
 Errors edgekd raises on purpose print one line and exit non-zero (2 for a bad recipe or argument);
 ``--debug`` shows the traceback instead.
@@ -43,16 +43,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(demo)
 
+    sensitivity = sub.add_parser(
+        "prune-sensitivity",
+        help="accuracy cost of pruning each layer of a recipe's student",
+        description="Prune each layer group of the recipe's student alone at a few ratios and report the "
+        "validation accuracy drop (table, JSON and plot), to choose what to ignore.",
+    )
+    sensitivity.add_argument("recipe", help="path to the recipe file")
+    sensitivity.add_argument("--checkpoint", help="trained student weights, e.g. a run's student.pt")
+    sensitivity.add_argument("--ratios", default="0.25,0.5,0.75", help="comma-separated ratios (default: %(default)s)")
+    sensitivity.add_argument("--importance", default="l2", help="channel importance (default: %(default)s)")
+    sensitivity.add_argument("--out-dir", help="report folder (default: a fresh runs/<recipe name>-sensitivity)")
+
     sub.add_parser("models", help="list the reference models", description="List the registered model names.")
     return parser
 
 
-def _fresh_folder(base: Path) -> Path:
-    """``base`` or the first ``base-N`` that holds no run yet: the demo never replaces a run."""
+def _fresh_folder(base: Path, marker: str = "report.json") -> Path:
+    """``base`` or the first ``base-N`` that holds no results yet: earlier results are never replaced."""
     candidate, n = base, 1
-    while (candidate / "report.json").exists():
+    while (candidate / marker).exists():
         candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
     return candidate
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from edgekd import recipe as recipes
+    from edgekd.launch import parse_ratios, run_sensitivity
+    from edgekd.prune.sensitivity import to_markdown
+
+    ratios = parse_ratios(args.ratios)
+    name = recipes.load(args.recipe).name
+    out_dir = (
+        Path(args.out_dir) if args.out_dir else _fresh_folder(Path("runs") / f"{name}-sensitivity", "sensitivity.json")
+    )
+    rows, files = run_sensitivity(args.recipe, out_dir, args.checkpoint, ratios, args.importance)
+    print(to_markdown(rows))
+    print(f"[edgekd] written: {', '.join(str(f) for f in files.values())}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "prune-sensitivity":
+            return _sensitivity(args)
         if args.command == "models":
             from edgekd import models
 

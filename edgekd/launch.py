@@ -9,9 +9,13 @@ from pathlib import Path
 import torch
 
 from edgekd import recipe as recipes
+from edgekd.modelfile import load_model
+from edgekd.naming import unknown
 from edgekd.pipeline import Pipeline, PipelineResult
 from edgekd.pretrain import pretrain
-from edgekd.train import seed_everything
+from edgekd.prune import IMPORTANCES, Prune
+from edgekd.prune.sensitivity import DEFAULT_RATIOS, layer_sensitivity, write_report
+from edgekd.train import resolve_device, seed_everything
 
 QUICK_LIMITS = {"limit_train": 6000, "limit_test": 1000}
 QUICK_MAX_EPOCHS = 2
@@ -73,3 +77,36 @@ def run_recipe(
         pipe.teacher_notes[i] = note
     torch.manual_seed(recipe.seed)
     return pipe.run()
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """``"0.25,0.5"`` -> (0.25, 0.5); each ratio must lie in (0, 1)."""
+    try:
+        ratios = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise recipes.ConfigError(f"--ratios: expected numbers like 0.25,0.5,0.75, got '{text}'") from exc
+    if not ratios or not all(0.0 < r < 1.0 for r in ratios):
+        raise recipes.ConfigError(f"--ratios: each ratio must be in (0, 1), got '{text}'")
+    return ratios
+
+
+def run_sensitivity(
+    path: str | Path,
+    out_dir: Path,
+    checkpoint: str | None = None,
+    ratios: tuple[float, ...] = DEFAULT_RATIOS,
+    importance: str = "l2",
+) -> tuple[list, dict[str, Path]]:
+    """Per-layer pruning sensitivity of a recipe's student (optionally with trained weights)."""
+    recipe = recipes.load(path)
+    if importance not in IMPORTANCES:
+        raise recipes.ConfigError(f"--importance: {unknown('importance', importance, IMPORTANCES)}")
+    data = recipes.build_data(recipe)
+    seed_everything(recipe.seed)
+    student = recipes.build_model(recipe.student, "student")
+    if checkpoint is not None:
+        load_model(student, checkpoint)
+    prune_stages = [s for s in recipe.stages if isinstance(s, Prune)]
+    ignore = prune_stages[0].ignore if prune_stages else None
+    rows = layer_sensitivity(student, data, ratios, importance, ignore, resolve_device(recipe.device))
+    return rows, write_report(rows, out_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.checkpoint import atomic_save, safe_load
+from edgekd.checkpoint import atomic_save, load_weights, safe_load
 from edgekd.errors import CheckpointError
 
 SHAPE_ATTRIBUTES = (
@@ -55,13 +55,16 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
 
 
 def load_model(model: nn.Module, path: str | Path) -> nn.Module:
-    """Shrink a freshly built ``model`` (same architecture, unpruned) to the saved structure and load it."""
+    """Load a checkpoint into a freshly built ``model`` (same architecture, unpruned).
+
+    An edgekd model file first shrinks the model to the recorded structure; a plain state dict
+    (or one under ``"model"``) is loaded as it is, with its shapes checked.
+    """
     payload = safe_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint '{path}' is not an edgekd model file (no '{FORMAT}' marker)")
+        return load_weights(model, path, payload)
     apply_structure(model, payload["structure"], payload["model"], str(path))
-    model.load_state_dict(payload["model"])
-    return model
+    return load_weights(model, path, payload)
 
 
 def apply_structure(model: nn.Module, structure: dict, state: dict[str, torch.Tensor], source: str) -> None:

@@ -114,20 +114,42 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
+# (expand, out_channels, stride) per inverted-residual block
+MNIST_MOBILENET_BLOCKS = ((1, 16, 1), (4, 24, 2), (4, 24, 1), (4, 48, 2))
+# MobileNetV2 (Sandler et al. 2018, table 2): (expand, channels, repeats, first stride) per stage
+MOBILENETV2_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
 class MobileNetCNN(nn.Module):
-    """A MobileNetV2-style student for 28x28 inputs, over 10x cheaper than ResNetCNN."""
+    """MobileNetV2-style network: a strided stem, inverted residual blocks, a 1x1 head.
 
-    # (expand, out_channels, stride) per block
-    CONFIG = ((1, 16, 1), (4, 24, 2), (4, 24, 1), (4, 48, 2))
+    With the defaults, the MNIST student (over 10x cheaper than ResNetCNN); ``mobilenetv2`` builds
+    the ImageNet-sized original from the same parts.
+    """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, head: int = 128) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        head: int = 128,
+        stem: int = 16,
+        blocks: tuple[tuple[int, int, int], ...] = MNIST_MOBILENET_BLOCKS,
+    ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_bn(in_channels, 16, 3, 2), nn.ReLU6(inplace=True))
-        blocks, cin = [], 16
-        for expand, cout, stride in self.CONFIG:
-            blocks.append(InvertedResidual(cin, cout, stride, expand))
+        self.stem = nn.Sequential(_conv_bn(in_channels, stem, 3, 2), nn.ReLU6(inplace=True))
+        layers, cin = [], stem
+        for expand, cout, stride in blocks:
+            layers.append(InvertedResidual(cin, cout, stride, expand))
             cin = cout
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*layers)
         self.head = nn.Sequential(_conv_bn(cin, head, 1), nn.ReLU6(inplace=True))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(head, num_classes)
@@ -225,6 +247,17 @@ def mnist_resnet(in_channels: int = 1, num_classes: int = 10, width: int = 32) -
 @register("mnist-mobilenet")
 def mnist_mobilenet(in_channels: int = 1, num_classes: int = 10, head: int = 128) -> nn.Module:
     return MobileNetCNN(in_channels, num_classes, head)
+
+
+@register("mobilenetv2")
+def mobilenetv2(in_channels: int = 3, num_classes: int = 1000) -> nn.Module:
+    """The ImageNet MobileNetV2 (width 1.0, 224x224): a realistic model for pruning and latency studies."""
+    blocks = tuple(
+        (expand, channels, stride if i == 0 else 1)
+        for expand, channels, repeats, stride in MOBILENETV2_STAGES
+        for i in range(repeats)
+    )
+    return MobileNetCNN(in_channels, num_classes, head=1280, stem=32, blocks=blocks)
 
 
 @register("mnist-vit")

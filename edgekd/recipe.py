@@ -21,10 +21,10 @@ from torch import nn
 
 from edgekd import data as data_sources
 from edgekd import models
-from edgekd.checkpoint import load_weights
 from edgekd.data import DataBundle
 from edgekd.distill import Distill
 from edgekd.errors import ConfigError, EdgekdError
+from edgekd.modelfile import load_model
 from edgekd.naming import unknown
 from edgekd.prune import Prune
 from edgekd.supervised import Train
@@ -274,7 +274,7 @@ def build_model(spec: ModelSpec, where: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{where}.model: '{spec.model}' did not return a torch.nn.Module")
     if spec.checkpoint:
-        load_weights(model, spec.checkpoint)
+        load_model(model, spec.checkpoint)
     return model
 
 

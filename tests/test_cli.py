@@ -17,7 +17,7 @@ def test_help_on_every_subcommand(argv, capsys):
 
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
-    names = ["hinton-student", "hinton-teacher", "mnist-mobilenet", "mnist-resnet", "mnist-vit"]
+    names = ["hinton-student", "hinton-teacher", "mnist-mobilenet", "mnist-resnet", "mnist-vit", "mobilenetv2"]
     assert capsys.readouterr().out.split() == names
 
 

@@ -151,5 +151,38 @@ def test_model_file_round_trip_is_weights_only(tmp_path):
     x = torch.randn(3, 1, 28, 28)
     assert torch.allclose(rebuilt.eval()(x), vit.eval()(x))
     assert rebuilt.blocks[0].attn.head_dim == vit.blocks[0].attn.head_dim
+    plain = tmp_path / "plain.pt"
+    torch.save(ek.models.get("mnist-vit").state_dict(), plain)
+    assert isinstance(load_model(ek.models.get("mnist-vit"), plain), nn.Module)  # plain state dicts load too
     with pytest.raises(CheckpointError, match="another architecture: no module 'patch_embed'"):
         load_model(_convnet(), tmp_path / "vit.pt")
+
+
+def test_sensitivity_reports_each_layer_group_and_writes_table_and_plot(tiny_images, tmp_path):
+    from edgekd.prune.sensitivity import layer_sensitivity, to_markdown, write_report
+
+    model = _convnet(16)
+    ek.Trainer(ek.TrainConfig(epochs=2, lr=1e-2), quiet=True).fit(model, tiny_images)
+    rows = layer_sensitivity(model, tiny_images, ratios=(0.5, 0.75))
+    assert {r.layer for r in rows} == {"0", "3"} and len(rows) == 4  # the head "8" is ignored by default
+    by_key = {(r.layer, r.ratio): r for r in rows}
+    assert by_key[("0", 0.5)].channels == 16 and by_key[("0", 0.5)].channels_left == 8
+    assert by_key[("3", 0.75)].channels_left == 4 and by_key[("3", 0.75)].macs_fraction < 1.0
+    assert "| 0 | 16 |" in to_markdown(rows)
+    files = write_report(rows, tmp_path)
+    assert files["plot"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prune_sensitivity_cli(tmp_path, capsys):
+    from edgekd.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "data: digits\nteacher: {model: hinton-teacher, args: {in_features: 64}}\n"
+        "student: {model: hinton-student, args: {in_features: 64}}\nstages: [{prune: {ignore: [classifier]}}]\n"
+    )
+    assert main(["prune-sensitivity", str(recipe), "--ratios", "0.5", "--out-dir", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "| features.2 | 800 |" in out and (tmp_path / "s" / "sensitivity.png").is_file()
+    assert main(["prune-sensitivity", str(recipe), "--ratios", "1.5"]) == 2
+    assert "--ratios: each ratio must be in (0, 1)" in capsys.readouterr().err

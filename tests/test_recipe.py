@@ -110,3 +110,13 @@ def test_a_bad_tap_name_fails_before_the_teacher_trains(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert "stages[0].distill: student module 'featurs' does not exist; nearest valid names: features" in err
     assert not cache.exists() and not (tmp_path / "run").exists()
+
+
+def test_prune_stage_options_are_validated_with_their_keys(tmp_path):
+    text = GOOD.replace("  - train: {epochs: 1, optimizer: sgd}", "  - prune: {ratio: 0.5, ignore: [classifier]}")
+    recipe = recipes.load(_write(tmp_path, text))
+    assert recipe.stages[1].name == "prune" and recipe.stages[1].ignore == ["classifier"]
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.prune\.ratio: must be in \[0, 1\), got 1.2"):
+        recipes.load(_write(tmp_path, text.replace("ratio: 0.5", "ratio: 1.2")))
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.prune\.ignore: expected list\[str\] \| None"):
+        recipes.load(_write(tmp_path, text.replace("ignore: [classifier]", "ignore: classifier")))
