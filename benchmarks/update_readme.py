@@ -79,7 +79,8 @@ def prune_mnist_block() -> str:
         lines.append(f"| {label} | {100 * row['test_accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} |")
     lines.append("")
     lines.append(
-        f"Accuracy lost: {results['drop_points']:.2f} points. `{study['command']}` "
+        f"Accuracy lost: {results['drop_points']:.2f} points (target: at most {results['bar_points']}, "
+        f"{'met' if results['drop_points'] <= results['bar_points'] else 'not met yet'}). `{study['command']}` "
         f"({study['wall_s']:.0f} s), {study['date']}."
     )
     return "\n".join(lines)
