@@ -66,6 +66,7 @@ class PipelineResult:
     artifacts: dict[str, Path]
     report: dict
     run_dir: Path
+    teachers: list[nn.Module] = field(default_factory=list)
 
 
 class Pipeline:
@@ -151,7 +152,7 @@ class Pipeline:
             self._write(run_dir, report, ledger, started, "running")
         save_model(student, run_dir / "student.pt")
         report = self._write(run_dir, report, ledger, started, "completed")
-        return PipelineResult(student, {}, report, run_dir)
+        return PipelineResult(student, {}, report, run_dir, self.teachers)
 
     def _run_stage(self, ctx: RunContext, index: int, stage: Stage, student: nn.Module, ledger: Ledger) -> nn.Module:
         ctx.stage_dir = ctx.run_dir / "checkpoints" / f"{index + 1:02d}-{stage.name}"
