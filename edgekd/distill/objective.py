@@ -38,8 +38,7 @@ class DistillObjective:
     ) -> None:
         self.teachers = list(teachers)
         for teacher in self.teachers:
-            teacher.eval()
-            teacher.requires_grad_(False)
+            teacher.eval()  # its forward runs under no_grad: the user's teacher keeps requires_grad as it was
         self.temperature, self.alpha = temperature, alpha
         self.teacher_weights = teacher_weights
         self.features = dict(features or {})
