@@ -20,78 +20,72 @@ def _load(study: str) -> dict:
     return json.loads((RESULTS / f"{study}.json").read_text())
 
 
+def table(header: list[str], rows: list[list[str]], footer: str) -> str:
+    """A Markdown table (first column left-aligned, numbers right-aligned) and a closing line."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([*lines, "", footer])
+
+
 def demo_block() -> str:
     study = _load("demo_mnist")
-    rows = study["results"]["ledger"]
-    machine = study["machine"]
-    lines = [
-        "| model | test accuracy | params | MACs per image | FP32 size | time |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in (rows[0], rows[-1]):
+    ledger, machine = study["results"]["ledger"], study["machine"]
+    rows = []
+    for row in (ledger[0], ledger[-1]):
         is_teacher = row["stage"] == "teacher"
         role = "teacher (mnist-resnet)" if is_teacher else f"student after {row['stage']} (mnist-mobilenet)"
-        lines.append(
-            f"| {role} | {100 * row['test_accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
-            f"{row['size_bytes'] / 1024:.0f} KiB | {row['wall_s']:.0f} s |"
-        )
-    lines.append("")
-    lines.append(
+        rows.append([
+            role, f"{100 * row['test_accuracy']:.2f}%", f"{row['params']:,}", f"{row['macs']:,}",
+            f"{row['size_bytes'] / 1024:.0f} KiB", f"{row['wall_s']:.0f} s",
+        ])  # fmt: skip
+    footer = (
         f"Whole demo from a cold cache: {study['results']['checks']['wall_s'][0]:.0f} s on {machine['cpu']} "
         f"({machine['cores']} cores), `{study['command']}`, {study['date']}."
     )
-    return "\n".join(lines)
+    return table(["model", "test accuracy", "params", "MACs per image", "FP32 size", "time"], rows, footer)
 
 
 def epoch_cost_block() -> str:
     study = _load("distill_epoch_cost")
-    lines = ["| training run | first epoch | later epochs | vs label-only |", "|---|---:|---:|---:|"]
-    for row in study["results"]["rows"]:
-        lines.append(
-            f"| {row['run']} | {row['first_epoch_s']:.1f} s | {row['steady_epoch_s']:.1f} s | "
-            f"{row['steady_ratio_to_ce']:.2f}x |"
-        )
-    lines.append("")
-    lines.append(f"`{study['command']}` on {study['machine']['cpu']}, {study['date']}.")
-    return "\n".join(lines)
+    rows = [
+        [r["run"], f"{r['first_epoch_s']:.1f} s", f"{r['steady_epoch_s']:.1f} s", f"{r['steady_ratio_to_ce']:.2f}x"]
+        for r in study["results"]["rows"]
+    ]
+    footer = f"`{study['command']}` on {study['machine']['cpu']}, {study['date']}."
+    return table(["training run", "first epoch", "later epochs", "vs label-only"], rows, footer)
 
 
 def prune_latency_block() -> str:
     study = _load("prune_latency")
     results = study["results"]
-    lines = ["| MobileNetV2 224x224 | params | MACs | ONNX Runtime p50, 1 thread |", "|---|---:|---:|---:|"]
-    for row in results["rows"]:
-        lines.append(f"| {row['model']} | {row['params']:,} | {row['macs']:,} | {row['p50_ms']:.2f} ms |")
-    lines.append("")
-    lines.append(
+    rows = [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", f"{r['p50_ms']:.2f} ms"] for r in results["rows"]]
+    footer = (
         f"MACs {results['mac_ratio']:.2f}x fewer, measured latency {results['latency_ratio']:.2f}x lower: "
         f"`{study['command']}` on {study['machine']['cpu']}, {study['date']}."
     )
-    return "\n".join(lines)
+    return table(["MobileNetV2 224x224", "params", "MACs", "ONNX Runtime p50, 1 thread"], rows, footer)
 
 
 def prune_mnist_block() -> str:
     study = _load("prune_mnist")
     results = study["results"]
-    bar = results["bar_points"]
-    distilled = results["distilled"]
-    lines = [
-        "| MNIST student | test accuracy | lost | conv channels | params | MACs |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| distilled | {100 * distilled['test_accuracy']:.2f}% | - | {results['base_channels']} | "
-        f"{distilled['params']:,} | {distilled['macs']:,} |",
-    ]
+    bar, distilled = results["bar_points"], results["distilled"]
+    rows = [[
+        "distilled", f"{100 * distilled['test_accuracy']:.2f}%", "-", str(results["base_channels"]),
+        f"{distilled['params']:,}", f"{distilled['macs']:,}",
+    ]]  # fmt: skip
     for label, row in results["variants"].items():
         met = "within" if row["drop_points"] <= bar else "over"
-        lines.append(
-            f"| pruned, {label} | {100 * row['test_accuracy']:.2f}% | {row['drop_points']:.2f} pts ({met} the "
-            f"{bar} bar) | {row['channels']} | {row['params']:,} | {row['macs']:,} |"
-        )
-    lines.append("")
-    lines.append(
+        rows.append([
+            f"pruned, {label}", f"{100 * row['test_accuracy']:.2f}%",
+            f"{row['drop_points']:.2f} pts ({met} the {bar} bar)", str(row["channels"]),
+            f"{row['params']:,}", f"{row['macs']:,}",
+        ])  # fmt: skip
+    footer = (
         f"Recovery: 2 epochs of distillation each. `{study['command']}` ({study['wall_s']:.0f} s), {study['date']}."
     )
-    return "\n".join(lines)
+    header = ["MNIST student", "test accuracy", "lost", "conv channels", "params", "MACs"]
+    return table(header, rows, footer)
 
 
 BLOCKS = {

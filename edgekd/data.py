@@ -19,6 +19,7 @@ import torch
 from edgekd.errors import DataError
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+MNIST_TRAIN_SIZE = 60000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -241,7 +242,10 @@ def mnist(
     limit_train: int | None = None,
     limit_test: int | None = None,
 ) -> DataBundle:
-    """MNIST, offline. ``shift_pixels`` jitters training images; ``limit_*`` take seeded subsets."""
+    """MNIST, offline. ``shift_pixels`` jitters training images; ``limit_*`` take seeded subsets.
+
+    ``val_size`` counts on the full 60,000 training images; a subset keeps the same proportion.
+    """
     x_train, y_train, x_test, y_test = load_mnist_arrays()
     x_train, y_train = _limit(x_train, y_train, limit_train, seed)
     x_test, y_test = _limit(x_test, y_test, limit_test, seed)
@@ -250,7 +254,7 @@ def mnist(
         y_train,
         x_test,
         y_test,
-        val_fraction=val_size / len(x_train) if limit_train is None else 1 / 12,
+        val_fraction=val_size / MNIST_TRAIN_SIZE,
         batch_size=batch_size,
         seed=seed,
         augment=random_shift(shift_pixels) if shift_pixels else None,

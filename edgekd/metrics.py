@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from edgekd.modes import inference
+
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
@@ -19,13 +21,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     eager mode is counted without a per-layer table.
     """
     device = _device_of(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros((1, *input_shape), device=device))
-    finally:
-        model.train(was_training)
+    with inference(model), FlopCounterMode(display=False) as counter:
+        model(torch.zeros((1, *input_shape), device=device))
     return int(counter.get_total_flops() // 2)
 
 

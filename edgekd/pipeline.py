@@ -25,6 +25,7 @@ from edgekd.errors import ConfigError, DataError
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.metrics import count_macs, count_params, fp32_size_bytes
 from edgekd.modelfile import save_model
+from edgekd.modes import inference
 from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
 
 
@@ -178,11 +179,8 @@ class Pipeline:
         sample = next(iter(self.data.val))[0][:2].to(self.device)
         named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
         for role, model in [*named, ("student", self.student)]:
-            model.to(self.device)
-            was_training = model.training
-            model.eval()
             try:
-                with torch.no_grad():
+                with inference(model.to(self.device)):
                     out = model(sample)
             except (RuntimeError, ValueError, TypeError) as exc:
                 first = str(exc).strip().splitlines()[0]
@@ -190,8 +188,6 @@ class Pipeline:
                     f"{role} ({type(model).__name__}) cannot take inputs of shape {tuple(self.data.input_shape)} "
                     f"from data '{self.data.name}': {first}"
                 ) from exc
-            finally:
-                model.train(was_training)
             if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != self.data.num_classes:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise DataError(

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from edgekd.checkpoint import atomic_save
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
+from edgekd.modes import inference
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -125,17 +126,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> float:
     """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches."""
-    was_training = model.training
-    model.eval()
     correct = total = 0
-    for batch in loader:
-        x, y = batch[0].to(device), batch[1].to(device)
-        correct += int((model(x).argmax(1) == y).sum())
-        total += len(y)
-    model.train(was_training)
+    with inference(model):
+        for batch in loader:
+            x, y = batch[0].to(device), batch[1].to(device)
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
     return correct / max(total, 1)
 
 

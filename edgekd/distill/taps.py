@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.modes import inference
 
 
 def resolve_module(model: nn.Module, name: str, role: str) -> nn.Module:
@@ -100,15 +101,12 @@ class Adapter(nn.Module):
 def probe_shapes(model: nn.Module, names: list[str], sample: torch.Tensor, role: str) -> dict[str, torch.Size]:
     """Run one no-grad forward pass to learn each tapped feature's shape."""
     taps = FeatureTaps(model, names, role)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with inference(model):
             model(sample)
         features = taps.pop()
     finally:
         taps.remove()
-        model.train(was_training)
     return {name: features[name].shape for name in names}
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from edgekd.errors import ConfigError, EdgekdError
 from edgekd.metrics import count_macs, count_params
+from edgekd.modes import inference
 from edgekd.naming import unknown
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
@@ -137,11 +138,8 @@ def prune_step(pruner, model: nn.Module, example: torch.Tensor) -> None:
         for attention in attention_modules(model):
             attention.num_heads = pruner.num_heads[attention.qkv]
             attention.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with inference(model):
             model(example)
-        model.train(was_training)
     except EdgekdError:
         raise
     except Exception as exc:
