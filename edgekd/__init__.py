@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from edgekd.quiet import quiet_third_party  # noqa: E402
+
+quiet_third_party()
+
 from edgekd import data, errors, modelfile, models  # noqa: E402
 from edgekd.distill import Distill  # noqa: E402
 from edgekd.pipeline import Pipeline, PipelineResult, RunContext, Stage  # noqa: E402
@@ -28,4 +32,24 @@ __all__ = [
     "models",
     "pretrain",
     "seed_everything",
+    "Quantize",
+    "export",
+    "quantize",
 ]
+
+_LAZY = {
+    "Quantize": ("edgekd.quantize", "Quantize"),
+    "quantize": ("edgekd.quantize", None),
+    "export": ("edgekd.export", None),
+}
+
+
+def __getattr__(name: str):
+    """Quantization and export pull in torchao and litert-torch (seconds to import): load them on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'edgekd' has no attribute '{name}'")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module

@@ -29,3 +29,9 @@ class CheckpointError(EdgekdError):
 
 class TrainingError(EdgekdError):
     """Training that cannot go on, such as a NaN or Inf loss."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of a third-party error, for a one-line message that wraps it."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]

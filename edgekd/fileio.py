@@ -20,6 +20,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -29,3 +30,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

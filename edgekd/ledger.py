@@ -39,7 +39,7 @@ class Ledger:
         return [asdict(row) for row in self.rows]
 
     def to_markdown(self) -> str:
-        header = "| stage | kind | test acc | val acc | params | MACs | FP32 size | wall time | notes |\n"
+        header = "| stage | kind | test acc | val acc | params | MACs | size | wall time | notes |\n"
         header += "|---|---|---:|---:|---:|---:|---:|---:|---|\n"
         lines = []
         for r in self.rows:
@@ -81,7 +81,8 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         "## Ledger",
         "",
-        "Accuracy is top-1 on the test set; MACs for one sample; size is the FP32 parameters and buffers.",
+        "Accuracy is top-1 on the test set; MACs for one sample; size is the weights as stored (FP32, int8 "
+        "once quantized); artifact rows are measured on the exported file in its own runtime.",
         "",
         ledger.to_markdown(),
     ]

@@ -1,4 +1,4 @@
-"""Model cost figures for the ledger: parameters, MACs and FP32 size."""
+"""Model cost figures for the ledger: parameters, MACs and the bytes the weights take."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from edgekd.modes import inference
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of parameters (trainable or not)."""
+    """Number of parameters (trainable or not); a quantized graph counts its weight tensors."""
+    if hasattr(model, "weight_count"):
+        return model.weight_count()
     return sum(p.numel() for p in model.parameters())
 
 
@@ -30,6 +32,13 @@ def fp32_size_bytes(model: nn.Module) -> int:
     """Bytes of the model's parameters and buffers stored as FP32."""
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * 4 for t in tensors if t.is_floating_point())
+
+
+def size_bytes(model: nn.Module) -> int:
+    """Bytes of the weights as the model stores them: FP32, or int8 where a quantized model quantized them."""
+    if hasattr(model, "int8_size_bytes"):
+        return model.int8_size_bytes()
+    return fp32_size_bytes(model)
 
 
 def _device_of(model: nn.Module) -> torch.device:

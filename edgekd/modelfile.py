@@ -49,7 +49,14 @@ def structure_of(model: nn.Module) -> dict[str, dict[str, int | list[int]]]:
 
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
-    """Write the structure and weights as one weights-only file, atomically."""
+    """Write the structure and weights as one weights-only file, atomically.
+
+    A model that saves itself in its own format (a quantized graph: ``.pt2``) does so beside ``path``
+    with its own suffix; the path written is returned.
+    """
+    suffix = getattr(model, "file_suffix", None)
+    if suffix is not None:
+        return model.save(Path(path).with_suffix(suffix))
     payload = {"format": FORMAT, "structure": structure_of(model), "model": model.state_dict()}
     return atomic_save(payload, path)
 

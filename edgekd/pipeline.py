@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +22,9 @@ from edgekd import __version__
 from edgekd.data import DataBundle
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
+from edgekd.export_plan import export_plan
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
-from edgekd.metrics import count_macs, count_params, fp32_size_bytes
+from edgekd.metrics import count_macs, count_params, size_bytes
 from edgekd.modelfile import save_model
 from edgekd.modes import inference
 from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
@@ -81,7 +82,7 @@ class Pipeline:
         stages: Sequence[Stage],
         out_dir: str | Path = "runs/edgekd",
         teacher_weights: Sequence[float] | None = None,
-        export: Sequence[str] = (),
+        export: Sequence[str] | Mapping[str, dict | None] = (),
         targets: Sequence[str] = (),
         seed: int = 0,
         device: str = "auto",
@@ -99,11 +100,11 @@ class Pipeline:
         for i, stage in enumerate(stages):
             if not isinstance(stage, Stage):
                 raise ConfigError(f"stages[{i}] ({type(stage).__name__}) has no name and run(ctx, student) method")
-        if export or targets:
+        if targets:
             raise ConfigError(
-                f"export {list(export)} / targets {list(targets)}: exporting and benchmarking are not part of "
-                "this version of edgekd yet; leave them empty"
+                f"targets {list(targets)}: benchmarking is not part of this version of edgekd yet; leave it empty"
             )
+        self.export = export_plan(export)
         self.student = student
         self.data = data
         self.stages = list(stages)
@@ -152,8 +153,48 @@ class Pipeline:
                 raise
             self._write(run_dir, report, ledger, started, "running")
         save_model(student, run_dir / "student.pt")
+        artifacts: dict[str, Path] = {}
+        for fmt, options in self.export.items():
+            try:
+                artifacts[fmt] = self._export(fmt, options, student, run_dir, ledger)
+            except BaseException as exc:
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+                self._write(run_dir, report, ledger, started, f"{reason} (export {fmt})")
+                raise
+            report["artifacts"] = {name: str(path.relative_to(run_dir)) for name, path in artifacts.items()}
+            self._write(run_dir, report, ledger, started, "running")
         report = self._write(run_dir, report, ledger, started, "completed")
-        return PipelineResult(student, {}, report, run_dir, self.teachers)
+        return PipelineResult(student, artifacts, report, run_dir, self.teachers)
+
+    def _export(self, fmt: str, options: dict, student: nn.Module, run_dir: Path, ledger: Ledger) -> Path:
+        """Write one artifact (gated by its runtime) and add its row, measured on the file itself."""
+        from edgekd import export  # converters load on first use: seconds of imports
+
+        self._log(f"export {fmt}")
+        example = next(iter(self.data.val))[0][:2].cpu()
+        writer = export.to_onnx if fmt == "onnx" else export.to_tflite
+        artifact = writer(student.cpu(), example, run_dir / "artifacts" / f"model.{fmt}", data=self.data, **options)
+        last = ledger.rows[-1]
+        row = LedgerRow(
+            stage=fmt,
+            kind="artifact",
+            test_accuracy=artifact.test_accuracy,
+            params=last.params,
+            macs=last.macs,
+            size_bytes=artifact.size_bytes,
+            wall_s=round(artifact.export_s, 2),
+            notes=f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
+            details={
+                "path": str(artifact.path.relative_to(run_dir)),
+                "manifest": str(artifact.manifest_path.relative_to(run_dir)),
+                "sha256": artifact.sha256,
+                "precision": artifact.precision,
+                "parity": artifact.parity.as_dict(),
+            },
+        )
+        ledger.add(row)
+        self._log(f"{fmt}: test accuracy {100 * row.test_accuracy:.2f}% measured on {artifact.path.name}")
+        return artifact.path
 
     def _run_stage(self, ctx: RunContext, index: int, stage: Stage, student: nn.Module, ledger: Ledger) -> nn.Module:
         ctx.stage_dir = ctx.run_dir / "checkpoints" / f"{index + 1:02d}-{stage.name}"
@@ -215,7 +256,7 @@ class Pipeline:
             val_accuracy=evaluate(model, self.data.val, self.device),
             params=count_params(model),
             macs=count_macs(model, self.data.input_shape),
-            size_bytes=fp32_size_bytes(model),
+            size_bytes=size_bytes(model),
             wall_s=round(wall, 2),
             notes=notes,
         )
@@ -231,6 +272,7 @@ class Pipeline:
             "teacher_weights": self.teacher_weights,
             "student": type(self.student).__name__,
             "stages": [{"name": s.name, "config": _stage_config(s)} for s in self.stages],
+            "export": self.export,
             "seed": self.seed,
             "config": self.config,
             "environment": machine_facts(str(self.device)),

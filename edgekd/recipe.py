@@ -8,6 +8,7 @@ exactly what the API accepts and nothing drifts apart.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import types
 import typing
@@ -22,15 +23,18 @@ from torch import nn
 from edgekd import data as data_sources
 from edgekd import models
 from edgekd.data import DataBundle
-from edgekd.distill import Distill
 from edgekd.errors import ConfigError, EdgekdError
+from edgekd.export_plan import export_plan
 from edgekd.modelfile import load_model
 from edgekd.naming import unknown
-from edgekd.prune import Prune
-from edgekd.supervised import Train
 from edgekd.train import TrainConfig
 
-STAGE_TYPES: dict[str, type] = {"distill": Distill, "prune": Prune, "train": Train}
+STAGE_TYPES: dict[str, str] = {
+    "distill": "edgekd.distill:Distill",
+    "prune": "edgekd.prune:Prune",
+    "train": "edgekd.supervised:Train",
+    "quantize": "edgekd.quantize:Quantize",  # imported on use: it pulls in torchao and litert-torch
+}
 DATA_SOURCES: dict[str, Callable[..., DataBundle]] = {
     "mnist": data_sources.mnist,
     "digits": data_sources.digits,
@@ -75,7 +79,7 @@ class Recipe:
     teachers: list[ModelSpec]
     student: ModelSpec
     stages: list[Any]
-    export: list[str]
+    export: dict[str, dict]
     targets: list[str]
     raw: dict
 
@@ -126,7 +130,7 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
         ],
         student=_parse_model(raw["student"], "student"),
         stages=_parse_stages(raw["stages"]),
-        export=_typed(raw.get("export", []), list[str], "export"),
+        export=export_plan(raw.get("export") or []),
         targets=_typed(raw.get("targets", []), list[str], "targets"),
         raw=raw,
     )
@@ -201,8 +205,14 @@ def _parse_stages(section: Any) -> list[Any]:
         ((kind, options),) = item.items()
         if kind not in STAGE_TYPES:
             raise ConfigError(f"stages[{i}]: {unknown('stage', kind, STAGE_TYPES)}")
-        stages.append(_build_dataclass(STAGE_TYPES[kind], options or {}, f"stages[{i}].{kind}."))
+        stages.append(_build_dataclass(stage_type(kind), options or {}, f"stages[{i}].{kind}."))
     return stages
+
+
+def stage_type(kind: str) -> type:
+    """The stage class a recipe names, imported on first use."""
+    module_name, class_name = STAGE_TYPES[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def _build_dataclass(cls: type, options: Any, where: str) -> Any:

@@ -1,0 +1,149 @@
+"""Writing an artifact so that nothing unchecked ever sits under its final name.
+
+The converter writes into a private staging folder beside the target; the file is loaded in its own
+runtime and compared with the PyTorch model; only then are its files renamed into place and its
+manifest written. A file that fails the gate is kept as ``<name>.rejected`` for inspection, and a
+previous artifact with the same name is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.data import DataBundle
+from edgekd.errors import ConfigError, first_line
+from edgekd.export import manifest as manifests
+from edgekd.export.failures import ExportError, ParityError
+from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
+from edgekd.runtimes import Runner, open_runner
+
+PARITY_SAMPLES = 256
+
+
+@dataclass
+class Artifact:
+    """An exported file that passed its parity gate, with the figures measured on it."""
+
+    path: Path
+    format: str
+    precision: str
+    size_bytes: int
+    sha256: str
+    parity: ParityReport
+    manifest_path: Path
+    test_accuracy: float | None = None
+    export_s: float = 0.0
+    manifest: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Gate:
+    """How strict the parity gate is."""
+
+    rtol: float = FP32_RTOL
+    min_agreement: float = MIN_AGREEMENT
+    samples: int = PARITY_SAMPLES
+
+
+def parity_samples(data: DataBundle | None, example: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """Held-out test inputs when there is data; otherwise the example plus seeded noise of its shape."""
+    if data is not None:
+        batches, total = [], 0
+        for batch in data.test:
+            batches.append(batch[0])
+            total += len(batch[0])
+            if total >= count:
+                break
+        return torch.cat(batches)[:count].float().cpu()
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((max(count - len(example), 0), *example.shape[1:]), generator=generator)
+    return torch.cat([example.detach().float().cpu(), noise])[:count]
+
+
+def runtime_accuracy(runner: Runner, loader) -> tuple[float, int]:
+    """Top-1 accuracy of the file itself, in its runtime, over a whole loader."""
+    correct = total = 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        predicted = runner.run(x.cpu().numpy()).argmax(-1)
+        correct += int((predicted == y.cpu().numpy()).sum())
+        total += len(y)
+    return (correct / total if total else float("nan")), total
+
+
+def publish(
+    fmt: str,
+    precision: str,
+    path: str | Path,
+    write: Callable[[Path], dict],
+    reference: nn.Module,
+    example: torch.Tensor,
+    data: DataBundle | None,
+    gate: Gate,
+    output_step: float | None = None,
+    internal_quantization: dict | None = None,
+) -> Artifact:
+    """Convert (``write`` fills a staged path and returns format facts), gate, then move into place."""
+    path = Path(path)
+    expected_suffix = f".{fmt}"
+    if path.suffix.lower() != expected_suffix:
+        raise ConfigError(f"{path}: a {fmt} artifact needs the '{expected_suffix}' suffix")
+    started = time.perf_counter()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise ExportError(f"{path.parent}: cannot write there ({exc.strerror or first_line(exc)})") from exc
+    try:
+        staged = staging / path.name
+        format_version = write(staged)
+        runner = open_runner(staged)
+        samples = parity_samples(data, example, gate.samples)
+        report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement)
+        if not report.passed:
+            rejected = _move_files(staged, path.parent, suffix=".rejected")
+            raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
+        accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
+        specs = runner.input, runner.output
+        del runner  # the session holds the staged file open on some platforms
+        _move_files(staged, path.parent)
+    except OSError as exc:
+        raise ExportError(f"{path}: writing the artifact failed ({exc.strerror or first_line(exc)})") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    content = manifests.build(
+        path, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
+    )
+    manifest_file = manifests.write(path, content)
+    return Artifact(
+        path,
+        fmt,
+        precision,
+        content["size_bytes"],
+        content["sha256"],
+        report,
+        manifest_file,
+        accuracy,
+        time.perf_counter() - started,
+        content,
+    )
+
+
+def _move_files(staged: Path, folder: Path, suffix: str = "") -> Path:
+    """Rename the staged file (and its side data file) into ``folder``; the data file first, so the
+    model never points at a missing side file."""
+    side = staged.with_name(staged.name + ".data")
+    if side.exists():
+        os.replace(side, folder / (side.name + suffix))
+    target = folder / (staged.name + suffix)
+    os.replace(staged, target)
+    return target

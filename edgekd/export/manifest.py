@@ -1,0 +1,110 @@
+"""The manifest an app developer needs beside each artifact (``model.onnx.json``, ``model.tflite.json``).
+
+It says how to feed the file (input name, shape, dtype, layout, normalization, int8 scale/zero point),
+how to read it (output, labels), what it is (format version, precision, sha256, size) and how good it
+is (parity with PyTorch and accuracy measured on the file itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from edgekd import __version__
+from edgekd.data import DataBundle
+from edgekd.fileio import atomic_write_text
+from edgekd.runtimes import TensorSpec
+
+MANIFEST_SCHEMA_VERSION = 1
+
+
+def manifest_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".json")
+
+
+def files_of(artifact: Path) -> list[Path]:
+    """The artifact and its side files (ONNX external data), all of which an app must ship."""
+    side = artifact.with_name(artifact.name + ".data")
+    return [artifact, side] if side.exists() else [artifact]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensor_entry(spec: TensorSpec, layout: str | None) -> dict:
+    entry = asdict(spec)
+    entry["quantization"] = (
+        {"scale": spec.scale, "zero_point": spec.zero_point, "formula": "real = (q - zero_point) * scale"}
+        if spec.quantized
+        else None
+    )
+    del entry["scale"], entry["zero_point"]
+    if layout:
+        entry["layout"] = layout
+    return entry
+
+
+def build(
+    artifact: Path,
+    fmt: str,
+    precision: str,
+    input_spec: TensorSpec,
+    output_spec: TensorSpec,
+    format_version: dict,
+    parity: dict,
+    data: DataBundle | None = None,
+    test_accuracy: float | None = None,
+    internal_quantization: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
+    files = files_of(artifact)
+    layout = "NCHW" if len(input_spec.shape) == 4 else None
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "file": artifact.name,
+        "format": fmt,
+        **format_version,
+        "precision": precision,
+        "size_bytes": sum(f.stat().st_size for f in files),
+        "files": {f.name: {"size_bytes": f.stat().st_size, "sha256": sha256_of(f)} for f in files},
+        "sha256": sha256_of(artifact),
+        "input": tensor_entry(input_spec, layout),
+        "output": tensor_entry(output_spec, None),
+        "int8_boundaries": internal_quantization,
+        "normalization": _normalization(data),
+        "labels": list(data.labels) if data is not None else None,
+        "parity": parity,
+        "accuracy": (
+            {"test_accuracy": test_accuracy, "dataset": data.name, "measured_on": "this file in its runtime"}
+            if test_accuracy is not None and data is not None
+            else None
+        ),
+        "edgekd_version": __version__,
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def write(artifact: Path, manifest: dict) -> Path:
+    path = manifest_path(artifact)
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def _normalization(data: DataBundle | None) -> dict | None:
+    if data is None:
+        return None
+    return {
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "pixel_scale": 1 / 255,
+        "formula": "x = (pixel * pixel_scale - mean[c]) / std[c], per channel c",
+    }

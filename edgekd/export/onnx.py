@@ -1,0 +1,101 @@
+"""ONNX export (FP32 or INT8) through torch's dynamo exporter, gated by ONNX Runtime.
+
+INT8 models come out as a QDQ graph whose weights are int8 initializers with the scales learned in
+QAT; ONNX Runtime fuses it into integer kernels (QLinearConv, QGemm). The batch dimension is left
+free (``batch``) so a server can run any batch size; a model whose code fixes the batch size is
+exported at the example's batch size instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from edgekd.data import DataBundle
+from edgekd.export.artifact import Artifact, Gate, publish
+from edgekd.export.failures import conversion_error
+from edgekd.export.onnx_int8 import fold_weight_quantization
+from edgekd.modes import inference
+from edgekd.quantize.graph import batch_dynamic_shapes
+from edgekd.quantize.model import QuantizedModel
+from edgekd.quiet import native_stderr_captured
+
+SINGLE_FILE_LIMIT = 1 << 30  # below this, weights stay inside the .onnx (protobuf's own cap is 2 GiB)
+
+
+def to_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    data: DataBundle | None = None,
+    gate: Gate | None = None,
+    opset: int | None = None,
+) -> Artifact:
+    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in ONNX Runtime."""
+    quantized = isinstance(model, QuantizedModel)
+    example = example.detach().cpu()
+
+    def write(staged: Path) -> dict:
+        proto = _export(model, example, opset)
+        folded = fold_weight_quantization(proto) if quantized else 0
+        strip_debug_info(proto)
+        _save(proto, staged)
+        opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
+        return {"opset": opsets.get("ai.onnx"), "opsets": opsets, "int8_weight_tensors": folded}
+
+    output = model.output_quantization if quantized else None
+    return publish(
+        "onnx",
+        "int8" if quantized else "fp32",
+        path,
+        write,
+        model,
+        example,
+        data,
+        gate or Gate(),
+        output_step=output.scale if output else None,
+        internal_quantization=model.boundaries() if quantized else None,
+    )
+
+
+def _export(model: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.ModelProto:
+    target = model.program if isinstance(model, QuantizedModel) else model
+    batch = torch.cat([example, example]) if example.shape[0] < 2 else example
+    attempts = [(batch, None if isinstance(model, QuantizedModel) else batch_dynamic_shapes(batch))]
+    if not isinstance(model, QuantizedModel):
+        attempts.append((example[:1], None))  # fixed batch for models whose code pins it
+    error: BaseException | None = None
+    for args, dynamic in attempts:
+        try:
+            with inference(model), native_stderr_captured(replay=False):
+                program = torch.onnx.export(
+                    target, (args,), dynamo=True, dynamic_shapes=dynamic, opset_version=opset, verbose=False
+                )
+            return program.model_proto
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the user gets one line
+            error = error or exc
+    raise conversion_error("ONNX", error, model, example[:1], quantized=isinstance(model, QuantizedModel)) from error
+
+
+def strip_debug_info(proto: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node stack traces and module paths: on a small model they outweigh the
+    weights, and runtimes never read them (the PyTorch model stays the place to debug)."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in list(proto.graph.value_info) + list(proto.graph.input) + list(proto.graph.output):
+        del value.metadata_props[:]
+    for init in proto.graph.initializer:
+        del init.metadata_props[:]
+
+
+def _save(proto: onnx.ModelProto, staged: Path) -> None:
+    if proto.ByteSize() < SINGLE_FILE_LIMIT:
+        onnx.save(proto, staged)
+    else:
+        onnx.save(
+            proto, staged, save_as_external_data=True, all_tensors_to_one_file=True, location=staged.name + ".data"
+        )

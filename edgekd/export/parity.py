@@ -1,0 +1,91 @@
+"""The parity gate: an artifact runs in its own runtime and must agree with the PyTorch model it came from.
+
+FP32 artifacts must match within a relative tolerance (error over the reference's largest output
+magnitude). INT8 artifacts are compared with the PyTorch INT8 graph (same scales, same rounding):
+top-1 agreement must reach ``min_agreement`` and the error is reported in output quantization steps,
+the unit in which integer kernels may legitimately differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.modes import inference
+from edgekd.runtimes import Runner
+
+FP32_RTOL = 1e-4
+MIN_AGREEMENT = 0.99
+
+
+@dataclass
+class ParityReport:
+    precision: str
+    samples: int
+    top1_agreement: float
+    max_abs_error: float
+    relative_error: float
+    max_error_steps: float | None
+    mean_error_steps: float | None
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        text = f"top-1 agreement {100 * self.top1_agreement:.2f}% on {self.samples} samples"
+        if self.max_error_steps is not None:
+            return text + f", max error {self.max_error_steps:.1f} steps (mean {self.mean_error_steps:.2f})"
+        return text + f", relative error {self.relative_error:.1e}"
+
+
+def reference_outputs(model: nn.Module, samples: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    with inference(model):
+        parts = [model(samples[i : i + batch_size]).float().cpu() for i in range(0, len(samples), batch_size)]
+    return torch.cat(parts).numpy()
+
+
+def compare(
+    model: nn.Module,
+    runner: Runner,
+    samples: torch.Tensor,
+    precision: str,
+    output_step: float | None = None,
+    rtol: float = FP32_RTOL,
+    min_agreement: float = MIN_AGREEMENT,
+) -> ParityReport:
+    """Run ``samples`` through both and judge the artifact; ``output_step`` is the INT8 output scale."""
+    expected = reference_outputs(model, samples.cpu())
+    actual = runner.run(samples.cpu().numpy())
+    if actual.shape != expected.shape:
+        return ParityReport(
+            precision,
+            len(samples),
+            0.0,
+            float("inf"),
+            float("inf"),
+            None,
+            None,
+            False,
+            f"output shape {actual.shape} differs from PyTorch's {expected.shape}",
+        )
+    error = np.abs(actual.astype(np.float64) - expected)
+    max_abs = float(error.max()) if error.size else 0.0
+    relative = max_abs / max(float(np.abs(expected).max()), 1e-12)
+    agreement = float((actual.argmax(-1) == expected.argmax(-1)).mean()) if expected.ndim > 1 else 1.0
+    max_steps = mean_steps = None
+    if precision == "int8" and output_step:
+        max_steps, mean_steps = max_abs / output_step, float(error.mean()) / output_step
+    if not np.isfinite(actual).all():
+        passed, reason = False, "the artifact produced NaN or Inf"
+    elif precision == "int8":
+        passed = agreement >= min_agreement
+        reason = "" if passed else f"top-1 agreement {100 * agreement:.2f}% < {100 * min_agreement:.0f}%"
+    else:
+        passed = relative <= rtol
+        reason = "" if passed else f"relative error {relative:.2e} > {rtol:.0e}"
+    return ParityReport(precision, len(samples), agreement, max_abs, relative, max_steps, mean_steps, passed, reason)

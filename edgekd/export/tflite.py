@@ -1,0 +1,81 @@
+"""TFLite export (FP32 or full INT8) through litert-torch, gated by the LiteRT interpreter.
+
+An INT8 model runs integer kernels throughout. Its interface is float by default (a QUANTIZE op in
+front, a DEQUANTIZE op behind, easiest for apps) or int8 with ``io="int8"``, which saves those two
+conversions on device; the manifest gives the scale and zero point either way. The batch size is 1
+and the layout that of the PyTorch model (NCHW for images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.data import DataBundle
+from edgekd.errors import ConfigError
+from edgekd.export.artifact import Artifact, Gate, publish
+from edgekd.export.failures import conversion_error
+from edgekd.export.tflite_io import float_interface
+from edgekd.modes import inference
+from edgekd.quantize.compat import fix_pattern_export
+from edgekd.quantize.model import QuantizedModel
+from edgekd.quantize.quantizer import Int8Quantizer
+from edgekd.quiet import native_stderr_captured, quiet_import
+
+IO_TYPES = ("float", "int8")
+TFLITE_SCHEMA_VERSION = 3
+
+
+def to_tflite(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    io: str = "float",
+    data: DataBundle | None = None,
+    gate: Gate | None = None,
+) -> Artifact:
+    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in LiteRT."""
+    if io not in IO_TYPES:
+        raise ConfigError(f"io: must be one of {', '.join(IO_TYPES)}, got '{io}'")
+    quantized = isinstance(model, QuantizedModel)
+    if io == "int8" and not quantized:
+        raise ConfigError("io: int8 input/output needs a quantized model (run the Quantize stage first)")
+    example = example.detach().cpu()[:1]
+
+    def write(staged: Path) -> dict:
+        _convert(model, example, staged)
+        if quantized and io == "float":
+            staged.write_bytes(float_interface(staged.read_bytes()))
+        return {"tflite_schema_version": TFLITE_SCHEMA_VERSION, "io": io if quantized else "float"}
+
+    output = model.output_quantization if quantized else None
+    return publish(
+        "tflite",
+        "int8" if quantized else "fp32",
+        path,
+        write,
+        model,
+        example,
+        data,
+        gate or Gate(),
+        output_step=output.scale if output else None,
+        internal_quantization=model.boundaries() if quantized else None,
+    )
+
+
+def _convert(model: nn.Module, example: torch.Tensor, staged: Path) -> None:
+    litert_torch = quiet_import("litert_torch")
+    kwargs = {}
+    target = model
+    if isinstance(model, QuantizedModel):
+        fix_pattern_export()
+        quant_config = quiet_import("litert_torch.quantize.quant_config")
+        kwargs["quant_config"] = quant_config.QuantConfig(pt2e_quantizer=Int8Quantizer(qat=False))
+        target = model.graph_module
+    try:
+        with inference(model), native_stderr_captured(replay=False):
+            litert_torch.convert(target, (example,), **kwargs).export(str(staged))
+    except Exception as exc:  # noqa: BLE001 - converter errors come as many types; the user gets one line
+        raise conversion_error("TFLite", exc, model, example, quantized=isinstance(model, QuantizedModel)) from exc

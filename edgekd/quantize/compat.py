@@ -1,0 +1,119 @@
+"""One compatibility fix between torch 2.13 and torchao 0.18, kept in one place.
+
+torchao exports its QAT conv-bn patterns (and litert-torch its own) by handing a bare function to
+``torch.export.export``, which on torch 2.13 only accepts an ``nn.Module`` ("Expected `mod` to be an
+instance of `torch.nn.Module`, got function"). Wrapping the pattern in a tiny module is all it takes.
+The fixed helper is installed once, wherever torchao and litert-torch bound the original.
+
+The same helper is memoized: converting one QAT model re-exports the same few dozen patterns about
+150 times (0.2 s each, most of a small model's QAT wall time). A pattern's graph depends only on
+its code, the constants it closes over and the shapes of its example inputs, which is the cache key;
+callers get a copy, so nothing they do to it reaches the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from edgekd.quiet import quiet_import
+
+# Modules that bind the pattern-export helper by name at import time, so each needs the fixed one.
+_USERS = (
+    "torchao.quantization.pt2e.utils",
+    "torchao.quantization.pt2e.qat_utils",
+    "litert_torch.quantize.pt2e_quantizer_utils",
+)
+_HELPER = "_get_aten_graph_module_for_pattern"
+
+
+class PatternModule(nn.Module):
+    """A function as a module, so torch.export accepts it."""
+
+    def __init__(self, function: Callable) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+
+def export_accepts_functions() -> bool:
+    """Whether this torch's ``torch.export.export`` takes a plain function (older releases did)."""
+    try:
+        torch.export.export(lambda x: x + 1, (torch.zeros(1),))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - any refusal means the fix is needed
+        return False
+    return True
+
+
+_CACHE: dict[tuple, object] = {}
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _freeze(value) -> object:
+    """A hashable stand-in that determines the traced pattern, or _Uncacheable."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+    if isinstance(value, (bool, int, float, str, type(None), torch.dtype)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if callable(value) and hasattr(value, "__code__"):
+        return _function_key(value)
+    if callable(value) and getattr(value, "__module__", "").startswith("torch"):
+        return ("torch", id(value))  # torch builtins live as long as the process
+    raise _Uncacheable
+
+
+def _function_key(function: Callable) -> tuple:
+    cells = tuple(_freeze(cell.cell_contents) for cell in (function.__closure__ or ()))
+    return ("function", function.__code__, cells)
+
+
+def _cache_key(pattern, example_inputs, is_cuda, kwargs) -> tuple | None:
+    function = pattern.function if isinstance(pattern, PatternModule) else pattern
+    function = getattr(function, "fn", function)  # torchao's own wrapper module keeps it as .fn
+    if isinstance(function, nn.Module) or not hasattr(function, "__code__"):
+        return None
+    try:
+        return (_function_key(function), _freeze(tuple(example_inputs)), is_cuda, _freeze(kwargs))
+    except _Uncacheable:
+        return None
+
+
+def _fixed(original: Callable) -> Callable:
+    def helper(pattern, example_inputs, is_cuda: bool = False, **kwargs):
+        key = _cache_key(pattern, example_inputs, is_cuda, kwargs)
+        if key is not None and key in _CACHE:
+            return copy.deepcopy(_CACHE[key])
+        if not isinstance(pattern, nn.Module):
+            pattern = PatternModule(pattern)
+        graph = original(pattern, example_inputs, is_cuda, **kwargs)
+        if key is not None:
+            _CACHE[key] = copy.deepcopy(graph)
+        return graph
+
+    helper.edgekd_fixed = True  # type: ignore[attr-defined]
+    return helper
+
+
+def fix_pattern_export() -> bool:
+    """Install the wrapped helper wherever it is bound; returns whether anything was changed."""
+    changed = False
+    for name in _USERS:
+        module = quiet_import(name)
+        current = getattr(module, _HELPER, None)
+        if current is None or getattr(current, "edgekd_fixed", False):
+            continue
+        setattr(module, _HELPER, _fixed(current))
+        changed = True
+    return changed

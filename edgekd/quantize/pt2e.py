@@ -1,0 +1,95 @@
+"""The PT2E flow: capture, insert observers (QAT fake-quant or PTQ observers), calibrate, convert.
+
+Each step wraps torchao / litert-torch so a failure reaches the user as one line.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.fx import GraphModule
+from torchao.quantization.pt2e import (
+    disable_observer,
+    enable_observer,
+    move_exported_model_to_eval,
+    move_exported_model_to_train,
+)
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
+
+from edgekd.distill.taps import resolve_module
+from edgekd.errors import first_line
+from edgekd.quantize.compat import fix_pattern_export
+from edgekd.quantize.graph import CaptureError, batch_dynamic_shapes, capture
+from edgekd.quantize.model import QuantizationScheme, QuantizedModel
+from edgekd.quantize.quantizer import Int8Quantizer
+
+
+class ObservedGraph(nn.Module):
+    """A prepared PT2E graph that the Trainer can switch between train and eval like any module.
+
+    ``train()`` runs BatchNorm and dropout in training form and lets observers follow the data;
+    ``eval()`` freezes observers, so validating never moves the learned scales.
+    """
+
+    def __init__(self, graph: GraphModule) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+    def train(self, mode: bool = True) -> ObservedGraph:
+        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
+        self.graph.apply(enable_observer if mode else disable_observer)
+        self.training = mode
+        return self
+
+
+def prepare(model: nn.Module, example: torch.Tensor, qat: bool, exclude: Sequence[str] = ()) -> ObservedGraph:
+    """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched."""
+    for name in exclude:
+        resolve_module(model, name, "exclude")
+    fix_pattern_export()
+    work = copy.deepcopy(model)
+    work.train(qat)  # QAT captures BatchNorm in training form so it can be folded as it learns
+    graph = capture(work, example).module()
+    quantizer = Int8Quantizer(qat=qat, exclude=exclude)
+    try:
+        prepared = (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer)
+    except Exception as exc:  # noqa: BLE001
+        raise CaptureError(f"inserting INT8 observers failed: {first_line(exc)}") from exc
+    observed = ObservedGraph(prepared)
+    observed.train(qat)
+    return observed
+
+
+@torch.no_grad()
+def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: torch.device) -> int:
+    """Run up to ``limit`` batches through the observers with BatchNorm in eval form; returns the count."""
+    observed.eval()
+    observed.graph.apply(enable_observer)
+    seen = 0
+    for batch in batches:
+        if seen >= limit:
+            break
+        observed(batch[0].to(device))
+        seen += 1
+    observed.graph.apply(disable_observer)
+    return seen
+
+
+def convert(observed: ObservedGraph, example: torch.Tensor, scheme: QuantizationScheme) -> QuantizedModel:
+    """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
+    observed.eval()
+    graph = copy.deepcopy(observed.graph)
+    try:
+        converted = convert_pt2e(graph, fold_quantize=False)
+    except Exception as exc:  # noqa: BLE001
+        raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
+    if example.shape[0] < 2:
+        example = torch.cat([example, example])
+    program = torch.export.export(converted, (example.cpu(),), dynamic_shapes=batch_dynamic_shapes(example))
+    return QuantizedModel(program, scheme)

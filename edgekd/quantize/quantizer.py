@@ -1,0 +1,78 @@
+"""The INT8 scheme: litert-torch's TFLite-compatible PT2E quantizer, with two changes users need.
+
+Weights are int8 symmetric per channel, activations int8 per tensor, BatchNorm folded. On top:
+
+- a ReLU or ReLU6 right after a conv, linear or add gets the output observer itself, so the scale
+  covers only what the activation lets through. TFLite fuses the activation into the conv the same
+  way, ONNX Runtime then drops the Clip and runs QLinearConv, and no int8 level is wasted on values
+  the activation clips away;
+- modules named in ``exclude`` stay in float (a layer whose calibration collapses, or an op the
+  integer kernels lack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.fx import GraphModule, Node
+from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
+
+from edgekd.quiet import quiet_import
+
+litert_pt2e = quiet_import("litert_torch.quantize.pt2e_quantizer")
+
+ACTIVATIONS = {
+    torch.ops.aten.relu.default,
+    torch.ops.aten.relu_.default,
+    torch.ops.aten.hardtanh.default,
+    torch.ops.aten.hardtanh_.default,
+}
+_ANNOTATION = "quantization_annotation"
+
+
+class Int8Quantizer(litert_pt2e.PT2EQuantizer):
+    """Static INT8 for QAT (``qat=True``) or post-training calibration."""
+
+    def __init__(self, qat: bool, exclude: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.qat = qat
+        self.exclude = list(exclude)
+        self.set_global(litert_pt2e.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+        for name in self.exclude:
+            # None is how the base class skips a module; its setter refuses None, the table takes it.
+            self.module_name_config[name] = None
+
+    def annotate(self, model: GraphModule) -> GraphModule:
+        model = super().annotate(model)
+        for node in model.graph.nodes:
+            if node.op == "call_function" and node.target in ACTIVATIONS and not self.is_excluded(node):
+                observe_after_activation(node)
+        return model
+
+    def is_excluded(self, node: Node) -> bool:
+        return any(in_module(path, name) for path in module_paths(node) for name in self.exclude)
+
+
+def observe_after_activation(activation: Node) -> None:
+    """Move the output observer of the activation's producer onto the activation itself."""
+    producer = activation.args[0]
+    if not isinstance(producer, Node) or len(producer.users) != 1:
+        return
+    annotation = producer.meta.get(_ANNOTATION)
+    if annotation is None or not isinstance(annotation.output_qspec, QuantizationSpec):
+        return
+    activation.meta[_ANNOTATION] = QuantizationAnnotation(
+        input_qspec_map={}, output_qspec=annotation.output_qspec, _annotated=True
+    )
+    annotation.output_qspec = None
+
+
+def module_paths(node: Node) -> list[str]:
+    """Dotted names of the modules a graph node was traced inside, outermost first."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return [path.removeprefix("L['self'].") for path, _type in stack.values()]
+
+
+def in_module(path: str, name: str) -> bool:
+    return path == name or path.startswith(name + ".")

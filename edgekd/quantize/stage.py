@@ -1,0 +1,69 @@
+"""The Quantize stage: INT8 quantization-aware training guided by the teacher (or PTQ with epochs=0)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from edgekd.distill.taps import resolve_module
+from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.errors import ConfigError
+from edgekd.quantize.model import QuantizationScheme
+from edgekd.quantize.pt2e import calibrate, convert, prepare
+from edgekd.train import check, evaluate
+
+
+@dataclass
+class Quantize(TeachingConfig):
+    """Train the student for INT8: symmetric per-channel int8 weights, int8 activations, BatchNorm folded.
+
+    Observers are first calibrated on ``calibration_batches`` training batches, so epoch 0 is the
+    post-training-quantized model; ``epochs`` of QAT then learn weights and scales with the teacher's
+    logits (KD) and keep the better of the two on validation. ``epochs=0`` is PTQ. Modules named in
+    ``exclude`` stay float.
+    """
+
+    epochs: int = 1
+    lr: float = 1e-4
+    calibration_batches: int = 32
+    exclude: list[str] = field(default_factory=list)
+    name: str = "quantize"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.calibration_batches >= 1, "calibration_batches", f"must be >= 1, got {self.calibration_batches}")
+        check(isinstance(self.exclude, list), "exclude", "must be a list of module names")
+
+    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        if self.features:
+            raise ConfigError(
+                "features: feature hints are not available during QAT (the student is a traced graph); "
+                "quantize learns from the teacher's logits"
+            )
+        for name in self.exclude:
+            resolve_module(student, name, "exclude")
+
+    def run(self, ctx, student: nn.Module) -> nn.Module:
+        self.validate(ctx.teachers, student)
+        data, device = ctx.data, ctx.device
+        example = next(iter(data.val))[0][:2].to(device)
+        qat = self.epochs > 0
+        float_val = evaluate(student, data.val, device)
+        observed = prepare(student, example, qat=qat, exclude=self.exclude)
+        calibrated = calibrate(observed, data.train, self.calibration_batches, device)
+        notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
+        notes["val_accuracy_float"] = float_val
+        if qat:
+            history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
+            notes.update(val_accuracy_ptq=history.initial_val_accuracy, val_accuracy_qat=history.best_val_accuracy)
+            notes.update(facts)
+        quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)))
+        notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
+        ctx.notes.update(notes)
+        ctx.notes["summary"] = (
+            f"{notes['mode'].upper()} int8 (per-channel weights, per-tensor activations), "
+            f"val {100 * float_val:.2f}% float -> {100 * notes['val_accuracy_int8']:.2f}% int8"
+            + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
+        )
+        return quantized
