@@ -65,8 +65,13 @@ def load_model(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a checkpoint into a freshly built ``model`` (same architecture, unpruned).
 
     An edgekd model file first shrinks the model to the recorded structure; a plain state dict
-    (or one under ``"model"``) is loaded as it is, with its shapes checked.
+    (or one under ``"model"``) is loaded as it is, with its shapes checked. A quantized model file
+    (``.pt2``) holds its own graph and is returned as it is; ``model`` is not needed for it.
     """
+    if Path(path).suffix == ".pt2":
+        from edgekd.quantize.model import QuantizedModel  # torchao loads only for quantized files
+
+        return QuantizedModel.load(path)
     payload = safe_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         return load_weights(model, path, payload)

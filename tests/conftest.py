@@ -32,3 +32,17 @@ def tiny_images() -> ek.data.DataBundle:
     x_train, y_train = make(480)
     x_test, y_test = make(160)
     return ek.data.from_arrays(x_train, y_train, x_test, y_test, batch_size=32, name="quadrants")
+
+
+@pytest.fixture(scope="session")
+def small_net(tiny_images):
+    from int8_fixtures import trained_small_net
+
+    return trained_small_net(tiny_images)
+
+
+@pytest.fixture(scope="session")
+def small_net_int8(small_net, tiny_images):
+    from int8_fixtures import ptq
+
+    return ptq(small_net, tiny_images)

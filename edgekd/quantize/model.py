@@ -111,7 +111,7 @@ class QuantizedModel(nn.Module):
                     quantized.add(node.args[0].target)
         weights = []
         for node in graph.graph.nodes:
-            if node.op == "get_attr" and node.target not in qparams:
+            if node.op == "get_attr" and node.users and node.target not in qparams:
                 value = _fetch(graph, node.target)
                 if isinstance(value, torch.Tensor):
                     weights.append((value, node.target in quantized))

@@ -16,7 +16,11 @@ from collections.abc import Sequence
 
 import torch
 from torch.fx import GraphModule, Node
-from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
+from torchao.quantization.pt2e.quantizer import (
+    QuantizationAnnotation,
+    QuantizationSpec,
+    SharedQuantizationSpec,
+)
 
 from edgekd.quiet import quiet_import
 
@@ -39,12 +43,13 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
         self.qat = qat
         self.exclude = list(exclude)
         self.set_global(litert_pt2e.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
-        for name in self.exclude:
-            # None is how the base class skips a module; its setter refuses None, the table takes it.
-            self.module_name_config[name] = None
 
     def annotate(self, model: GraphModule) -> GraphModule:
         model = super().annotate(model)
+        if self.exclude:
+            # The base class matches module names on dynamo's mangled keys, which non-strict export
+            # does not produce; exclusion is done here on the module paths instead.
+            drop_annotations(model, [n for n in model.graph.nodes if self.is_excluded(n)])
         for node in model.graph.nodes:
             if node.op == "call_function" and node.target in ACTIVATIONS and not self.is_excluded(node):
                 observe_after_activation(node)
@@ -66,6 +71,31 @@ def observe_after_activation(activation: Node) -> None:
         input_qspec_map={}, output_qspec=annotation.output_qspec, _annotated=True
     )
     annotation.output_qspec = None
+
+
+def drop_annotations(model: GraphModule, nodes: list[Node]) -> None:
+    """Leave ``nodes`` in float, and any node whose shared scale pointed at one of them."""
+    dropped = set()
+    pending = list(nodes)
+    while pending:
+        for node in pending:
+            node.meta.pop(_ANNOTATION, None)
+            dropped.add(node)
+        pending = [n for n in model.graph.nodes if n not in dropped and _shares_with(n, dropped)]
+
+
+def _shares_with(node: Node, dropped: set[Node]) -> bool:
+    annotation = node.meta.get(_ANNOTATION)
+    if annotation is None:
+        return False
+    specs = [*annotation.input_qspec_map.values(), annotation.output_qspec]
+    for spec in specs:
+        if isinstance(spec, SharedQuantizationSpec):
+            source = spec.edge_or_node
+            sources = source if isinstance(source, tuple) else (source,)
+            if any(s in dropped for s in sources):
+                return True
+    return False
 
 
 def module_paths(node: Node) -> list[str]:

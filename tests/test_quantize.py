@@ -1,0 +1,158 @@
+"""INT8 quantization on PT2E: the torchao fix, the scheme, PTQ and QAT, exclude, saving and loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchao.quantization.pt2e.qat_utils as qat_utils
+from int8_fixtures import SmallNet, example_batch, ptq
+from torch import nn
+
+import edgekd as ek
+from edgekd.errors import CheckpointError, ConfigError
+from edgekd.modelfile import save_model
+from edgekd.quantize import QuantizedModel
+from edgekd.quantize.compat import fix_pattern_export
+from edgekd.quantize.model import DEQUANTIZE_OPS, QUANTIZE_OPS
+
+HARDTANH = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
+
+
+def _agreement(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((a(x).argmax(1) == b(x).argmax(1)).float().mean())
+
+
+def test_pattern_export_fix_accepts_bare_functions_and_returns_private_copies():
+    fix_pattern_export()
+    helper = qat_utils._get_aten_graph_module_for_pattern
+
+    def pattern(x, w):
+        return torch.nn.functional.conv2d(x, w).relu()
+
+    example = (torch.randn(1, 1, 3, 3), torch.randn(1, 1, 1, 1))
+    first, second = helper(pattern, example), helper(pattern, example)
+    assert isinstance(first, torch.fx.GraphModule)
+    assert first is not second  # memoized, but a caller editing its graph cannot corrupt the cache
+    assert [n.target for n in first.graph.nodes] == [n.target for n in second.graph.nodes]
+    assert any("conv" in str(n.target) for n in first.graph.nodes)
+
+
+def test_ptq_model_is_int8_and_agrees_with_float(small_net, small_net_int8, tiny_images):
+    q = small_net_int8
+    assert isinstance(q, QuantizedModel)
+    x = torch.cat([b[0] for b in tiny_images.test])
+    assert _agreement(small_net, q, x) >= 0.95
+    graph = q.graph_module.graph
+    assert sum(n.target in QUANTIZE_OPS[1:] for n in graph.nodes) == 4  # every conv and the linear, per channel
+    assert q.input_quantization is not None and q.output_quantization is not None
+    assert q.input_quantization.dtype == "int8" and q.output_quantization.scale > 0
+    # int8 weights: about a quarter of the FP32 bytes (biases from folded BatchNorm stay 32-bit)
+    fp32 = sum(p.numel() * 4 for p in small_net.parameters())
+    assert q.int8_size_bytes() < 0.45 * fp32
+    out = q(torch.zeros(1, 1, 12, 12))
+    assert out.shape == (1, 4)  # exported with a free batch size, so batch 1 works too
+
+
+def test_activation_observer_sits_after_relu6(small_net_int8):
+    """conv -> relu6 -> quantize: the scale covers [0, 6], as TFLite fuses it, and no int8 level is wasted."""
+    graph = small_net_int8.graph_module.graph
+    clamp = next(n for n in graph.nodes if n.target in HARDTANH)
+    conv = clamp.args[0]
+    assert "conv" in str(conv.target)  # fed straight by the conv, no quantize/dequantize between
+    (quantize,) = clamp.users
+    assert quantize.target in QUANTIZE_OPS
+    assert int(quantize.args[2]) == -128  # zero point at the bottom: nothing below 0 is representable
+
+
+def test_exclude_keeps_a_layer_float(small_net, tiny_images):
+    q = ptq(small_net, tiny_images, exclude=["project"])
+    graph = q.graph_module.graph
+    convs = [n for n in graph.nodes if n.target == torch.ops.aten.conv2d.default]
+    weight_sources = [c.args[1].target for c in convs]
+    assert sum(t in DEQUANTIZE_OPS for t in weight_sources) == 2  # stem and depthwise quantized
+    assert sum(t not in DEQUANTIZE_OPS for t in weight_sources) == 1  # the excluded 1x1 stays float
+    assert q.scheme.exclude == ["project"]
+
+
+def test_exclude_names_an_unknown_module_before_any_work(small_net, tiny_images):
+    from edgekd.quantize import prepare
+
+    with pytest.raises(ConfigError, match="'projet' does not exist; nearest valid names: project"):
+        prepare(small_net, example_batch(tiny_images), qat=False, exclude=["projet"])
+
+
+def test_quantize_stage_trains_with_the_teacher_and_saves_a_pt2(small_net, tiny_images, tmp_path):
+    teacher = small_net
+    student = SmallNet()
+    ek.Trainer(ek.TrainConfig(epochs=2, lr=1e-2), quiet=True).fit(student, tiny_images)
+    pipe = ek.Pipeline(
+        teacher=teacher,
+        student=student,
+        data=tiny_images,
+        stages=[ek.Quantize(epochs=1, lr=1e-3, calibration_batches=4)],
+        out_dir=tmp_path / "run",
+        quiet=True,
+    )
+    result = pipe.run()
+    assert isinstance(result.model, QuantizedModel)
+    row = result.report["ledger"][-1]
+    assert row["stage"] == "quantize" and row["details"]["mode"] == "qat"
+    assert row["details"]["val_accuracy_ptq"] is not None and row["details"]["val_accuracy_qat"] is not None
+    assert row["size_bytes"] < result.report["ledger"][1]["size_bytes"] * 0.45
+    assert row["test_accuracy"] > 0.8
+    saved = tmp_path / "run" / "checkpoints" / "01-quantize" / "model.pt2"
+    assert saved.is_file() and (tmp_path / "run" / "student.pt2").is_file()
+    x = example_batch(tiny_images)
+    with torch.no_grad():
+        assert torch.equal(QuantizedModel.load(saved)(x), result.model(x))
+
+
+def test_quantize_rejects_feature_hints_and_bad_settings(small_net, tiny_images, tmp_path):
+    with pytest.raises(ConfigError, match="calibration_batches: must be >= 1"):
+        ek.Quantize(calibration_batches=0)
+    pipe = ek.Pipeline(
+        teacher=small_net,
+        student=SmallNet(),
+        data=tiny_images,
+        stages=[ek.Quantize(features={"stem": "stem"})],
+        out_dir=tmp_path / "run",
+        quiet=True,
+    )
+    with pytest.raises(ConfigError, match="stages\\[0\\].quantize: features: feature hints are not available"):
+        pipe.run()
+    assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_a_model_with_a_fixed_batch_size_is_named(tiny_images):
+    from edgekd.quantize import prepare
+    from edgekd.quantize.graph import CaptureError
+
+    class FixedBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(144, 4)
+
+        def forward(self, x):
+            return self.fc(x.reshape(2, 144))
+
+    with pytest.raises(CaptureError, match="cannot capture FixedBatch with a variable batch size"):
+        prepare(FixedBatch(), example_batch(tiny_images), qat=False)
+
+
+def test_loading_a_file_that_is_not_a_quantized_model_is_a_clear_error(small_net, tmp_path):
+    bad = tmp_path / "model.pt2"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError, match="not a readable quantized model"):
+        QuantizedModel.load(bad)
+    with pytest.raises(CheckpointError, match="no such quantized model file"):
+        QuantizedModel.load(tmp_path / "missing.pt2")
+
+
+def test_save_model_writes_a_quantized_model_in_its_own_format(small_net_int8, tmp_path):
+    path = save_model(small_net_int8, tmp_path / "model.pt")
+    assert path.suffix == ".pt2" and path.is_file()
+    loaded = ek.modelfile.load_model(nn.Identity(), path)
+    x = torch.randn(3, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), small_net_int8(x))
