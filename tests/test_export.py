@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from int8_fixtures import SmallNet, example_batch
+from int8_fixtures import example_batch
 from onnx import helper, numpy_helper
 from torch import nn
 
@@ -107,9 +107,9 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
 
 
 def test_a_pruned_model_exports(small_net, tiny_images, tmp_path):
-    from edgekd.prune import PruneSpec, build_pruner, prune_step
-
     import copy
+
+    from edgekd.prune import PruneSpec, build_pruner, prune_step
 
     pruned = copy.deepcopy(small_net)
     example = example_batch(tiny_images)
