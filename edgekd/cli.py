@@ -1,4 +1,4 @@
-"""The ``edgekd`` command line: ``run``, ``demo``, ``prune-sensitivity``, ``models``.
+"""The ``edgekd`` command line: ``run``, ``demo``, ``bench``, ``compare``, ``prune-sensitivity``, ``models``.
 
 Errors edgekd raises on purpose print one line and exit non-zero (2 for a bad recipe or argument);
 ``--debug`` shows the traceback instead.
@@ -55,8 +55,60 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--importance", default="l2", help="channel importance (default: %(default)s)")
     sensitivity.add_argument("--out-dir", help="report folder (default: a fresh runs/<recipe name>-sensitivity)")
 
+    bench = sub.add_parser(
+        "bench",
+        help="measure exported models (.onnx, .tflite, .pt2) on cpu, mobile-like and gpu targets",
+        description="Latency (p50/p90/p99), memory, size and accuracy of each file in its own runtime, each "
+        "measurement in a fresh process; writes report.json, report.md and report.html.",
+    )
+    bench.add_argument("artifacts", nargs="+", help="model files")
+    bench.add_argument("--target", default="cpu", help="comma-separated target names or .toml files (default: cpu)")
+    bench.add_argument("--data", help="test data for accuracy: mnist or digits (default: random inputs, no accuracy)")
+    bench.add_argument("--samples", type=int, help="test samples for accuracy (default: the whole test set)")
+    bench.add_argument("--runs", type=int, help="timed runs at least (default: the target's, 50)")
+    bench.add_argument("--min-seconds", type=float, help="timed seconds at least (default: the target's, 1.0)")
+    bench.add_argument("--out-dir", help="report folder (default: a fresh runs/bench)")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    comparison = sub.add_parser(
+        "compare", help="two benchmark runs side by side", description="Compare two benchmark reports."
+    )
+    comparison.add_argument("run_a", help="a bench folder, its report.json, or a pipeline run folder")
+    comparison.add_argument("run_b", help="the same for the other run")
+
     sub.add_parser("models", help="list the reference models", description="List the registered model names.")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from edgekd import bench
+    from edgekd import data as data_sources
+    from edgekd.errors import ConfigError
+    from edgekd.naming import unknown
+
+    targets = [bench.load_target(t.strip()) for t in args.target.split(",") if t.strip()]
+    data = None
+    if args.data:
+        sources = {"mnist": data_sources.mnist, "digits": data_sources.digits}
+        if args.data not in sources:
+            raise ConfigError(f"--data: {unknown('data source', args.data, sources)}")
+        data = sources[args.data]()
+    report = bench.run(args.artifacts, targets, data, quiet=args.quiet, runs=args.runs, min_s=args.min_seconds,
+                       accuracy_samples=args.samples)  # fmt: skip
+    out_dir = Path(args.out_dir) if args.out_dir else _fresh_folder(Path("runs/bench"))
+    paths = bench.write_report(report, out_dir)
+    print(paths["md"].read_text())
+    print(f"[edgekd] written: {', '.join(str(p) for p in paths.values())}")
+    failed = [r for r in report["results"] if r.get("status") == "error"]
+    return 1 if failed else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from edgekd import bench
+
+    a, b = bench.load_report(args.run_a), bench.load_report(args.run_b)
+    print(bench.compare(a, b, (Path(args.run_a).name or "A", Path(args.run_b).name or "B")))
+    return 0
 
 
 def _fresh_folder(base: Path, marker: str = "report.json") -> Path:
@@ -102,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "prune-sensitivity":
             return _sensitivity(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "models":
             from edgekd import models
 

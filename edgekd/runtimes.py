@@ -88,8 +88,8 @@ class LiteRTRunner(Runner):
             raise RuntimeLoadError(f"{path}: LiteRT cannot load it: {first_line(exc)}") from exc
         self.input = _litert_spec(self.interpreter.get_input_details()[0])
         self.output = _litert_spec(self.interpreter.get_output_details()[0])
-        self._in_index = self.interpreter.get_input_details()[0]["index"]
-        self._out_index = self.interpreter.get_output_details()[0]["index"]
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.fixed_batch = int(self.input.shape[0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -100,9 +100,9 @@ class LiteRTRunner(Runner):
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         if self.input.quantized:
             x = quantize(x, self.input)
-        self.interpreter.set_tensor(self._in_index, np.ascontiguousarray(x))
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x))
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self._out_index)
+        out = self.interpreter.get_tensor(self.output_index)
         return dequantize(out, self.output) if self.output.quantized else out.astype(np.float32)
 
 

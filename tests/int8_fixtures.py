@@ -35,6 +35,14 @@ def trained_small_net(data: ek.data.DataBundle, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def quantize_run(teacher: nn.Module, data: ek.data.DataBundle, out_dir, stage, **pipeline_options):
+    """A two-epoch student through one Quantize stage in a Pipeline (and whatever options are given)."""
+    student = SmallNet()
+    ek.Trainer(ek.TrainConfig(epochs=2, lr=1e-2), quiet=True).fit(student, data)
+    pipe = ek.Pipeline(teacher, student, data, [stage], out_dir=out_dir, quiet=True, **pipeline_options)
+    return pipe.run()
+
+
 def example_batch(data: ek.data.DataBundle) -> torch.Tensor:
     return next(iter(data.val))[0][:2]
 

@@ -106,8 +106,10 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
     assert good.path.read_bytes() == before  # the last good artifact is untouched
 
 
-def test_a_pruned_model_exports(small_net, tiny_images, tmp_path):
+def test_a_pruned_model_exports_in_fp32_and_after_quantization(small_net, tiny_images, tmp_path):
     import copy
+
+    from int8_fixtures import ptq
 
     from edgekd.prune import PruneSpec, build_pruner, prune_step
 
@@ -117,6 +119,23 @@ def test_a_pruned_model_exports(small_net, tiny_images, tmp_path):
     assert pruned.stem[0].out_channels < 16
     for writer, suffix in ((to_onnx, "onnx"), (to_tflite, "tflite")):
         assert writer(pruned, example, tmp_path / f"p.{suffix}").parity.passed
+    quantized = ptq(pruned, tiny_images)
+    assert to_tflite(quantized, example, tmp_path / "pq.tflite", data=tiny_images).parity.passed
+
+
+def test_an_excluded_layer_stays_float_in_the_onnx_file(small_net, tiny_images, tmp_path):
+    from int8_fixtures import ptq
+
+    quantized = ptq(small_net, tiny_images, exclude=["project"])
+    artifact = to_onnx(quantized, example_batch(tiny_images), tmp_path / "x.onnx", data=tiny_images)
+    model = onnx.load(artifact.path)
+    initializers = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    weight_kinds = []
+    for node in (n for n in model.graph.node if n.op_type == "Conv"):
+        source = node.input[1]
+        weight_kinds.append("float" if source in initializers else producers[source].op_type)
+    assert sorted(weight_kinds) == ["DequantizeLinear", "DequantizeLinear", "float"]
 
 
 def test_an_unsupported_op_names_the_op_and_the_module(tiny_images, tmp_path):

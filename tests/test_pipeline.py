@@ -154,9 +154,10 @@ def test_demo_quick_runs_the_bundled_recipe(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert [r["stage"] for r in report["ledger"]] == ["teacher", "student", "distill"]
-    assert report["ledger"][-1]["test_accuracy"] > 0.8
-    assert "| distill |" in done.stdout
+    assert [r["stage"] for r in report["ledger"]] == ["teacher", "student", "distill", "quantize", "onnx", "tflite"]
+    assert all(row["test_accuracy"] > 0.8 for row in report["ledger"][2:])
+    assert (tmp_path / "demo" / "artifacts" / "model.tflite.json").is_file()
+    assert "| distill |" in done.stdout and "| tflite | artifact |" in done.stdout
 
 
 def test_torch_dataloaders_work_in_a_bundle(tiny_images, tmp_path):

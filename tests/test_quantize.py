@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchao.quantization.pt2e.qat_utils as qat_utils
-from int8_fixtures import SmallNet, example_batch, ptq
+from int8_fixtures import SmallNet, example_batch, ptq, quantize_run
 from torch import nn
 
 import edgekd as ek
@@ -83,18 +83,8 @@ def test_exclude_names_an_unknown_module_before_any_work(small_net, tiny_images)
 
 
 def test_quantize_stage_trains_with_the_teacher_and_saves_a_pt2(small_net, tiny_images, tmp_path):
-    teacher = small_net
-    student = SmallNet()
-    ek.Trainer(ek.TrainConfig(epochs=2, lr=1e-2), quiet=True).fit(student, tiny_images)
-    pipe = ek.Pipeline(
-        teacher=teacher,
-        student=student,
-        data=tiny_images,
-        stages=[ek.Quantize(epochs=1, lr=1e-3, calibration_batches=4)],
-        out_dir=tmp_path / "run",
-        quiet=True,
-    )
-    result = pipe.run()
+    stage = ek.Quantize(epochs=1, lr=1e-3, calibration_batches=4)
+    result = quantize_run(small_net, tiny_images, tmp_path / "run", stage)
     assert isinstance(result.model, QuantizedModel)
     row = result.report["ledger"][-1]
     assert row["stage"] == "quantize" and row["details"]["mode"] == "qat"

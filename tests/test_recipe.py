@@ -45,6 +45,8 @@ def test_shipped_demo_recipe_is_valid():
 
     recipe = recipes.load(str(files("edgekd.recipes").joinpath("mnist.yaml")))
     assert recipe.teachers[0].model == "mnist-resnet" and recipe.student.model == "mnist-mobilenet"
+    assert [s.name for s in recipe.stages] == ["distill", "quantize"]
+    assert recipe.export == {"onnx": {}, "tflite": {}}
 
 
 BAD_CASES = [
@@ -71,6 +73,18 @@ BAD_CASES = [
     (GOOD.replace("student: {model: hinton-student, args: {in_features: 64}}\n", ""), "missing required key 'student'"),
     (GOOD.replace("optimizer: sgd", "optimizer: lamb"), "stages[1].train.optimizer: must be one of sgd, adam, adamw"),
     ("- just\n- a list\n", "a recipe must be a mapping"),
+    (GOOD + "export: [onx]\n", "export: unknown export format 'onx'; did you mean 'onnx'?"),
+    (GOOD + "export: {tflite: {io: uint8}}\n", "export.tflite.io: must be one of float, int8, got 'uint8'"),
+    (GOOD + "export: {onnx: {opst: 17}}\n", "export.onnx: unknown option 'opst'; did you mean 'opset'?"),
+    (GOOD + "export: onnx\n", "export: must be a list of formats"),
+    (
+        GOOD.replace("- train: {epochs: 1, optimizer: sgd}", "- quantize: {epochs: 1, calibration_batches: 0}"),
+        "stages[1].quantize.calibration_batches: must be >= 1",
+    ),
+    (
+        GOOD.replace("- train: {epochs: 1, optimizer: sgd}", "- quantize: {exclude: layer1}"),
+        "stages[1].quantize.exclude: expected list[str], got str",
+    ),
 ]
 
 

@@ -62,7 +62,10 @@ class QuantizedModel(nn.Module):
         return self.graph_module(x)
 
     def train(self, mode: bool = True) -> QuantizedModel:
-        self.training = mode  # a converted graph has no train mode; keep the flag for callers that restore it
+        # A converted graph computes the same either way; the flag is kept for callers that read or
+        # restore it (and for converters that warn about "training mode").
+        for module in self.modules():
+            module.training = mode
         return self
 
     @property

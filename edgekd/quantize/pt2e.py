@@ -84,7 +84,7 @@ def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: to
 def convert(observed: ObservedGraph, example: torch.Tensor, scheme: QuantizationScheme) -> QuantizedModel:
     """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
     observed.eval()
-    graph = copy.deepcopy(observed.graph)
+    graph = copy.deepcopy(observed.graph).cpu()  # artifacts are built and checked on the CPU
     try:
         converted = convert_pt2e(graph, fold_quantize=False)
     except Exception as exc:  # noqa: BLE001

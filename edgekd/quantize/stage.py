@@ -25,7 +25,7 @@ class Quantize(TeachingConfig):
     """
 
     epochs: int = 1
-    lr: float = 1e-4
+    lr: float = 5e-4
     calibration_batches: int = 32
     exclude: list[str] = field(default_factory=list)
     name: str = "quantize"

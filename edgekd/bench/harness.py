@@ -1,0 +1,243 @@
+"""The benchmark harness: every artifact on every target, each measurement in a fresh subprocess.
+
+``run`` checks the request first (targets, files), then measures what it can: a file that is missing,
+truncated or not a model, or whose input the data does not fit, gets an error line in the report
+and the other files are still measured. A GPU target without a GPU is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from edgekd import __version__
+from edgekd.bench.estimate import estimates_for
+from edgekd.bench.sessions import runtime_of
+from edgekd.bench.stats import unstable
+from edgekd.bench.targets import Target, load_target
+from edgekd.data import DataBundle
+from edgekd.environment import machine_facts
+from edgekd.errors import ConfigError
+
+BENCH_SCHEMA_VERSION = 1
+WORKER_TIMEOUT_S = 600
+
+
+@dataclass
+class Job:
+    artifact: Path
+    runtime: str
+    target: Target
+    batch: int
+
+
+def gpu_available() -> tuple[bool, str]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True, torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        pass
+    return False, "no CUDA GPU visible to PyTorch on this machine"
+
+
+def run(
+    artifacts: list[str | Path],
+    targets: list[str | Path | Target] = ("cpu",),
+    data: DataBundle | None = None,
+    quiet: bool = False,
+    runs: int | None = None,
+    min_s: float | None = None,
+    threads: int | None = None,
+    accuracy_samples: int | None = None,
+) -> dict:
+    """Measure each artifact on each target; returns the report (see :mod:`edgekd.bench.report`)."""
+    resolved = [t if isinstance(t, Target) else load_target(t) for t in targets]
+    if not artifacts:
+        raise ConfigError("nothing to benchmark: give at least one .onnx, .tflite or .pt2 file")
+    started = time.perf_counter()
+    entries: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="edgekd-bench-") as scratch:
+        data_files = _save_data(data, Path(scratch), accuracy_samples) if data is not None else None
+        jobs, skipped = _plan([Path(a) for a in artifacts], resolved)
+        entries.extend(skipped)
+        for number, job in enumerate(jobs, 1):
+            _progress(quiet, f"[bench {number}/{len(jobs)}] {job.target.name}: {job.artifact.name} "
+                             f"({job.runtime}, batch {job.batch})")  # fmt: skip
+            entries.append(_measure(job, data_files, Path(scratch), runs, min_s, threads))
+    _progress(quiet, f"[bench] done: {len(jobs)} measurements in {time.perf_counter() - started:.0f} s")
+    return {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "kind": "edgekd-bench",
+        "edgekd_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "machine": machine_facts(),
+        "data": data.describe() if data is not None else None,
+        "targets": [_target_facts(t) for t in resolved],
+        "artifacts": [_artifact_facts(Path(a)) for a in artifacts],
+        "results": entries,
+        "estimates": estimates_for([Path(a) for a in artifacts], resolved),
+    }
+
+
+def _plan(artifacts: list[Path], targets: list[Target]) -> tuple[list[Job], list[dict]]:
+    jobs, skipped = [], []
+    has_gpu, gpu_reason = gpu_available()
+    for target in targets:
+        for artifact in artifacts:
+            runtime = runtime_of(artifact)
+            base = {"artifact": artifact.name, "path": str(artifact), "target": target.name, "runtime": runtime}
+            problem = _file_problem(artifact, runtime)
+            if problem:
+                skipped.append({**base, "status": "error", "error": problem})
+                continue
+            if runtime not in target.runtimes:
+                continue  # the target does not run this kind of file (e.g. LiteRT on a GPU target)
+            if target.device == "cuda" and not has_gpu:
+                skipped.append({**base, "status": "skipped", "reason": gpu_reason})
+                continue
+            fixed = fixed_batch(artifact, runtime)
+            for batch in target.batch_sizes:
+                if fixed is not None and batch != fixed:
+                    reason = f"the file's batch size is fixed at {fixed}; batch {batch} not measured"
+                    skipped.append({**base, "batch": batch, "status": "skipped", "reason": reason})
+                else:
+                    jobs.append(Job(artifact, runtime, target, batch))
+    return jobs, skipped
+
+
+def fixed_batch(path: Path, runtime: str) -> int | None:
+    """The batch size a file was exported with when it cannot change, else None (read from the header)."""
+    try:
+        if runtime == "onnx":
+            import onnx
+
+            dim = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+            return dim.dim_value if dim.HasField("dim_value") else None
+        if runtime == "tflite":
+            from edgekd.quiet import quiet_import
+
+            schema = quiet_import("ai_edge_litert.schema_py_generated")
+            graph = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0).subgraphs[0]
+            tensor = graph.tensors[graph.inputs[0]]
+            signature = tensor.shapeSignature
+            return None if signature is not None and int(signature[0]) == -1 else int(tensor.shape[0])
+    except Exception:  # noqa: BLE001 - an unreadable header is reported by the worker, with its reason
+        return None
+    return None
+
+
+def _file_problem(path: Path, runtime: str | None) -> str | None:
+    if runtime is None:
+        return f"{path}: not a model file edgekd can benchmark (expected .onnx, .tflite or .pt2)"
+    if not path.is_file():
+        return f"{path}: no such file"
+    if path.stat().st_size == 0:
+        return f"{path}: empty file"
+    return None
+
+
+def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, threads) -> dict:
+    target = job.target
+    thread_count = threads or target.thread_count
+    spec = {
+        "artifact": str(job.artifact),
+        "runtime": job.runtime,
+        "device": target.device,
+        "threads": thread_count,
+        "pin_cores": target.pin_cores,
+        "memory_limit_mb": target.memory_limit_mb,
+        "batch": job.batch,
+        "warmup_runs": target.warmup_runs,
+        "warmup_s": target.warmup_s,
+        "runs": runs or target.runs,
+        "min_s": target.min_s if min_s is None else min_s,
+        "data": data_files,
+    }
+    stem = f"{job.artifact.name}-{target.name}-{job.batch}"
+    spec_path, out_path = scratch / f"{stem}.spec.json", scratch / f"{stem}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, **{name: str(thread_count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    base = {
+        "artifact": job.artifact.name,
+        "path": str(job.artifact),
+        "target": target.name,
+        "runtime": job.runtime,
+        "batch": job.batch,
+    }
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "edgekd.bench.worker", str(spec_path), str(out_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return {**base, "status": "error", "error": f"measurement took over {WORKER_TIMEOUT_S} s"}
+    if not out_path.exists():
+        last = (completed.stderr.strip().splitlines() or [f"exit code {completed.returncode}"])[-1]
+        killed = completed.returncode in (-9, 137)
+        reason = "killed (memory cap reached?)" if killed else last[:300]
+        return {**base, "status": "error", "error": f"the benchmark process died: {reason}"}
+    payload = json.loads(out_path.read_text())
+    if not payload["ok"]:
+        return {**base, "status": "error", "error": f"{job.artifact}: {payload['error']}"}
+    result = payload["result"]
+    warnings = []
+    if unstable(result["latency"]):
+        warnings.append(f"unstable timing: coefficient of variation {100 * result['latency']['cv']:.0f}% > 10%")
+    if result.get("over_memory_cap"):
+        warnings.append("peak memory over the target's cap (checked after the run)")
+    return {**base, "status": "ok", **result, "warnings": warnings}
+
+
+def _save_data(data: DataBundle, folder: Path, limit: int | None) -> dict:
+    xs, ys, total = [], [], 0
+    for batch in data.test:
+        xs.append(batch[0].cpu().numpy())
+        ys.append(batch[1].cpu().numpy())
+        total += len(ys[-1])
+        if limit and total >= limit:
+            break
+    x, y = np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
+    np.save(folder / "x.npy", x.astype(np.float32))
+    np.save(folder / "y.npy", y.astype(np.int64))
+    return {"x": str(folder / "x.npy"), "y": str(folder / "y.npy"), "name": data.name}
+
+
+def _target_facts(target: Target) -> dict:
+    facts = {k: v for k, v in vars(target).items() if k != "reference_phones"}
+    facts["threads_used"] = target.thread_count
+    return facts
+
+
+def _artifact_facts(path: Path) -> dict:
+    facts = {"name": path.name, "path": str(path), "runtime": runtime_of(path)}
+    if path.is_file():
+        side = path.with_name(path.name + ".data")
+        facts["size_bytes"] = path.stat().st_size + (side.stat().st_size if side.exists() else 0)
+        manifest = path.with_name(path.name + ".json")
+        if manifest.is_file():
+            try:
+                content = json.loads(manifest.read_text())
+                facts["precision"] = content.get("precision")
+            except (OSError, ValueError):
+                pass
+    return facts
+
+
+def _progress(quiet: bool, line: str) -> None:
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)

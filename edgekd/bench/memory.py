@@ -1,0 +1,50 @@
+"""Memory of the benchmark process: resident size, its peak, and a cap.
+
+The cap uses a cgroup v2 child group with ``memory.max`` when this process may create one (the
+kernel then enforces it). Where it may not (most containers), the documented fallback is a check:
+the peak resident size is compared with the cap after the run and the result is marked over budget.
+The report says which method was used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_bytes() -> int:
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of the resident set since the process started."""
+    return _status_kib("VmHWM") * 1024
+
+
+def apply_cap(limit_mb: int | None) -> dict:
+    if not limit_mb:
+        return {"method": "none", "limit_bytes": None}
+    limit = int(limit_mb) * 1024 * 1024
+    try:
+        group = _own_cgroup() / f"edgekd-bench-{os.getpid()}"
+        group.mkdir()
+        (group / "memory.max").write_text(str(limit))
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+        return {"method": "cgroup-v2 memory.max", "limit_bytes": limit, "cgroup": str(group)}
+    except OSError as exc:
+        return {"method": "rss-check", "limit_bytes": limit, "why": f"cgroup not writable: {exc.strerror or exc}"}
+
+
+def _own_cgroup() -> Path:
+    line = Path("/proc/self/cgroup").read_text().strip().splitlines()[0]
+    relative = line.split("::", 1)[1] if "::" in line else "/"
+    return CGROUP_ROOT / relative.lstrip("/")

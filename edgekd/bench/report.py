@@ -1,0 +1,177 @@
+"""Benchmark reports people read: ``report.json`` (versioned), ``report.md`` and a self-contained
+``report.html`` whose plots (accuracy vs latency with the Pareto front, size, memory) are embedded
+as PNG data, so the file can be mailed or attached to a ticket as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from edgekd.fileio import atomic_write_text
+
+
+def ok_rows(report: dict) -> list[dict]:
+    return [r for r in report["results"] if r.get("status") == "ok"]
+
+
+def label(row: dict) -> str:
+    return f"{row['artifact']} @ {row['target']} b{row['batch']}"
+
+
+def to_markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [
+        "# edgekd benchmark",
+        "",
+        f"- machine: {machine['cpu']} ({machine['cores']} cores; flags: {_flags(machine)})",
+        f"- created {report['created']}, edgekd {report['edgekd_version']}, wall {report['wall_s']:.0f} s",
+        f"- data: {report['data']['name'] if report.get('data') else 'none (random inputs, no accuracy)'}",
+        "",
+        "| artifact | target | runtime | batch | p50 | p90 | p99 | mean ± std | cv | init | first | peak mem "
+        "| accuracy |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in ok_rows(report):
+        lat = row["latency"]
+        accuracy = f"{100 * row['accuracy']['top1']:.2f}%" if row.get("accuracy") else "-"
+        lines.append(
+            f"| {row['artifact']} | {row['target']} | {row['runtime']} | {row['batch']} | {lat['p50_ms']:.3f} ms | "
+            f"{lat['p90_ms']:.3f} ms | {lat['p99_ms']:.3f} ms | {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f} | "
+            f"{100 * lat['cv']:.1f}% | {row['init_s'] * 1e3:.0f} ms | {row['first_inference_ms']:.1f} ms | "
+            f"{row['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
+        )
+    problems = [r for r in report["results"] if r.get("status") != "ok"]
+    warnings = [(label(r), w) for r in ok_rows(report) for w in r.get("warnings", [])]
+    if problems or warnings:
+        lines += ["", "## Not measured / warnings", ""]
+        lines += [
+            f"- {r['artifact']} @ {r['target']}: {r['status']}: {r.get('error') or r.get('reason')}" for r in problems
+        ]
+        lines += [f"- {name}: {warning}" for name, warning in warnings]
+    if report.get("estimates"):
+        lines += ["", "## Reference phones (roofline ESTIMATES, not measurements)", ""]
+        lines += [
+            "| artifact | phone | precision | MACs | bytes | estimate | bound |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
+        for e in report["estimates"]:
+            if "error" in e:
+                lines.append(f"| {e['artifact']} | - | - | - | - | {e['error']} | - |")
+                continue
+            lines.append(
+                f"| {e['artifact']} | {e['phone']} | {e['precision']} | {e['macs']:,} | {e['bytes']:,} | "
+                f"~{e['estimate_ms']:.3f} ms (estimate) | {e['bound']} |"
+            )
+    lines += ["", "## Targets", ""]
+    for target in report["targets"]:
+        lines.append(
+            f"- {target['name']}: {target['description']} (threads {target['threads_used']}, pinned cores "
+            f"{target['pin_cores'] or 'no'}, memory cap {target['memory_limit_mb'] or 'none'} MiB, "
+            f"batches {target['batch_sizes']}, {target['runs']}+ runs and {target['min_s']}+ s after "
+            f"{target['warmup_runs']}+ warm-up runs and {target['warmup_s']}+ s)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _flags(machine: dict) -> str:
+    return ", ".join(machine.get("cpu_flags", [])) or "-"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower latency and higher accuracy."""
+    front = []
+    for i, (latency, accuracy) in enumerate(points):
+        dominated = any(
+            (lat <= latency and acc >= accuracy) and (lat < latency or acc > accuracy)
+            for j, (lat, acc) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plots(report: dict) -> dict[str, str]:
+    """Base64 PNGs: accuracy vs latency (Pareto front marked), file size, peak memory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = ok_rows(report)
+    images = {}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    scored = [r for r in rows if r.get("accuracy")]
+    if scored:
+        points = [(r["latency"]["p50_ms"], 100 * r["accuracy"]["top1"]) for r in scored]
+        ax.scatter(*zip(*points), color="#4c72b0")
+        for row, (x, y) in zip(scored, points):
+            ax.annotate(label(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        front = pareto_front(points)
+        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="#dd8452", label="Pareto front")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no accuracy measured (no data given)", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("p50 latency (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs latency")
+    images["accuracy_vs_latency"] = _png(fig)
+    sizes = {a["name"]: a.get("size_bytes", 0) for a in report["artifacts"]}
+    images["size"] = _bars(plt, list(sizes), [v / 2**20 for v in sizes.values()], "file size (MiB)")
+    memory = {label(r): r["peak_memory_bytes"] / 2**20 for r in rows}
+    images["memory"] = _bars(plt, list(memory), list(memory.values()), "peak memory over baseline (MiB)")
+    return images
+
+
+def _bars(plt, names: list[str], values: list[float], title: str) -> str:
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * max(len(names), 1)))
+    ax.barh(names or ["-"], values or [0], color="#55a868")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def to_html(report: dict, ledger_md: str | None = None) -> str:
+    images = plots(report)
+    figures = "\n".join(
+        f'<figure><img class="plot" alt="{name}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{name}</figcaption></figure>"
+        for name, data in images.items()
+    )
+    body = html.escape(to_markdown(report))
+    ledger = f"<h2>Pipeline ledger</h2><pre>{html.escape(ledger_md)}</pre>" if ledger_md else ""
+    script = (
+        "<script>window.addEventListener('load',()=>{const ok=[...document.querySelectorAll('img.plot')]"
+        ".filter(i=>i.complete&&i.naturalWidth>0).length;document.body.dataset.plotsLoaded=ok;});</script>"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>edgekd benchmark</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
+        "font-size:12px}figure{display:inline-block;margin:0.5em}img{max-width:100%}</style>"
+        f"{script}</head><body><h1>edgekd benchmark</h1>{figures}<h2>Results</h2><pre>{body}</pre>{ledger}"
+        "</body></html>\n"
+    )
+
+
+def write(report: dict, folder: str | Path, ledger_md: str | None = None) -> dict[str, Path]:
+    folder = Path(folder)
+    paths = {"json": folder / "report.json", "md": folder / "report.md", "html": folder / "report.html"}
+    atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    atomic_write_text(paths["md"], to_markdown(report))
+    atomic_write_text(paths["html"], to_html(report, ledger_md))
+    return paths

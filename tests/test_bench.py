@@ -1,0 +1,178 @@
+"""The benchmark harness: runners, statistics, targets, subprocess isolation, reports, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from int8_fixtures import example_batch
+
+import edgekd as ek
+from edgekd import bench
+from edgekd.bench.report import pareto_front
+from edgekd.bench.stats import summarize
+from edgekd.bench.targets import Target, parse_target
+from edgekd.cli import main
+from edgekd.errors import ConfigError
+
+FAST = {"warmup_runs": 2, "warmup_s": 0.0, "runs": 5, "min_s": 0.0}
+
+
+def _fast(name: str, **overrides) -> Target:
+    target = bench.load_target(name)
+    for key, value in {**FAST, **overrides}.items():
+        setattr(target, key, value)
+    return target
+
+
+@pytest.fixture(scope="module")
+def files(small_net, small_net_int8, tiny_images, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("artifacts")
+    example = example_batch(tiny_images)
+    onnx_file = ek.export.to_onnx(small_net, example, folder / "fp32.onnx").path
+    tflite_file = ek.export.to_tflite(small_net_int8, example, folder / "int8.tflite").path
+    program = torch.export.export(small_net, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    pt2_file = folder / "fp32.pt2"
+    torch.export.save(program, pt2_file)
+    return {"onnx": onnx_file, "tflite": tflite_file, "pt2": pt2_file}
+
+
+def test_statistics_on_a_known_sample():
+    summary = summarize([float(v) for v in range(1, 101)])
+    assert summary["count"] == 100 and summary["min_ms"] == 1 and summary["max_ms"] == 100
+    assert summary["mean_ms"] == pytest.approx(50.5) and summary["p50_ms"] == pytest.approx(50.5)
+    assert summary["p90_ms"] == pytest.approx(90.1) and summary["p99_ms"] == pytest.approx(99.01)
+    assert summary["std_ms"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert summary["cv"] == pytest.approx(summary["std_ms"] / 50.5)
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 80.0), (2.0, 93.0)]
+    assert pareto_front(points) == [3, 0, 1]
+
+
+def test_builtin_targets_and_their_settings():
+    assert bench.builtin_names() == ["cpu", "gpu", "mobile-like"]
+    mobile = bench.load_target("mobile-like")
+    assert mobile.threads == 1 and mobile.pin_cores == 1 and mobile.memory_limit_mb == 512
+    assert mobile.batch_sizes == [1] and mobile.reference_phones
+    assert bench.load_target("cpu").batch_sizes == [1, 32]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "x"\nthread = 2\n', "unknown key 'thread'; did you mean 'threads'?"),
+        ('name = "x"\nthreads = 0\n', "threads: must be 'all' or a number >= 1"),
+        ('name = "x"\nruntimes = ["tflight"]\n', "unknown runtime 'tflight'; did you mean 'tflite'?"),
+        ('name = "x"\nbatch_sizes = 4\n', "batch_sizes: wrong type int"),
+        ("threads = 2\n", "missing required key 'name'"),
+        ("name = \n", "not valid TOML"),
+    ],
+)
+def test_bad_target_files_name_the_file_and_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_target(text, "my.toml")
+
+
+def test_unknown_target_name():
+    with pytest.raises(ConfigError, match="unknown target 'cpuu'; did you mean 'cpu'"):
+        bench.load_target("cpuu")
+
+
+def test_each_runtime_measures_its_file_in_a_fresh_process(files, tiny_images):
+    report = bench.run(list(files.values()), [_fast("cpu")], data=tiny_images, quiet=True)
+    rows = [r for r in report["results"] if r["status"] == "ok"]
+    measured = {(r["runtime"], r["batch"]) for r in rows}
+    assert measured == {("onnx", 1), ("onnx", 32), ("torch", 1), ("torch", 32), ("tflite", 1)}
+    (fixed,) = [r for r in report["results"] if r["status"] == "skipped"]
+    assert fixed["runtime"] == "tflite" and "batch size is fixed at 1; batch 32 not measured" in fixed["reason"]
+    for row in rows:
+        assert row["latency"]["count"] >= 5 and row["latency"]["p50_ms"] > 0
+        assert row["init_s"] > 0 and row["first_inference_ms"] > 0
+        assert row["peak_memory_bytes"] > 0  # measured in the worker, over its own baseline
+        assert row["accuracy"]["samples"] == 160 and row["accuracy"]["top1"] > 0.8
+        assert row["input_shape"] == [row["batch"], 1, 12, 12]
+    int8 = next(r for r in rows if r["runtime"] == "tflite" and r["batch"] == 1)
+    assert int8["input_dtype"] == "float32"
+    assert report["machine"]["cpu_flags"] is not None and report["schema_version"] == 1
+
+
+def test_mobile_like_pins_one_core_one_thread_and_caps_memory(files, tmp_path):
+    report = bench.run([files["tflite"]], [_fast("mobile-like")], quiet=True)
+    (row,) = report["results"]
+    assert row["status"] == "ok" and len(row["affinity"]) == 1 and row["threads"] == 1
+    assert row["memory_cap"]["limit_bytes"] == 512 * 2**20
+    assert row["memory_cap"]["method"] in ("cgroup-v2 memory.max", "rss-check")
+    estimate = report["estimates"][0]
+    assert estimate["kind"] == "roofline estimate" and estimate["precision"] == "int8" and estimate["estimate_ms"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the skip path cannot be seen")
+def test_gpu_target_is_skipped_with_the_reason(files):
+    report = bench.run([files["onnx"]], [_fast("gpu")], quiet=True)
+    (row,) = report["results"]
+    assert row["status"] == "skipped" and "no CUDA GPU" in row["reason"]
+
+
+def test_bad_files_are_reported_and_the_others_still_measured(files, tiny_images, tmp_path):
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(files["tflite"].read_bytes()[:300])
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    listed = [tmp_path / "absent.onnx", truncated, text, tmp_path / "weights.bin", files["onnx"]]
+    report = bench.run(listed, [_fast("cpu", batch_sizes=[1])], quiet=True)
+    by_name = {r["artifact"]: r for r in report["results"]}
+    assert "no such file" in by_name["absent.onnx"]["error"]
+    assert "LiteRT cannot load it" in by_name["truncated.tflite"]["error"]
+    assert "ONNX Runtime cannot load it" in by_name["notes.onnx"]["error"]
+    assert "not a model file edgekd can benchmark" in by_name["weights.bin"]["error"]
+    assert by_name["fp32.onnx"]["status"] == "ok"
+
+
+def test_data_that_does_not_fit_the_model_is_named(files):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 1, 8, 8)).astype(np.float32), rng.integers(0, 4, 40)
+    wrong = ek.data.from_arrays(x, y, x, y, batch_size=8)
+    report = bench.run([files["onnx"]], [_fast("cpu", batch_sizes=[1])], data=wrong, quiet=True)
+    (row,) = report["results"]
+    assert row["status"] == "error" and "inputs are shaped [1, 8, 8], the model expects [1, 12, 12]" in row["error"]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_html_report_renders_with_its_plots_in_chromium(files, tiny_images, tmp_path):
+    report = bench.run([files["onnx"], files["tflite"]], [_fast("cpu", batch_sizes=[1])], data=tiny_images, quiet=True)
+    paths = bench.write_report(report, tmp_path)
+    assert json.loads(paths["json"].read_text())["kind"] == "edgekd-bench"
+    assert "| fp32.onnx | cpu | onnx | 1 |" in paths["md"].read_text()
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Chromium (.ci/run installs Debian's chromium)")
+        pytest.skip("Chromium is not installed here; CI installs it")
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom",
+         paths["html"].as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert 'data-plots-loaded="3"' in dom  # all three embedded plots decoded to real images
+
+
+def test_cli_bench_and_compare(files, tmp_path, capsys):
+    args = ["bench", str(files["onnx"]), "--target", "cpu", "--runs", "5", "--min-seconds", "0", "--quiet"]
+    assert main([*args, "--out-dir", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out-dir", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "| fp32.onnx | cpu | onnx | 1 |" in out and "p50 a" in out
+    assert main(["bench", str(files["onnx"]), "--target", "phone"]) == 2
+    assert "edgekd: error: unknown target 'phone'" in capsys.readouterr().err
