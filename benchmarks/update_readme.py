@@ -114,12 +114,31 @@ def prune_mnist_block() -> str:
     return table(header, rows, footer)
 
 
+def bench_fidelity_block() -> str:
+    study = _load("bench_fidelity")
+    rows = [
+        [name, f"{min(r['harness_p50_ms']):.3f}-{max(r['harness_p50_ms']):.3f} ms",
+         f"{min(r['bare_p50_ms']):.3f}-{max(r['bare_p50_ms']):.3f} ms", f"{100 * r['overhead']:+.1f}%",
+         f"{100 * r['back_to_back']:.1f}%"]
+        for name, r in study["results"]["rows"].items()
+    ]  # fmt: skip
+    bar = study["results"]["bar"]
+    footer = (
+        f"Harness vs a bare loop in its own process, both 1 thread on one pinned core; bars: at most "
+        f"{100 * bar['overhead']:.0f}% overhead, back-to-back within {100 * bar['back_to_back']:.0f}%: "
+        f"{'met' if study['results']['met'] else 'NOT met'}. `{study['command']}` on {study['machine']['cpu']}, "
+        f"{study['date']}."
+    )
+    return table(["file (FP32)", "harness p50", "bare loop p50", "harness over bare", "back-to-back"], rows, footer)
+
+
 BLOCKS = {
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
     "prune-latency": prune_latency_block,
     "prune-mnist": prune_mnist_block,
     "int8-latency": int8_latency_block,
+    "bench-fidelity": bench_fidelity_block,
 }
 
 

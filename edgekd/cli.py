@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--samples", type=int, help="test samples for accuracy (default: the whole test set)")
     bench.add_argument("--runs", type=int, help="timed runs at least (default: the target's, 50)")
     bench.add_argument("--min-seconds", type=float, help="timed seconds at least (default: the target's, 1.0)")
+    bench.add_argument("--threads", type=int, help="threads per runtime instead of the target's (e.g. 2 or 4)")
     bench.add_argument("--out-dir", help="report folder (default: a fresh runs/bench)")
     bench.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -94,7 +95,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--data: {unknown('data source', args.data, sources)}")
         data = sources[args.data]()
     report = bench.run(args.artifacts, targets, data, quiet=args.quiet, runs=args.runs, min_s=args.min_seconds,
-                       accuracy_samples=args.samples)  # fmt: skip
+                       threads=args.threads, accuracy_samples=args.samples)  # fmt: skip
     out_dir = Path(args.out_dir) if args.out_dir else _fresh_folder(Path("runs/bench"))
     paths = bench.write_report(report, out_dir)
     print(paths["md"].read_text())

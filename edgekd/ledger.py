@@ -86,4 +86,22 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         ledger.to_markdown(),
     ]
+    if report.get("bench"):
+        lines += ["## Benchmark", "", "Measured on the exported files: bench/report.md, bench/report.html.", ""]
+        lines += [_bench_lines(report["bench"])]
     return "\n".join(lines)
+
+
+def _bench_lines(bench: dict) -> str:
+    rows = ["| artifact | target | batch | p50 | p99 | peak memory | accuracy |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in bench["results"]:
+        if r.get("status") != "ok":
+            rows.append(f"| {r['artifact']} | {r['target']} | {r.get('batch', '-')} | {r['status']}: "
+                        f"{r.get('error') or r.get('reason')} | | | |")  # fmt: skip
+            continue
+        accuracy = f"{100 * r['accuracy']['top1']:.2f}%" if r.get("accuracy") else "-"
+        rows.append(
+            f"| {r['artifact']} | {r['target']} | {r['batch']} | {r['latency']['p50_ms']:.3f} ms | "
+            f"{r['latency']['p99_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from edgekd import __version__
+from edgekd.bench.targets import Target, load_target
 from edgekd.data import DataBundle
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
 from edgekd.export_plan import export_plan
+from edgekd.fileio import atomic_write
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.metrics import count_macs, count_params, size_bytes
 from edgekd.modelfile import save_model
@@ -83,7 +85,7 @@ class Pipeline:
         out_dir: str | Path = "runs/edgekd",
         teacher_weights: Sequence[float] | None = None,
         export: Sequence[str] | Mapping[str, dict | None] = (),
-        targets: Sequence[str] = (),
+        targets: Sequence[str | Target] = (),
         seed: int = 0,
         device: str = "auto",
         quiet: bool = False,
@@ -100,11 +102,13 @@ class Pipeline:
         for i, stage in enumerate(stages):
             if not isinstance(stage, Stage):
                 raise ConfigError(f"stages[{i}] ({type(stage).__name__}) has no name and run(ctx, student) method")
-        if targets:
-            raise ConfigError(
-                f"targets {list(targets)}: benchmarking is not part of this version of edgekd yet; leave it empty"
-            )
         self.export = export_plan(export)
+        try:  # a typo fails here, not after an hour of training
+            self.targets = [t if isinstance(t, Target) else load_target(t) for t in targets]
+        except ConfigError as exc:
+            raise ConfigError(f"targets: {exc}") from exc
+        if self.targets and not self.export:
+            raise ConfigError("targets: benchmarking measures exported files; add export: [onnx, tflite]")
         self.student = student
         self.data = data
         self.stages = list(stages)
@@ -163,6 +167,13 @@ class Pipeline:
                 raise
             report["artifacts"] = {name: str(path.relative_to(run_dir)) for name, path in artifacts.items()}
             self._write(run_dir, report, ledger, started, "running")
+        if self.targets:
+            try:
+                report["bench"] = self._bench(student, artifacts, run_dir, ledger)
+            except BaseException as exc:
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+                self._write(run_dir, report, ledger, started, f"{reason} (benchmark)")
+                raise
         report = self._write(run_dir, report, ledger, started, "completed")
         return PipelineResult(student, artifacts, report, run_dir, self.teachers)
 
@@ -211,6 +222,36 @@ class Pipeline:
         ledger.add(row)
         self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
         return student
+
+    def _bench(self, student: nn.Module, artifacts: dict[str, Path], run_dir: Path, ledger: Ledger) -> dict:
+        """Every artifact (and the PyTorch model as the reference) on every target, in fresh processes."""
+        from edgekd import bench  # the harness and its plotting load on first use
+
+        self._log(f"benchmark on {', '.join(t.name for t in self.targets)}")
+        files = list(artifacts.values())
+        reference = self._torch_reference(student, run_dir / "artifacts" / "model.pt2")
+        if reference is not None:
+            files.append(reference)
+        result = bench.run(files, self.targets, data=self.data, quiet=self.quiet)
+        paths = bench.write_report(result, run_dir / "bench", ledger_md=ledger.to_markdown())
+        self._log(f"benchmark report: {paths['html']}")
+        return result
+
+    def _torch_reference(self, student: nn.Module, path: Path) -> Path | None:
+        """The final student as a ``torch.export`` archive, measured as the PyTorch eager reference."""
+        program = getattr(student, "program", None)
+        if program is None:
+            from edgekd.quantize.graph import CaptureError, capture
+
+            example = next(iter(self.data.val))[0][:2].cpu()
+            try:
+                with inference(student):
+                    program = capture(student.cpu(), example)
+            except CaptureError as exc:
+                self._log(f"no PyTorch reference in the benchmark: {exc}")
+                return None
+        atomic_write(path, lambda handle: torch.export.save(program, handle))
+        return path
 
     def _teacher_label(self, index: int) -> str:
         return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
@@ -273,6 +314,7 @@ class Pipeline:
             "student": type(self.student).__name__,
             "stages": [{"name": s.name, "config": _stage_config(s)} for s in self.stages],
             "export": self.export,
+            "targets": [t.name for t in self.targets],
             "seed": self.seed,
             "config": self.config,
             "environment": machine_facts(str(self.device)),

@@ -131,7 +131,7 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
         student=_parse_model(raw["student"], "student"),
         stages=_parse_stages(raw["stages"]),
         export=export_plan(raw.get("export") or []),
-        targets=_typed(raw.get("targets", []), list[str], "targets"),
+        targets=_checked_targets(_typed(raw.get("targets", []), list[str], "targets")),
         raw=raw,
     )
 
@@ -207,6 +207,17 @@ def _parse_stages(section: Any) -> list[Any]:
             raise ConfigError(f"stages[{i}]: {unknown('stage', kind, STAGE_TYPES)}")
         stages.append(_build_dataclass(stage_type(kind), options or {}, f"stages[{i}].{kind}."))
     return stages
+
+
+def _checked_targets(names: list[str]) -> list[str]:
+    from edgekd.bench.targets import load_target
+
+    for name in names:
+        try:
+            load_target(name)
+        except ConfigError as exc:
+            raise ConfigError(f"targets: {exc}") from exc
+    return names
 
 
 def stage_type(kind: str) -> type:

@@ -92,6 +92,8 @@ def test_each_runtime_measures_its_file_in_a_fresh_process(files, tiny_images):
     assert measured == {("onnx", 1), ("onnx", 32), ("torch", 1), ("torch", 32), ("tflite", 1)}
     (fixed,) = [r for r in report["results"] if r["status"] == "skipped"]
     assert fixed["runtime"] == "tflite" and "batch size is fixed at 1; batch 32 not measured" in fixed["reason"]
+    all_cores = _fast("cpu").thread_count
+    assert all(r["threads_read_back"] == all_cores for r in rows if r["runtime"] != "tflite")
     for row in rows:
         assert row["latency"]["count"] >= 5 and row["latency"]["p50_ms"] > 0
         assert row["init_s"] > 0 and row["first_inference_ms"] > 0
@@ -107,6 +109,8 @@ def test_mobile_like_pins_one_core_one_thread_and_caps_memory(files, tmp_path):
     report = bench.run([files["tflite"]], [_fast("mobile-like")], quiet=True)
     (row,) = report["results"]
     assert row["status"] == "ok" and len(row["affinity"]) == 1 and row["threads"] == 1
+    onnx_row = bench.run([files["onnx"]], [_fast("mobile-like")], quiet=True)["results"][0]
+    assert onnx_row["threads_read_back"] == 1 and len(onnx_row["affinity"]) == 1
     assert row["memory_cap"]["limit_bytes"] == 512 * 2**20
     assert row["memory_cap"]["method"] in ("cgroup-v2 memory.max", "rss-check")
     estimate = report["estimates"][0]

@@ -51,5 +51,25 @@ def test_pipeline_exports_fp32_when_there_is_no_quantize_stage(small_net, tiny_i
 def test_export_and_targets_are_checked_before_training(small_net, tiny_images, tmp_path):
     with pytest.raises(ConfigError, match="unknown export format 'tflight'; did you mean 'tflite'"):
         ek.Pipeline(small_net, SmallNet(), tiny_images, [], export=["tflight"], out_dir=tmp_path)
-    with pytest.raises(ConfigError, match="targets \\['cpu'\\]: benchmarking is not part"):
+    with pytest.raises(ConfigError, match="targets: benchmarking measures exported files; add export"):
         ek.Pipeline(small_net, SmallNet(), tiny_images, [], targets=["cpu"], out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="targets: unknown target 'mobile'; did you mean 'mobile-like'"):
+        ek.Pipeline(small_net, SmallNet(), tiny_images, [], export=["onnx"], targets=["mobile"], out_dir=tmp_path)
+
+
+def test_pipeline_benchmarks_its_artifacts_and_the_pytorch_reference(small_net, tiny_images, tmp_path):
+    from edgekd import bench
+
+    target = bench.load_target("cpu")
+    target.warmup_runs, target.warmup_s, target.runs, target.min_s, target.batch_sizes = 2, 0.0, 5, 0.0, [1]
+    stage = ek.Quantize(epochs=0, calibration_batches=4)
+    result = quantize_run(small_net, tiny_images, tmp_path / "run", stage, export=["onnx", "tflite"], targets=[target])
+    rows = result.report["bench"]["results"]
+    assert {(r["artifact"], r["status"]) for r in rows} == {
+        ("model.onnx", "ok"), ("model.tflite", "ok"), ("model.pt2", "ok"),
+    }  # fmt: skip
+    assert all(r["accuracy"]["top1"] > 0.8 for r in rows)
+    for name in ("report.json", "report.md", "report.html"):
+        assert (tmp_path / "run" / "bench" / name).is_file()
+    assert "Pipeline ledger" in (tmp_path / "run" / "bench" / "report.html").read_text()
+    assert "## Benchmark" in (tmp_path / "run" / "report.md").read_text()

@@ -77,6 +77,7 @@ BAD_CASES = [
     (GOOD + "export: {tflite: {io: uint8}}\n", "export.tflite.io: must be one of float, int8, got 'uint8'"),
     (GOOD + "export: {onnx: {opst: 17}}\n", "export.onnx: unknown option 'opst'; did you mean 'opset'?"),
     (GOOD + "export: onnx\n", "export: must be a list of formats"),
+    (GOOD + "export: [onnx]\ntargets: [mobile]\n", "targets: unknown target 'mobile'; did you mean 'mobile-like'?"),
     (
         GOOD.replace("- train: {epochs: 1, optimizer: sgd}", "- quantize: {epochs: 1, calibration_batches: 0}"),
         "stages[1].quantize.calibration_batches: must be >= 1",

@@ -22,6 +22,10 @@ class Session:
     input_dtype: str
     batch: int
 
+    def threads_applied(self) -> int | None:
+        """The thread count read back from the runtime, where it exposes one."""
+        return None
+
     def prepare(self, x: np.ndarray):
         raise NotImplementedError
 
@@ -47,6 +51,9 @@ class OnnxSession(Session):
         self.input_shape, self.input_dtype, self.batch = self.runner.input.shape, self.runner.input.dtype, batch
         if self.runner.fixed_batch not in (None, batch):
             raise ValueError(f"the model's batch size is fixed at {self.runner.fixed_batch}")
+
+    def threads_applied(self) -> int | None:
+        return self.runner.session.get_session_options().intra_op_num_threads
 
     def prepare(self, x: np.ndarray):
         session, feed = self.runner.session, {self.runner.input.name: x}
@@ -104,6 +111,9 @@ class TorchSession(Session):
         shape = list(placeholder.meta["val"].shape)
         self.input_shape = [batch, *[int(d) if str(d).isdigit() else 1 for d in shape[1:]]]
         self.input_dtype, self.batch = "float32", batch
+
+    def threads_applied(self) -> int | None:
+        return self.torch.get_num_threads()
 
     def prepare(self, x: np.ndarray):
         tensor = self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device)

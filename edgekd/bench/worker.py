@@ -71,6 +71,7 @@ def measure(spec: dict) -> dict:
         "memory_cap": cap,
         "affinity": affinity,
         "threads": spec["threads"],
+        "threads_read_back": session.threads_applied(),  # None: LiteRT has no API to read it back
         "input_shape": list(x.shape),
         "input_dtype": session.input_dtype,
     }
