@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd import __version__
+from edgekd.bench import memory
 from edgekd.bench.estimate import estimates_for
 from edgekd.bench.sessions import runtime_of
 from edgekd.bench.stats import unstable
@@ -195,6 +196,7 @@ def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, thre
     if not payload["ok"]:
         return {**base, "status": "error", "error": f"{job.artifact}: {payload['error']}"}
     result = payload["result"]
+    memory.remove_group(result["memory_cap"])
     warnings = []
     if unstable(result["latency"]):
         warnings.append(f"unstable timing: coefficient of variation {100 * result['latency']['cv']:.0f}% > 10%")

@@ -35,16 +35,40 @@ def apply_cap(limit_mb: int | None) -> dict:
         return {"method": "none", "limit_bytes": None}
     limit = int(limit_mb) * 1024 * 1024
     try:
-        group = _own_cgroup() / f"edgekd-bench-{os.getpid()}"
+        parent = _own_cgroup_v2()
+        group = parent / f"edgekd-bench-{os.getpid()}"
         group.mkdir()
         (group / "memory.max").write_text(str(limit))
         (group / "cgroup.procs").write_text(str(os.getpid()))
+        if _own_cgroup_v2() != group:
+            raise OSError("the process did not move into the new group")
         return {"method": "cgroup-v2 memory.max", "limit_bytes": limit, "cgroup": str(group)}
     except OSError as exc:
-        return {"method": "rss-check", "limit_bytes": limit, "why": f"cgroup not writable: {exc.strerror or exc}"}
+        why = exc.strerror or str(exc)
+        return {"method": "rss-check", "limit_bytes": limit, "why": f"no writable cgroup v2 memory controller: {why}"}
 
 
-def _own_cgroup() -> Path:
-    line = Path("/proc/self/cgroup").read_text().strip().splitlines()[0]
-    relative = line.split("::", 1)[1] if "::" in line else "/"
-    return CGROUP_ROOT / relative.lstrip("/")
+def remove_group(cap: dict) -> None:
+    """The parent removes the worker's emptied group once the worker has exited."""
+    if cap.get("cgroup"):
+        try:
+            Path(cap["cgroup"]).rmdir()
+        except OSError:
+            pass
+
+
+def _own_cgroup_v2() -> Path:
+    """This process's group on the unified (v2) hierarchy, where the memory controller is enabled."""
+    mount = next(
+        (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+         if line.split(" - ")[1].split()[0] == "cgroup2"),
+        None,
+    )  # fmt: skip
+    if mount is None:
+        raise OSError("no cgroup2 file system mounted")
+    relative = next(line.split("::", 1)[1] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                    if line.startswith("0::"))  # fmt: skip
+    group = Path(mount) / relative.lstrip("/")
+    if "memory" not in (group / "cgroup.controllers").read_text().split():
+        raise OSError(f"the memory controller is not enabled for {group}")
+    return group
