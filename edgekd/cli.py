@@ -20,6 +20,9 @@ DEMO_RECIPE = "mnist.yaml"
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", help="run folder (default: the recipe's out_dir)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same folder")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue a killed run in its folder from its last completed epoch"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     parser.add_argument("--quick", action="store_true", help="toy size: at most 2 epochs per stage on a data subset")
 
@@ -141,10 +144,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "demo":
         with as_file(files("edgekd.recipes").joinpath(DEMO_RECIPE)) as recipe_path:
-            out_dir = args.out_dir or (None if args.overwrite else str(_fresh_folder(Path("runs/mnist"))))
-            result = run_recipe(recipe_path, out_dir, args.overwrite, args.quiet, args.quick)
+            fresh = args.overwrite or args.resume
+            out_dir = args.out_dir or (None if fresh else str(_fresh_folder(Path("runs/mnist"))))
+            result = run_recipe(recipe_path, out_dir, args.overwrite, args.quiet, args.quick, args.resume)
     else:
-        result = run_recipe(args.recipe, args.out_dir, args.overwrite, args.quiet, args.quick)
+        result = run_recipe(args.recipe, args.out_dir, args.overwrite, args.quiet, args.quick, args.resume)
     print(f"[edgekd] done in {result.report['wall_s']:.0f} s; report: {result.run_dir / 'report.md'}")
     print((result.run_dir / "report.md").read_text().split("## Ledger", 1)[-1].strip())
     return 0

@@ -42,8 +42,9 @@ def run_recipe(
     overwrite: bool = False,
     quiet: bool = False,
     quick: bool = False,
+    resume: bool = False,
 ) -> PipelineResult:
-    """Load, validate and run a recipe file end to end."""
+    """Load, validate and run a recipe file end to end (or pick up a killed run of it with ``resume``)."""
     recipe = recipes.load(path)
     if quick:
         recipe = quick_variant(recipe)
@@ -68,7 +69,7 @@ def run_recipe(
         overwrite=overwrite,
         config=recipe.raw,
     )
-    pipe.preflight()  # before minutes of teacher training, not after
+    pipe.preflight(resume)  # before minutes of teacher training, not after
     for i, (spec, teacher) in enumerate(zip(recipe.teachers, teachers)):
         note = {"notes": "loaded from checkpoint" if spec.checkpoint else "as built, no training"}
         if spec.pretrain is not None:
@@ -76,7 +77,7 @@ def run_recipe(
             note = {"notes": result.note, "wall_s": result.wall_s}
         pipe.teacher_notes[i] = note
     torch.manual_seed(recipe.seed)
-    return pipe.run()
+    return pipe.run(resume=resume)
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:

@@ -6,6 +6,7 @@ other; they meet here and in the Trainer, so a new stage is a new file and one l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -24,12 +25,15 @@ from edgekd.data import DataBundle
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
 from edgekd.export_plan import export_plan
-from edgekd.fileio import atomic_write
+from edgekd.fileio import atomic_write, atomic_write_text
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.metrics import count_macs, count_params, size_bytes
-from edgekd.modelfile import save_model
+from edgekd.modelfile import load_model, save_model
 from edgekd.modes import inference
+from edgekd.runlock import RunLock
 from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
+
+RUN_RECORD = "run.json"
 
 
 @runtime_checkable
@@ -58,10 +62,13 @@ class RunContext:
     quiet: bool
     stage_dir: Path = field(default=Path("."))
     notes: dict = field(default_factory=dict)
+    resume: bool = False  # true for the stage a resumed run picks up: its Trainer continues from last.pt
 
     def trainer(self, config: TrainConfig, desc: str) -> Trainer:
         """The shared training loop, checkpointing into this stage's folder."""
-        return Trainer(config, self.device, self.stage_dir, quiet=self.quiet, desc=desc, seed=self.seed)
+        return Trainer(
+            config, self.device, self.stage_dir, quiet=self.quiet, desc=desc, seed=self.seed, resume=self.resume
+        )
 
 
 @dataclass
@@ -121,9 +128,12 @@ class Pipeline:
         self.config = config or {}
         self.teacher_notes: list[dict] = [{} for _ in self.teachers]
 
-    def preflight(self) -> None:
+    def preflight(self, resume: bool = False) -> None:
         """Every check that can fail before minutes of training: run folder, inputs, outputs."""
-        self.check_run_dir()
+        if resume:
+            self._check_resumable()
+        else:
+            self.check_run_dir()
         self._check_models_accept_data()
         for index, stage in enumerate(self.stages):
             validate = getattr(stage, "validate", None)
@@ -133,22 +143,38 @@ class Pipeline:
                 except ConfigError as exc:
                     raise ConfigError(f"stages[{index}].{stage.name}: {exc}") from exc
 
-    def run(self) -> PipelineResult:
-        self.preflight()
+    def run(self, resume: bool = False) -> PipelineResult:
+        """Run every stage; with ``resume`` continue a killed run from its last completed stage and, inside
+        the stage it was in, from its last completed epoch."""
+        self.preflight(resume)
         run_dir = self._prepare_run_dir()
+        with RunLock(run_dir):
+            return self._run(run_dir, resume)
+
+    def _run(self, run_dir: Path, resume: bool) -> PipelineResult:
         started = time.perf_counter()
-        ledger = Ledger()
         ctx = RunContext(self.teachers, self.teacher_weights, self.data, run_dir, self.device, self.seed, self.quiet)
         report = self._report_skeleton(run_dir)
-        for i, teacher in enumerate(self.teachers):
+        if resume:
+            ledger, done, student, report["previous_wall_s"] = self._resume_point(run_dir)
+            report["resumed"] = True
+            self._log(f"resuming {run_dir} after stage {done}/{len(self.stages)}")
+        else:
+            atomic_write_text(run_dir / RUN_RECORD, json.dumps(self._run_record(), indent=2) + "\n")
+            ledger, done, student = Ledger(), 0, self.student.to(self.device)
+            for i, teacher in enumerate(self.teachers):
+                teacher.to(self.device).eval()
+                note = self.teacher_notes[i]
+                label = self._teacher_label(i)
+                ledger.add(self._measure(label, "input", teacher, note.get("wall_s", 0.0), note.get("notes", "")))
+            ledger.add(self._measure("student", "input", student, 0.0, "before any stage"))
+        for teacher in self.teachers:
             teacher.to(self.device).eval()
-            note = self.teacher_notes[i]
-            label = self._teacher_label(i)
-            ledger.add(self._measure(label, "input", teacher, note.get("wall_s", 0.0), note.get("notes", "")))
-        student = self.student.to(self.device)
-        ledger.add(self._measure("student", "input", student, 0.0, "before any stage"))
         self._write(run_dir, report, ledger, started, "running")
         for index, stage in enumerate(self.stages):
+            if index < done:
+                continue
+            ctx.resume = resume and index == done
             try:
                 student = self._run_stage(ctx, index, stage, student, ledger)
             except BaseException as exc:  # the report says where the run stopped, then the error goes on
@@ -176,6 +202,53 @@ class Pipeline:
                 raise
         report = self._write(run_dir, report, ledger, started, "completed")
         return PipelineResult(student, artifacts, report, run_dir, self.teachers)
+
+    def _run_record(self) -> dict:
+        """What a resume must match: the recipe (or the Python arguments) and the code version."""
+        return {
+            "edgekd_version": __version__,
+            "config": self.config,
+            "stages": [{"name": s.name, "config": _stage_config(s)} for s in self.stages],
+            "export": self.export,
+            "targets": [t.name for t in self.targets],
+            "seed": self.seed,
+            "data": self.data.describe(),
+        }
+
+    def _check_resumable(self) -> None:
+        record_path = self.out_dir / RUN_RECORD
+        if not record_path.is_file() or not (self.out_dir / "report.json").is_file():
+            raise ConfigError(f"nothing to resume in '{self.out_dir}': no {RUN_RECORD} and report.json there")
+        try:
+            recorded = json.loads(record_path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{record_path}: not readable ({exc}); cannot resume") from exc
+        current = json.loads(json.dumps(self._run_record(), default=str))
+        differences = diff_keys(recorded, current)
+        if differences:
+            raise ConfigError(
+                f"cannot resume '{self.out_dir}' with a different recipe or edgekd version; differing: "
+                + "; ".join(differences[:6])
+                + (f" (and {len(differences) - 6} more)" if len(differences) > 6 else "")
+            )
+        if json.loads((self.out_dir / "report.json").read_text()).get("status") == "completed":
+            raise ConfigError(f"run '{self.out_dir}' already completed; nothing to resume")
+
+    def _resume_point(self, run_dir: Path) -> tuple[Ledger, int, nn.Module, float]:
+        """The ledger of the completed stages, their count, and the student the last one left."""
+        report = json.loads((run_dir / "report.json").read_text())
+        ledger = Ledger()
+        done = 0
+        for row in report["ledger"]:
+            if row["kind"] == "input" or (row["kind"] == "stage" and row["stage"] == self.stages[done].name):
+                ledger.add(LedgerRow(**row))
+                done += row["kind"] == "stage"
+        student = self.student.to(self.device)
+        if done:
+            folder = run_dir / "checkpoints" / f"{done:02d}-{self.stages[done - 1].name}"
+            path = folder / "model.pt2" if (folder / "model.pt2").is_file() else folder / "model.pt"
+            student = load_model(copy.deepcopy(self.student), path).to(self.device)
+        return ledger, done, student, float(report.get("wall_s", 0.0))
 
     def _export(self, fmt: str, options: dict, student: nn.Module, run_dir: Path, ledger: Ledger) -> Path:
         """Write one artifact (gated by its runtime) and add its row, measured on the file itself."""
@@ -281,7 +354,7 @@ class Pipeline:
         """Refuse to write over an earlier run unless asked: its results are never lost by accident."""
         if (self.out_dir / "report.json").exists() and not self.overwrite:
             raise ConfigError(
-                f"run folder '{self.out_dir}' already holds a run; choose another out_dir or overwrite it"
+                f"run folder '{self.out_dir}' already holds a run; choose another out_dir, resume it or overwrite it"
             )
 
     def _prepare_run_dir(self) -> Path:
@@ -326,7 +399,7 @@ class Pipeline:
         report = {
             **report,
             "status": status,
-            "wall_s": round(wall + pretrain, 2),
+            "wall_s": round(wall + pretrain + report.get("previous_wall_s", 0.0), 2),
             "teacher_pretrain_s": round(pretrain, 2),
             "ledger": ledger.as_dicts(),
         }
@@ -336,6 +409,16 @@ class Pipeline:
     def _log(self, line: str) -> None:
         if not self.quiet:
             print(f"[edgekd] {line}", flush=True)
+
+
+def diff_keys(before, after, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like trees, with both values."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after), key=str)
+        return [d for k in keys for d in diff_keys(before.get(k), after.get(k), f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [d for i, (a, b) in enumerate(zip(before, after)) for d in diff_keys(a, b, f"{prefix}[{i}]")]
+    return [] if before == after else [f"{prefix or '<top>'}: {before!r} -> {after!r}"]
 
 
 def _stage_config(stage: Stage) -> dict:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from edgekd.checkpoint import atomic_save
+from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
 from edgekd.modes import inference
@@ -111,6 +111,31 @@ class History:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> History:
+        return cls(**{**raw, "epochs": [EpochRecord(**e) for e in raw.get("epochs", [])]})
+
+
+def rng_state() -> dict:
+    """Every random stream training may draw from, in a form ``torch.load(weights_only=True)`` reads."""
+    _name, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": position, "gauss": (has_gauss, cached)},
+    }
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuples(state["python"]))
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], *numpy["gauss"]))
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -148,9 +173,11 @@ class Trainer:
         quiet: bool = False,
         desc: str = "train",
         seed: int = 0,
+        resume: bool = False,
     ) -> None:
         self.config = config
         self.seed = seed
+        self.resume = resume
         self.device = torch.device(device) if not isinstance(device, torch.device) else device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.quiet = quiet
@@ -188,15 +215,24 @@ class Trainer:
             params += [p for p in extra.parameters() if p.requires_grad]
         optimizer = self._optimizer(params)
         scheduler = self._schedule(optimizer, len(data.train))
-        # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
-        # recovery after pruning, say) hands back what it was given, with best_epoch 0.
-        initial = evaluate(model, data.val, self.device)
-        history = History(initial_val_accuracy=initial, best_epoch=0, best_val_accuracy=initial)
-        best_state = copy.deepcopy(model.state_dict())
-        if self.checkpoint_dir is not None:
-            atomic_save({"model": best_state, "epoch": 0}, self.checkpoint_dir / "best.pt")
-        bad_epochs = 0
-        for epoch in range(1, self.config.epochs + 1):
+        resumed = self._resume_point(model, extra, optimizer, scheduler) if self.resume else None
+        if resumed is not None:
+            history, best_state, done, bad_epochs = resumed
+            data.train.epoch = done  # the batch order of epoch done+1, as an unbroken run would see it
+            self._log(f"{self.desc}: resumed after epoch {done}/{self.config.epochs}")
+        else:
+            # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
+            # recovery after pruning, say) hands back what it was given, with best_epoch 0.
+            initial = evaluate(model, data.val, self.device)
+            history = History(initial_val_accuracy=initial, best_epoch=0, best_val_accuracy=initial)
+            best_state = copy.deepcopy(model.state_dict())
+            if self.checkpoint_dir is not None:
+                atomic_save({"model": best_state, "epoch": 0}, self.checkpoint_dir / "best.pt")
+            done, bad_epochs = 0, 0
+        if history.stopped_early:
+            model.load_state_dict(best_state)
+            return history
+        for epoch in range(done + 1, self.config.epochs + 1):
             record = self._run_epoch(model, data, objective, optimizer, scheduler, params, epoch, best_state)
             history.epochs.append(record)
             improved = record.val_accuracy > history.best_val_accuracy
@@ -206,9 +242,10 @@ class Trainer:
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-            self._save(model, optimizer, scheduler, epoch, history, best_improved=improved)
             if self.config.patience is not None and bad_epochs >= self.config.patience:
                 history.stopped_early = True
+            self._save(model, extra, optimizer, scheduler, epoch, history, improved, bad_epochs)
+            if history.stopped_early:
                 self._log(f"{self.desc}: early stop after epoch {epoch}: no gain in {bad_epochs} epochs")
                 break
         model.load_state_dict(best_state)
@@ -265,20 +302,42 @@ class Trainer:
         )
         return record
 
-    def _save(self, model, optimizer, scheduler, epoch: int, history: History, best_improved: bool) -> None:
+    def _save(self, model, extra, optimizer, scheduler, epoch, history, best_improved, bad_epochs) -> None:
+        """``best.pt`` first, then ``last.pt``: a kill between the two resumes from the epoch before,
+        whose best weights are then still the ones on disk."""
         if self.checkpoint_dir is None:
             return
+        if best_improved:
+            atomic_save({"model": model.state_dict(), "epoch": epoch}, self.checkpoint_dir / "best.pt")
         state = {
             "model": model.state_dict(),
+            "extra": extra.state_dict() if extra is not None else None,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,
-            "torch_rng": torch.get_rng_state(),
+            "bad_epochs": bad_epochs,
+            "desc": self.desc,
+            "rng": rng_state(),
             "history": history.as_dict(),
         }
         atomic_save(state, self.checkpoint_dir / "last.pt")
-        if best_improved:
-            atomic_save({"model": model.state_dict(), "epoch": epoch}, self.checkpoint_dir / "best.pt")
+
+    def _resume_point(self, model, extra, optimizer, scheduler):
+        """(history, best weights, epochs done, epochs without gain) from ``last.pt``, or None to start
+        afresh (no checkpoint, or one written by another training run of this stage)."""
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / "last.pt").is_file():
+            return None
+        state = safe_load(self.checkpoint_dir / "last.pt")
+        if not isinstance(state, dict) or state.get("desc") != self.desc or "rng" not in state:
+            return None
+        model.load_state_dict(state["model"])
+        if extra is not None and state.get("extra") is not None:
+            extra.load_state_dict(state["extra"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        best = safe_load(self.checkpoint_dir / "best.pt")["model"]
+        return History.from_dict(state["history"]), best, int(state["epoch"]), int(state.get("bad_epochs", 0))
 
     def _log(self, line: str) -> None:
         if not self.quiet:

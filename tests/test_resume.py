@@ -1,0 +1,122 @@
+"""Resuming a killed run: a real run is SIGKILLed mid-epoch, resumed, and must end where an unbroken run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from edgekd.errors import ConfigError
+from edgekd.runlock import RunLock
+
+RECIPE = """
+name: resume-check
+seed: 3
+data: {source: mnist, batch_size: 64, limit_train: 4000, limit_test: 500, val_size: 500}
+teacher:
+  model: mnist-resnet
+  pretrain: {epochs: 1, lr: 0.001}
+student: {model: mnist-mobilenet}
+stages:
+  - distill: {epochs: 3, lr: 0.005, features: {blocks.3: layer2}}
+  - train: {epochs: 1, lr: 0.001}
+"""
+COMPARED = ("stage", "kind", "test_accuracy", "val_accuracy", "params", "macs", "size_bytes")
+
+
+def _cli(*args: str, env: dict) -> list[str]:
+    return [sys.executable, "-m", "edgekd.cli", "run", *args]
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(textwrap.dedent(RECIPE))
+    env = {**os.environ, "EDGEKD_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    return recipe, env
+
+
+def _ledger(folder) -> list[tuple]:
+    report = json.loads((folder / "report.json").read_text())
+    assert report["status"] == "completed"
+    return [tuple(row[k] for k in COMPARED) for row in report["ledger"]]
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(setup, tmp_path):
+    recipe, env = setup
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = subprocess.run(
+        _cli(str(recipe), "--quiet", "--out-dir", str(whole), env=env), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+    process = subprocess.Popen(
+        _cli(str(recipe), "--quiet", "--out-dir", str(broken), env=env), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    last = broken / "checkpoints" / "01-distill" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert last.exists(), "the run never finished its first epoch"
+    time.sleep(0.4)  # well inside epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    report = json.loads((broken / "report.json").read_text())
+    assert report["status"] == "running" and (broken / "run.lock").exists()  # killed: nothing cleaned up
+
+    resumed = subprocess.run(
+        _cli(str(recipe), "--resume", "--out-dir", str(broken), env=env), env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed after epoch" in resumed.stderr
+    assert _ledger(broken) == _ledger(whole)  # bit-for-bit: same batches, RNG, optimizer and schedule state
+    assert not (broken / "run.lock").exists()
+
+
+def test_resume_refuses_a_different_recipe_and_a_finished_run(setup, tmp_path):
+    recipe, env = setup
+    short = (
+        recipe.read_text()
+        .replace("distill: {epochs: 3", "distill: {epochs: 1")
+        .replace("- train: {epochs: 1", "- train: {epochs: 0")
+    )
+    recipe.write_text(short)
+    folder = tmp_path / "run"
+    first = subprocess.run(
+        _cli(str(recipe), "--quiet", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(
+        _cli(str(recipe), "--resume", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "already completed; nothing to resume" in again.stderr
+    recipe.write_text(short.replace("lr: 0.005", "lr: 0.01"))
+    changed = subprocess.run(
+        _cli(str(recipe), "--resume", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
+    )
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "different recipe" in changed.stderr and "lr: 0.005 -> 0.01" in changed.stderr
+    nothing = subprocess.run(
+        _cli(str(recipe), "--resume", "--out-dir", str(tmp_path / "empty"), env=env),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr
+
+
+def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(ConfigError, match=f"is in use by process {os.getpid()}"):
+            RunLock(tmp_path).acquire()
+    (tmp_path / "run.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))
+    with RunLock(tmp_path) as lock:  # its process is gone: the lock is stale
+        assert lock.held and json.loads((tmp_path / "run.lock").read_text())["pid"] == os.getpid()
+    assert not (tmp_path / "run.lock").exists()
