@@ -104,6 +104,8 @@ def _bench(args: argparse.Namespace) -> int:
     print(paths["md"].read_text())
     print(f"[edgekd] written: {', '.join(str(p) for p in paths.values())}")
     failed = [r for r in report["results"] if r.get("status") == "error"]
+    for row in failed:
+        print(f"edgekd: error: {row['error']} (target {row['target']})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -31,6 +31,10 @@ class TrainingError(EdgekdError):
     """Training that cannot go on, such as a NaN or Inf loss."""
 
 
+class StorageError(EdgekdError):
+    """A file that could not be written (disk full, permission denied); the previous one is intact."""
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of a third-party error, for a one-line message that wraps it."""
     text = str(exc).strip() or type(exc).__name__

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from edgekd.errors import StorageError
+
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write`` on a temporary file beside ``path`` and rename it over ``path``.
@@ -15,13 +17,20 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     A crash, a full disk or a permission error mid-write leaves the previous file intact.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        kept = "; the previous file is intact" if target.exists() else ""
+        raise StorageError(f"writing {target} failed: {exc.strerror or exc}{kept}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -115,15 +115,19 @@ def publish(
         accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
         specs = runner.input, runner.output
         del runner  # the session holds the staged file open on some platforms
+        content = manifests.build(
+            staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
+        )
+        staged_manifest = manifests.write(staged, content)
+        # everything is complete on disk: only renames from here, which need no space
         _move_files(staged, path.parent)
+        manifest_file = manifests.manifest_path(path)
+        os.replace(staged_manifest, manifest_file)
     except OSError as exc:
-        raise ExportError(f"{path}: writing the artifact failed ({exc.strerror or first_line(exc)})") from exc
+        kept = "; the previous artifact is intact" if path.exists() else ""
+        raise ExportError(f"{path}: writing the artifact failed ({exc.strerror or first_line(exc)}){kept}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    content = manifests.build(
-        path, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
-    )
-    manifest_file = manifests.write(path, content)
     return Artifact(
         path,
         fmt,
