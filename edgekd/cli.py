@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--min-seconds", type=float, help="timed seconds at least (default: the target's, 1.0)")
     bench.add_argument("--threads", type=int, help="threads per runtime instead of the target's (e.g. 2 or 4)")
     bench.add_argument("--out-dir", help="report folder (default: a fresh runs/bench)")
+    bench.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out-dir")
     bench.add_argument("--quiet", action="store_true", help="no progress lines")
 
     comparison = sub.add_parser(
@@ -91,6 +92,8 @@ def _bench(args: argparse.Namespace) -> int:
     from edgekd.naming import unknown
 
     targets = [bench.load_target(t.strip()) for t in args.target.split(",") if t.strip()]
+    if args.out_dir and (Path(args.out_dir) / "report.json").exists() and not args.overwrite:
+        raise ConfigError(f"'{args.out_dir}' already holds a benchmark report; choose another --out-dir or --overwrite")
     data = None
     if args.data:
         sources = {"mnist": data_sources.mnist, "digits": data_sources.digits}

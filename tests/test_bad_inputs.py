@@ -269,3 +269,10 @@ def test_disk_full_or_no_permission_while_exporting_keeps_the_previous_artifact(
         export.to_onnx(model, torch.zeros(2, 64), onnx_file)
     assert onnx_file.read_bytes() == before
     assert not [p for p in onnx_file.parent.iterdir() if p.name.startswith(".ok.onnx")]
+
+
+def test_bench_never_replaces_an_earlier_report_unless_asked(world, onnx_file, capsys):
+    before = _snapshot(world["earlier"])
+    argv = ["bench", str(onnx_file), "--runs", "3", "--min-seconds", "0", "--quiet", "--out-dir", str(world["earlier"])]
+    _fails(argv, capsys, "already holds a benchmark report", code=2)
+    assert _snapshot(world["earlier"]) == before

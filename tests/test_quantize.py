@@ -133,7 +133,7 @@ def test_a_model_with_a_fixed_batch_size_is_named(tiny_images):
 def test_loading_a_file_that_is_not_a_quantized_model_is_a_clear_error(small_net, tmp_path):
     bad = tmp_path / "model.pt2"
     bad.write_bytes(b"not a zip at all")
-    with pytest.raises(CheckpointError, match="not a readable quantized model"):
+    with pytest.raises(CheckpointError, match="not a torch.export archive"):
         QuantizedModel.load(bad)
     with pytest.raises(CheckpointError, match="no such quantized model file"):
         QuantizedModel.load(tmp_path / "missing.pt2")
@@ -146,3 +146,21 @@ def test_save_model_writes_a_quantized_model_in_its_own_format(small_net_int8, t
     x = torch.randn(3, 1, 12, 12)
     with torch.no_grad():
         assert torch.equal(loaded(x), small_net_int8(x))
+
+
+def test_a_pt2_archive_that_needs_unpickling_is_refused(small_net_int8, tmp_path):
+    import zipfile
+
+    from edgekd.quantize.safe_archive import check_archive
+
+    good = small_net_int8.save(tmp_path / "good.pt2")
+    check_archive(good)  # what edgekd writes passes
+    bad = tmp_path / "bad.pt2"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bad, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.endswith("_weights_config.json"):
+                data = data.replace(b'"use_pickle": false', b'"use_pickle": true', 1)
+            target.writestr(item, data)
+    with pytest.raises(CheckpointError, match="needs unpickling; refusing to load it"):
+        QuantizedModel.load(bad)

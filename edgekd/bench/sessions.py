@@ -98,8 +98,10 @@ class TorchSession(Session):
         import torch
 
         from edgekd.quantize.model import QUANTIZE_OPS  # noqa: F401 - registers the int8 ops a .pt2 may use
+        from edgekd.quantize.safe_archive import check_archive
 
         torch.set_num_threads(threads)
+        check_archive(path)
         try:
             program = torch.export.load(path)
         except Exception as exc:  # noqa: BLE001

@@ -18,6 +18,7 @@ from torch.fx import GraphModule
 
 from edgekd.errors import CheckpointError
 from edgekd.fileio import atomic_write
+from edgekd.quantize.safe_archive import check_archive
 
 QUANTIZE_OPS = (
     torch.ops.quantized_decomposed.quantize_per_tensor.default,
@@ -133,6 +134,7 @@ class QuantizedModel(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such quantized model file")
+        check_archive(path)
         extra = {"edgekd.json": ""}
         try:
             program = torch.export.load(path, extra_files=extra)
