@@ -120,3 +120,41 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path):
     with RunLock(tmp_path) as lock:  # its process is gone: the lock is stale
         assert lock.held and json.loads((tmp_path / "run.lock").read_text())["pid"] == os.getpid()
     assert not (tmp_path / "run.lock").exists()
+
+
+@pytest.mark.parametrize("kind", ["prune", "quantize"])
+def test_pruning_and_qat_stages_resume_from_their_last_epoch(small_net, tiny_images, tmp_path, monkeypatch, kind):
+    import torch
+    from int8_fixtures import SmallNet
+
+    import edgekd as ek
+
+    def stage():
+        if kind == "prune":
+            return ek.Prune(ratio=0.5, round_to=None, epochs=2, lr=1e-2)
+        return ek.Quantize(epochs=2, lr=1e-3, calibration_batches=4)
+
+    def pipeline(folder):
+        torch.manual_seed(5)
+        return ek.Pipeline(
+            small_net, SmallNet(), tiny_images, [ek.Distill(epochs=1), stage()], out_dir=folder, quiet=True
+        )
+
+    whole = pipeline(tmp_path / "whole").run().report
+    original = ek.Trainer._run_epoch
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # distill's only epoch, then the stage's first: stop before its second
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ek.Trainer, "_run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline(tmp_path / "broken").run()
+    monkeypatch.setattr(ek.Trainer, "_run_epoch", original)
+    assert json.loads((tmp_path / "broken" / "report.json").read_text())["status"].startswith("interrupted")
+    resumed = pipeline(tmp_path / "broken").run(resume=True).report
+    rows = [tuple(r[k] for k in COMPARED) for r in resumed["ledger"]]
+    assert rows == [tuple(r[k] for k in COMPARED) for r in whole["ledger"]]
