@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -12,6 +13,11 @@ from edgekd.environment import machine_facts
 from edgekd.fileio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def results_dir() -> Path:
+    """Where studies write: the committed folder, or ``$EDGEKD_RESULTS`` (quick runs, tests)."""
+    return Path(os.environ.get("EDGEKD_RESULTS", RESULTS))
 
 
 def command_line() -> str:
@@ -28,8 +34,9 @@ def save(study: str, results: dict, table_md: str, started: float) -> Path:
         "machine": machine_facts(),
         "results": results,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / f"{study}.json", json.dumps(payload, indent=2) + "\n")
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / f"{study}.json", json.dumps(payload, indent=2) + "\n")
     machine = payload["machine"]
     header = (
         f"# {study}\n\nCommand: `{payload['command']}`  \n"
@@ -37,5 +44,5 @@ def save(study: str, results: dict, table_md: str, started: float) -> Path:
         f"{machine['torch_threads']} threads  \n"
         f"Wall time of the study: {payload['wall_s']:.0f} s, {payload['date']}\n\n"
     )
-    atomic_write_text(RESULTS / f"{study}.md", header + table_md)
-    return RESULTS / f"{study}.json"
+    atomic_write_text(folder / f"{study}.md", header + table_md)
+    return folder / f"{study}.json"

@@ -1,0 +1,39 @@
+"""One entry point for the studies: ``python -m benchmarks.run STUDY [--quick] [study options]``.
+
+``--quick`` runs a study at toy size in seconds and writes its results to ``$EDGEKD_RESULTS``
+(a scratch folder) rather than over the committed ones; the test suite runs it so the scripts
+cannot rot. Studies without a quick mode are listed as such.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+STUDIES = {
+    "hinton2015_mnist": "the paper's MNIST table: teacher, student, distilled student (quick mode)",
+    "demo_mnist": "the demo from a cold cache against its bars",
+    "distill_epoch_cost": "a distillation epoch against a label-only epoch",
+    "prune_latency": "pruned MobileNetV2: MACs next to ONNX Runtime latency",
+    "prune_mnist": "recovered accuracy after pruning the MNIST student",
+    "int8_latency": "INT8 ONNX / TFLite against FP32 and quantize_static",
+    "bench_fidelity": "the benchmark harness against a bare runtime loop",
+}
+QUICK = {"hinton2015_mnist"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in STUDIES:
+        listing = "\n".join(f"  {name:20s} {text}" for name, text in STUDIES.items())
+        raise SystemExit(f"usage: python -m benchmarks.run STUDY [--quick] [options]\nstudies:\n{listing}")
+    study, rest = argv[0], argv[1:]
+    if "--quick" in rest and study not in QUICK:
+        raise SystemExit(f"{study} has no --quick mode")
+    module = importlib.import_module(f"benchmarks.{study}")
+    sys.argv = [f"benchmarks.{study}", *rest]
+    module.main(rest) if study in QUICK else module.main()
+
+
+if __name__ == "__main__":
+    main()
