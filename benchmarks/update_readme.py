@@ -132,6 +132,24 @@ def bench_fidelity_block() -> str:
     return table(["file (FP32)", "harness p50", "bare loop p50", "harness over bare", "back-to-back"], rows, footer)
 
 
+def hinton_block() -> str:
+    study = _load("hinton2015_mnist")
+    results = study["results"]
+    labels = {
+        "teacher": "784-1200-1200 teacher, dropout + 2 px jitter",
+        "student": "784-800-800 student, labels only",
+        "distilled": "784-800-800 student distilled at T=20",
+    }
+    rows = [[label, str(results["rows"][key]["errors"]), str(results["paper"][key])] for key, label in labels.items()]
+    footer = (
+        f"Teacher {results['teacher_epochs']} epochs, each student {results['epochs']}, on 2 CPU cores; "
+        "distilled closer to the teacher than to the undistilled "
+        f"student: {'yes' if results['shape_holds'] else 'NO'}. `{study['command']}` ({study['wall_s']:.0f} s), "
+        f"{study['date']}."
+    )
+    return table(["MNIST, 10,000 test images", "test errors (edgekd)", "test errors (paper)"], rows, footer)
+
+
 BLOCKS = {
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
@@ -139,6 +157,7 @@ BLOCKS = {
     "prune-mnist": prune_mnist_block,
     "int8-latency": int8_latency_block,
     "bench-fidelity": bench_fidelity_block,
+    "hinton2015": hinton_block,
 }
 
 

@@ -1,55 +1,50 @@
-"""edgekd: distill, prune, quantize, export and benchmark PyTorch models for edge deployment."""
+"""edgekd: distill, prune, quantize, export and benchmark PyTorch models for edge deployment.
+
+Names are imported on first use: ``import edgekd`` stays cheap, and a benchmark worker that runs an
+ONNX or TFLite file never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgekd.quiet import quiet_third_party
 
 __version__ = "0.1.0"
 
-from edgekd.quiet import quiet_third_party  # noqa: E402
-
 quiet_third_party()
 
-from edgekd import data, errors, modelfile, models  # noqa: E402
-from edgekd.distill import Distill  # noqa: E402
-from edgekd.pipeline import Pipeline, PipelineResult, RunContext, Stage  # noqa: E402
-from edgekd.pretrain import pretrain  # noqa: E402
-from edgekd.prune import Prune  # noqa: E402
-from edgekd.supervised import Train  # noqa: E402
-from edgekd.train import TrainConfig, Trainer, evaluate, seed_everything  # noqa: E402
-
-__all__ = [
-    "Distill",
-    "Pipeline",
-    "PipelineResult",
-    "Prune",
-    "RunContext",
-    "Stage",
-    "Train",
-    "TrainConfig",
-    "Trainer",
-    "__version__",
-    "data",
-    "errors",
-    "evaluate",
-    "modelfile",
-    "models",
-    "pretrain",
-    "seed_everything",
-    "Quantize",
-    "export",
-    "quantize",
-]
-
-_LAZY = {
+_NAMES = {
+    "Distill": ("edgekd.distill", "Distill"),
+    "Pipeline": ("edgekd.pipeline", "Pipeline"),
+    "PipelineResult": ("edgekd.pipeline", "PipelineResult"),
+    "RunContext": ("edgekd.pipeline", "RunContext"),
+    "Stage": ("edgekd.pipeline", "Stage"),
+    "Prune": ("edgekd.prune", "Prune"),
     "Quantize": ("edgekd.quantize", "Quantize"),
-    "quantize": ("edgekd.quantize", None),
-    "export": ("edgekd.export", None),
+    "Train": ("edgekd.supervised", "Train"),
+    "TrainConfig": ("edgekd.train", "TrainConfig"),
+    "Trainer": ("edgekd.train", "Trainer"),
+    "evaluate": ("edgekd.train", "evaluate"),
+    "seed_everything": ("edgekd.train", "seed_everything"),
+    "pretrain": ("edgekd.pretraining", "pretrain"),
 }
+_MODULES = ("bench", "data", "errors", "export", "modelfile", "models", "quantize")
+
+__all__ = ["__version__", *_NAMES, *_MODULES]
 
 
 def __getattr__(name: str):
-    """Quantization and export pull in torchao and litert-torch (seconds to import): load them on first use."""
-    if name not in _LAZY:
+    if name in _NAMES:
+        module_name, attribute = _NAMES[name]
+        value = getattr(importlib.import_module(module_name), attribute)
+    elif name in _MODULES:
+        value = importlib.import_module(f"edgekd.{name}")
+    else:
         raise AttributeError(f"module 'edgekd' has no attribute '{name}'")
-    import importlib
+    globals()[name] = value
+    return value
 
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute) if attribute else module
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,7 @@ from edgekd import recipe as recipes
 from edgekd.modelfile import load_model
 from edgekd.naming import unknown
 from edgekd.pipeline import Pipeline, PipelineResult
-from edgekd.pretrain import pretrain
+from edgekd.pretraining import pretrain
 from edgekd.prune import IMPORTANCES, Prune
 from edgekd.prune.sensitivity import DEFAULT_RATIOS, layer_sensitivity, write_report
 from edgekd.train import resolve_device, seed_everything

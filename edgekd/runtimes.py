@@ -78,7 +78,7 @@ class LiteRTRunner(Runner):
     format = "tflite"
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        interpreter_module = _litert_interpreter()
+        interpreter_module = litert_interpreter()
         path = _existing(path)
         try:
             with native_stderr_captured():  # LiteRT announces its XNNPACK delegate on fd 2 every time
@@ -123,7 +123,7 @@ def open_runner(path: str | Path, threads: int | None = None) -> Runner:
     return OnnxRunner(path, threads) if kind == "onnx" else LiteRTRunner(path, threads)
 
 
-def _litert_interpreter():
+def litert_interpreter():
     try:
         return quiet_import("ai_edge_litert.interpreter")
     except ImportError:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -180,3 +181,12 @@ def test_cli_bench_and_compare(files, tmp_path, capsys):
     assert "| fp32.onnx | cpu | onnx | 1 |" in out and "p50 a" in out
     assert main(["bench", str(files["onnx"]), "--target", "phone"]) == 2
     assert "edgekd: error: unknown target 'phone'" in capsys.readouterr().err
+
+
+def test_the_worker_measuring_onnx_or_tflite_never_imports_torch():
+    code = (
+        "import sys; import edgekd.bench.worker; from edgekd.bench.sessions import import_runtime; "
+        "import_runtime('onnx'); import_runtime('tflite'); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.runtimes import LiteRTRunner, OnnxRunner, RuntimeLoadError, dequantize, quantize
+from edgekd.quiet import quiet_import
+from edgekd.runtimes import (
+    LiteRTRunner,
+    OnnxRunner,
+    RuntimeLoadError,
+    dequantize,
+    litert_interpreter,
+    quantize,
+)
 
 SUFFIX_RUNTIME = {".onnx": "onnx", ".tflite": "tflite", ".pt2": "torch"}
 
@@ -155,6 +163,18 @@ def _cuda_event_times(torch, call, runs: int, min_s: float) -> list[float]:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return times
+
+
+def import_runtime(runtime: str) -> None:
+    """Import the runtime before the memory baseline, so its own import is not counted as the model's."""
+    if runtime == "onnx":
+        quiet_import("onnxruntime")
+    elif runtime == "tflite":
+        litert_interpreter()
+    else:
+        import torch  # noqa: F401
+
+        from edgekd.quantize import model  # noqa: F401 - registers the int8 ops a .pt2 may use
 
 
 def runtime_of(path: str | Path) -> str | None:

@@ -1,10 +1,10 @@
 """One measurement in a fresh process: one artifact, one target, one batch size.
 
 Run as ``python -m edgekd.bench.worker SPEC.json RESULT.json``. The process pins itself, caps its
-memory, imports the runtime, then reports init time, first-inference time, the latency statistics
-of the timed runs, its peak memory over its own baseline after imports, and the accuracy of the
-file on the test inputs it was given. Nothing else runs in this process, so the figures are the
-file's own.
+memory, imports the runtime (and nothing heavier: torch only for ``.pt2`` files), then reports init
+time, first-inference time, the latency statistics of the timed runs, its peak memory over its own
+baseline after imports, and the accuracy of the file on the test inputs it was given. Nothing else
+runs in this process, so the figures are the file's own.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def timed_loop(call, min_runs: int, min_s: float) -> list[float]:
 def measure(spec: dict) -> dict:
     affinity = pin(spec.get("pin_cores"))
     cap = memory.apply_cap(spec.get("memory_limit_mb"))
-    from edgekd.bench.sessions import open_session  # imports the runtime: after pinning and the cap
+    from edgekd.bench.sessions import import_runtime, open_session
 
+    import_runtime(spec["runtime"])  # after pinning and the cap, before the baseline
     baseline = memory.rss_bytes()
     started = time.perf_counter()
     session = open_session(spec["artifact"], spec["runtime"], spec["device"], spec["threads"], spec["batch"])
