@@ -20,8 +20,13 @@ def results_dir() -> Path:
     return Path(os.environ.get("EDGEKD_RESULTS", RESULTS))
 
 
+COMMAND: str | None = None  # set by benchmarks.run, which hands the study its own argv
+
+
 def command_line() -> str:
     """The command that regenerates the results, as typed from the repository root."""
+    if COMMAND is not None:
+        return COMMAND
     return "python -m " + " ".join([__import__("__main__").__spec__.name, *map(shlex.quote, sys.argv[1:])])
 
 

@@ -8,7 +8,10 @@ cannot rot. Studies without a quick mode are listed as such.
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
+
+from benchmarks import results_io
 
 STUDIES = {
     "hinton2015_mnist": "the paper's MNIST table: teacher, student, distilled student (quick mode)",
@@ -31,8 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     if "--quick" in rest and study not in QUICK:
         raise SystemExit(f"{study} has no --quick mode")
     module = importlib.import_module(f"benchmarks.{study}")
+    results_io.COMMAND = " ".join(["python -m benchmarks.run", *map(shlex.quote, argv)])
     sys.argv = [f"benchmarks.{study}", *rest]
-    module.main(rest) if study in QUICK else module.main()
+    try:
+        module.main(rest) if study in QUICK else module.main()
+    finally:
+        results_io.COMMAND = None
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ def test_studies_run_at_toy_size_through_the_single_entry_point(tmp_path, monkey
     run.main(["hinton2015_mnist", "--quick"])
     results = json.loads((tmp_path / "hinton2015_mnist.json").read_text())["results"]
     assert results["quick"] and results["epochs"] == 1
+    saved = json.loads((tmp_path / "hinton2015_mnist.json").read_text())
+    assert saved["command"] == "python -m benchmarks.run hinton2015_mnist --quick"
     assert all(isinstance(results["rows"][k]["errors"], int) for k in ("teacher", "student", "distilled"))
     assert "| 784-800-800 student, labels only |" in (tmp_path / "hinton2015_mnist.md").read_text()
     if committed is not None:  # a quick run never touches the committed results
