@@ -6,8 +6,7 @@ ONNX or TFLite file never pays for importing torch.
 
 from __future__ import annotations
 
-import importlib
-
+from edgekd.lazy import lazy_attributes
 from edgekd.quiet import quiet_third_party
 
 __version__ = "0.1.0"
@@ -34,16 +33,7 @@ _MODULES = ("bench", "data", "errors", "export", "modelfile", "models", "quantiz
 __all__ = ["__version__", *_NAMES, *_MODULES]
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        module_name, attribute = _NAMES[name]
-        value = getattr(importlib.import_module(module_name), attribute)
-    elif name in _MODULES:
-        value = importlib.import_module(f"edgekd.{name}")
-    else:
-        raise AttributeError(f"module 'edgekd' has no attribute '{name}'")
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _NAMES, _MODULES)
 
 
 def __dir__() -> list[str]:

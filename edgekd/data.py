@@ -130,6 +130,18 @@ class DataBundle:
         }
 
 
+def first_samples(loader, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of the first ``limit`` samples a loader yields (all of them without a limit)."""
+    xs, ys, total = [], [], 0
+    for batch in loader:
+        xs.append(batch[0].cpu())
+        ys.append(batch[1].cpu())
+        total += len(ys[-1])
+        if limit and total >= limit:
+            break
+    return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
+
+
 def _as_images(x: np.ndarray) -> np.ndarray:
     """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 scaled to [0, 1]."""
     arr = np.asarray(x)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,33 +176,31 @@ class Pipeline:
             if index < done:
                 continue
             ctx.resume = resume and index == done
-            try:
+            with self._stop_recorded(run_dir, report, ledger, started, f"stage {index + 1}: {stage.name}"):
                 student = self._run_stage(ctx, index, stage, student, ledger)
-            except BaseException as exc:  # the report says where the run stopped, then the error goes on
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
-                self._write(run_dir, report, ledger, started, f"{reason} (stage {index + 1}: {stage.name})")
-                raise
             self._write(run_dir, report, ledger, started, "running")
         save_model(student, run_dir / "student.pt")
         artifacts: dict[str, Path] = {}
         for fmt, options in self.export.items():
-            try:
+            with self._stop_recorded(run_dir, report, ledger, started, f"export {fmt}"):
                 artifacts[fmt] = self._export(fmt, options, student, run_dir, ledger)
-            except BaseException as exc:
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
-                self._write(run_dir, report, ledger, started, f"{reason} (export {fmt})")
-                raise
             report["artifacts"] = {name: str(path.relative_to(run_dir)) for name, path in artifacts.items()}
             self._write(run_dir, report, ledger, started, "running")
         if self.targets:
-            try:
+            with self._stop_recorded(run_dir, report, ledger, started, "benchmark"):
                 report["bench"] = self._bench(student, artifacts, run_dir, ledger)
-            except BaseException as exc:
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
-                self._write(run_dir, report, ledger, started, f"{reason} (benchmark)")
-                raise
         report = self._write(run_dir, report, ledger, started, "completed")
         return PipelineResult(student, artifacts, report, run_dir, self.teachers)
+
+    @contextmanager
+    def _stop_recorded(self, run_dir: Path, report: dict, ledger: Ledger, started: float, where: str):
+        """The report says where the run stopped (failed or interrupted), then the error goes on."""
+        try:
+            yield
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+            self._write(run_dir, report, ledger, started, f"{reason} ({where})")
+            raise
 
     def _run_record(self) -> dict:
         """What a resume must match: the recipe (or the Python arguments) and the code version."""

@@ -150,10 +150,18 @@ def _ort_dtype(type_name: str) -> str:
     return {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}.get(type_name, type_name)
 
 
-def _existing(path: str | Path) -> Path:
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a model at all (missing, empty), or None."""
     path = Path(path)
     if not path.is_file():
-        raise RuntimeLoadError(f"{path}: no such file")
+        return f"{path}: no such file"
     if path.stat().st_size == 0:
-        raise RuntimeLoadError(f"{path}: empty file")
-    return path
+        return f"{path}: empty file"
+    return None
+
+
+def _existing(path: str | Path) -> Path:
+    problem = file_problem(path)
+    if problem:
+        raise RuntimeLoadError(problem)
+    return Path(path)

@@ -7,7 +7,7 @@ the runtime it measures.
 
 from __future__ import annotations
 
-import importlib
+from edgekd.lazy import lazy_attributes
 
 _NAMES = {
     "Target": ("edgekd.bench.targets", "Target"),
@@ -22,10 +22,4 @@ _NAMES = {
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'edgekd.bench' has no attribute '{name}'")
-    module_name, attribute = _NAMES[name]
-    value = getattr(importlib.import_module(module_name), attribute)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _NAMES)

@@ -25,9 +25,10 @@ from edgekd.bench.estimate import estimates_for
 from edgekd.bench.sessions import runtime_of
 from edgekd.bench.stats import unstable
 from edgekd.bench.targets import Target, load_target
-from edgekd.data import DataBundle
+from edgekd.data import DataBundle, first_samples
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError
+from edgekd.runtimes import file_problem
 
 BENCH_SCHEMA_VERSION = 1
 WORKER_TIMEOUT_S = 600
@@ -142,11 +143,7 @@ def fixed_batch(path: Path, runtime: str) -> int | None:
 def _file_problem(path: Path, runtime: str | None) -> str | None:
     if runtime is None:
         return f"{path}: not a model file edgekd can benchmark (expected .onnx, .tflite or .pt2)"
-    if not path.is_file():
-        return f"{path}: no such file"
-    if path.stat().st_size == 0:
-        return f"{path}: empty file"
-    return None
+    return file_problem(path)
 
 
 def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, threads) -> dict:
@@ -206,16 +203,9 @@ def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, thre
 
 
 def _save_data(data: DataBundle, folder: Path, limit: int | None) -> dict:
-    xs, ys, total = [], [], 0
-    for batch in data.test:
-        xs.append(batch[0].cpu().numpy())
-        ys.append(batch[1].cpu().numpy())
-        total += len(ys[-1])
-        if limit and total >= limit:
-            break
-    x, y = np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
-    np.save(folder / "x.npy", x.astype(np.float32))
-    np.save(folder / "y.npy", y.astype(np.int64))
+    x, y = first_samples(data.test, limit)
+    np.save(folder / "x.npy", x.numpy().astype(np.float32))
+    np.save(folder / "y.npy", y.numpy().astype(np.int64))
     return {"x": str(folder / "x.npy"), "y": str(folder / "y.npy"), "name": data.name}
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgekd.bench import memory
 from edgekd.bench.stats import summarize
+from edgekd.errors import first_line
 
 
 def pin(cores: int | None) -> list[int]:
@@ -109,8 +110,7 @@ def main() -> None:
     try:
         payload = {"ok": True, "result": measure(spec)}
     except Exception as exc:  # noqa: BLE001 - the parent reports it as one line for this artifact
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        payload = {"ok": False, "error": message[:300], "traceback": traceback.format_exc()[-2000:]}
+        payload = {"ok": False, "error": first_line(exc), "traceback": traceback.format_exc()[-2000:]}
     out_path.write_text(json.dumps(payload))
 
 

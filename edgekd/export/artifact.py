@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.data import DataBundle
+from edgekd.data import DataBundle, first_samples
 from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
 from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
+from edgekd.quantize.model import QuantizedModel
 from edgekd.runtimes import Runner, open_runner
 
 PARITY_SAMPLES = 256
@@ -57,13 +58,7 @@ class Gate:
 def parity_samples(data: DataBundle | None, example: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
     """Held-out test inputs when there is data; otherwise the example plus seeded noise of its shape."""
     if data is not None:
-        batches, total = [], 0
-        for batch in data.test:
-            batches.append(batch[0])
-            total += len(batch[0])
-            if total >= count:
-                break
-        return torch.cat(batches)[:count].float().cpu()
+        return first_samples(data.test, count)[0].float()
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((max(count - len(example), 0), *example.shape[1:]), generator=generator)
     return torch.cat([example.detach().float().cpu(), noise])[:count]
@@ -82,17 +77,23 @@ def runtime_accuracy(runner: Runner, loader) -> tuple[float, int]:
 
 def publish(
     fmt: str,
-    precision: str,
     path: str | Path,
     write: Callable[[Path], dict],
     reference: nn.Module,
     example: torch.Tensor,
     data: DataBundle | None,
-    gate: Gate,
-    output_step: float | None = None,
-    internal_quantization: dict | None = None,
+    gate: Gate | None,
 ) -> Artifact:
-    """Convert (``write`` fills a staged path and returns format facts), gate, then move into place."""
+    """Convert (``write`` fills a staged path and returns format facts), gate, then move into place.
+
+    An INT8 reference (:class:`QuantizedModel`) is judged in its output quantization steps, and its
+    int8 boundaries go to the manifest."""
+    quantized = isinstance(reference, QuantizedModel)
+    precision = "int8" if quantized else "fp32"
+    output = reference.output_quantization if quantized else None
+    output_step = output.scale if output else None
+    internal_quantization = reference.boundaries() if quantized else None
+    gate = gate or Gate()
     path = Path(path)
     expected_suffix = f".{fmt}"
     if path.suffix.lower() != expected_suffix:

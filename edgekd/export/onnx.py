@@ -46,26 +46,15 @@ def to_onnx(
         opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
         return {"opset": opsets.get("ai.onnx"), "opsets": opsets, "int8_weight_tensors": folded}
 
-    output = model.output_quantization if quantized else None
-    return publish(
-        "onnx",
-        "int8" if quantized else "fp32",
-        path,
-        write,
-        model,
-        example,
-        data,
-        gate or Gate(),
-        output_step=output.scale if output else None,
-        internal_quantization=model.boundaries() if quantized else None,
-    )
+    return publish("onnx", path, write, model, example, data, gate)
 
 
 def _export(model: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.ModelProto:
-    target = model.program if isinstance(model, QuantizedModel) else model
+    quantized = isinstance(model, QuantizedModel)
+    target = model.program if quantized else model  # the program's batch dimension is already free
     batch = torch.cat([example, example]) if example.shape[0] < 2 else example
-    attempts = [(batch, None if isinstance(model, QuantizedModel) else batch_dynamic_shapes(batch))]
-    if not isinstance(model, QuantizedModel):
+    attempts = [(batch, None if quantized else batch_dynamic_shapes(batch))]
+    if not quantized:
         attempts.append((example[:1], None))  # fixed batch for models whose code pins it
     error: BaseException | None = None
     for args, dynamic in attempts:
@@ -77,7 +66,7 @@ def _export(model: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.
             return program.model_proto
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the user gets one line
             error = error or exc
-    raise conversion_error("ONNX", error, model, example[:1], quantized=isinstance(model, QuantizedModel)) from error
+    raise conversion_error("ONNX", error, model, example[:1], quantized=quantized) from error
 
 
 def strip_debug_info(proto: onnx.ModelProto) -> None:

@@ -50,19 +50,7 @@ def to_tflite(
             staged.write_bytes(float_interface(staged.read_bytes()))
         return {"tflite_schema_version": TFLITE_SCHEMA_VERSION, "io": io if quantized else "float"}
 
-    output = model.output_quantization if quantized else None
-    return publish(
-        "tflite",
-        "int8" if quantized else "fp32",
-        path,
-        write,
-        model,
-        example,
-        data,
-        gate or Gate(),
-        output_step=output.scale if output else None,
-        internal_quantization=model.boundaries() if quantized else None,
-    )
+    return publish("tflite", path, write, model, example, data, gate)
 
 
 def _convert(model: nn.Module, example: torch.Tensor, staged: Path) -> None:

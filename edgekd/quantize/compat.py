@@ -41,15 +41,6 @@ class PatternModule(nn.Module):
         return self.function(*args, **kwargs)
 
 
-def export_accepts_functions() -> bool:
-    """Whether this torch's ``torch.export.export`` takes a plain function (older releases did)."""
-    try:
-        torch.export.export(lambda x: x + 1, (torch.zeros(1),))  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - any refusal means the fix is needed
-        return False
-    return True
-
-
 _CACHE: dict[tuple, object] = {}
 
 
