@@ -53,6 +53,16 @@ def test_random_shift_moves_pixels_and_disables_teacher_caching():
     assert (moved[:, 0, 4, 4] == 0).any()
 
 
+def test_random_shift_fills_the_border_with_the_background_not_zero():
+    background = torch.full((64, 3, 10, 12), -0.42)  # normalized black is not 0
+    background[:, :, 5, 6] = 2.0
+    moved = ek.data.random_shift(2)(background, torch.Generator().manual_seed(1))
+    assert moved.shape == background.shape
+    assert torch.allclose(moved.unique(), torch.tensor([-0.42, 2.0]))
+    assert torch.equal(moved[:, 0], moved[:, 2])  # every channel moves together
+    assert len({tuple(torch.nonzero(m[0] > 1).flatten().tolist()) for m in moved}) > 5
+
+
 def test_digits_bundle():
     bundle = ek.data.digits()
     assert bundle.input_shape == (1, 8, 8) and bundle.num_classes == 10
