@@ -15,6 +15,7 @@ from benchmarks import results_io
 
 STUDIES = {
     "hinton2015_mnist": "the paper's MNIST table: teacher, student, distilled student (quick mode)",
+    "pipeline_ablation": "every stage on MNIST, 3 seeds, against quantizing the teacher (quick mode)",
     "demo_mnist": "the demo from a cold cache against its bars",
     "distill_epoch_cost": "a distillation epoch against a label-only epoch",
     "prune_latency": "pruned MobileNetV2: MACs next to ONNX Runtime latency",
@@ -22,7 +23,7 @@ STUDIES = {
     "int8_latency": "INT8 ONNX / TFLite against FP32 and quantize_static",
     "bench_fidelity": "the benchmark harness against a bare runtime loop",
 }
-QUICK = {"hinton2015_mnist"}
+QUICK = {"hinton2015_mnist", "pipeline_ablation"}
 
 
 def main(argv: list[str] | None = None) -> None:

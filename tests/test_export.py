@@ -100,7 +100,8 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
         return folded
 
     monkeypatch.setattr(onnx_export, "fold_weight_quantization", corrupt_scales)
-    with pytest.raises(ParityError, match=r"q\.onnx: parity check failed \(top-1 agreement .*% < 99%\)"):
+    expected = r"q\.onnx: parity check failed \(top-1 agreement .*% < 99% on \d+ decisive samples\)"
+    with pytest.raises(ParityError, match=expected):
         to_onnx(small_net_int8, example, tmp_path / "q.onnx", data=tiny_images)
     assert (tmp_path / "q.onnx.rejected").is_file()
     assert good.path.read_bytes() == before  # the last good artifact is untouched
@@ -213,3 +214,41 @@ def test_float_interface_rewrites_only_the_boundary(small_net_int8, tiny_images,
     runner = LiteRTRunner(rewritten)
     assert runner.input.dtype == "float32"
     assert len(rewritten.read_bytes()) - len(integer.path.read_bytes()) < 1024
+
+
+class _FixedLogits(torch.nn.Module):
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[x[:, 0].long()]
+
+
+class _SwapRunner:
+    """A runtime stand-in that swaps the best two classes of the given samples."""
+
+    def __init__(self, logits: torch.Tensor, swapped: list[int]) -> None:
+        self.out = logits.numpy().copy()
+        for i in swapped:
+            first, second = np.argsort(self.out[i])[-2:][::-1]
+            self.out[i, [first, second]] = self.out[i, [second, first]]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.out[x[:, 0].astype(int)]
+
+
+def test_int8_parity_sets_near_ties_aside_but_fails_on_decisive_disagreement():
+    from edgekd.export.parity import compare
+
+    step = 0.1
+    logits = torch.zeros(100, 10)
+    logits[:, 0] = 5.0  # decisive: 50 steps ahead
+    logits[:10, 1] = 4.95  # near-ties: half a step apart
+    model, samples = _FixedLogits(logits), torch.arange(100.0).unsqueeze(1)
+    ties_flipped = compare(model, _SwapRunner(logits, list(range(10))), samples, "int8", output_step=step)
+    assert ties_flipped.passed and ties_flipped.near_ties == 10 and ties_flipped.top1_agreement == 1.0
+    assert "10 near-ties" in ties_flipped.summary()
+    decisive_flipped = compare(model, _SwapRunner(logits, [50, 60]), samples, "int8", output_step=step)
+    assert not decisive_flipped.passed and "decisive samples" in decisive_flipped.reason
+    assert decisive_flipped.top1_agreement == pytest.approx(88 / 90)

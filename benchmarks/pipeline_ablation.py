@@ -1,0 +1,271 @@
+"""What each stage of the pipeline buys, and what it costs, on MNIST with the demo's teacher and student.
+
+Rows, each built on the one above from "+ feature KD" on:
+
+- teacher FP32: the demo's ResNet teacher (trained once, seed 0);
+- student, labels only: the MobileNet-style student trained with cross-entropy, same schedule as KD;
+- + logit KD: the student distilled on the teacher's soft targets (T=4, alpha 0.5);
+- + feature KD: logit KD plus the demo's FitNets hint (blocks.3 -> layer2);
+- + prune 0.5: half of the channels removed globally by LAMP importance, 2 recovery epochs with KD;
+- + QAT, INT8 TFLite / INT8 ONNX: one epoch of INT8 QAT, exported, measured on the files;
+- and the alternative: the teacher's FP32 ONNX quantized by ONNX Runtime's ``quantize_static``.
+
+Accuracy is the mean +- std over seeds for the rows that train (the teacher is shared); the file rows'
+accuracy is measured on the file in its runtime over the whole test set. Size, p50 latency and peak
+memory come from ``edgekd bench`` on the mobile-like target (1 thread, one pinned core, batch 1) for
+the seed-0 files; the FP32 student rows share one architecture and so one file. Run from the
+repository root:
+
+    python -m benchmarks.run pipeline_ablation [--seeds 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import edgekd as ek
+from benchmarks.int8_latency import ort_quantize_static
+from benchmarks.results_io import save
+from edgekd.data import first_samples
+from edgekd.metrics import count_macs, count_params
+from edgekd.modelfile import load_model
+
+TEACHER_CONFIG = {"epochs": 4, "lr": 0.003}  # the demo recipe's teacher
+DISTILL = {"epochs": 8, "lr": 0.005, "temperature": 4.0, "alpha": 0.5}
+FEATURES = {"features": {"blocks.3": "layer2"}, "feature_loss": "mse"}
+PRUNE = {"ratio": 0.5, "importance": "lamp", "global_pruning": True, "round_to": 4, "epochs": 2, "lr": 0.01}
+QAT = {"epochs": 1, "lr": 5e-4}
+PTQ_CALIBRATION = (8, 64)  # batches x images from the training set for quantize_static
+BAR = {"size_ratio": 20.0, "speedup": 8.0, "accuracy_drop_points": 0.7}
+TRAINED_ROWS = ["labels only", "+ logit KD", "+ feature KD", "+ prune 0.5", "+ QAT, INT8 TFLite", "+ QAT, INT8 ONNX"]
+
+
+def toy(config: dict, quick: bool) -> dict:
+    return {**config, "epochs": 1} if quick else config
+
+
+def one_seed(teacher, data, seed: int, folder: Path, quick: bool) -> tuple[dict[str, float], dict[str, Path], dict]:
+    """Every training row for one seed: test accuracies; for seed 0 also its files and their costs."""
+    accuracy, files, costs = {}, {}, {}
+    ek.seed_everything(seed)
+    student = ek.models.get("mnist-mobilenet")
+    trainer = ek.Trainer(ek.TrainConfig(**toy({k: DISTILL[k] for k in ("epochs", "lr")}, quick)), quiet=True, seed=seed)
+    trainer.fit(student, data)
+    accuracy["labels only"] = ek.evaluate(student, data.test)
+
+    ek.seed_everything(seed)
+    logit = ek.Pipeline(teacher, ek.models.get("mnist-mobilenet"), data, [ek.Distill(**toy(DISTILL, quick))],
+                        out_dir=folder / f"logit-{seed}", seed=seed, quiet=True, device="cpu").run()  # fmt: skip
+    accuracy["+ logit KD"] = _ledger(logit)["distill"]["test_accuracy"]
+
+    ek.seed_everything(seed)
+    stages = [ek.Distill(**toy({**DISTILL, **FEATURES}, quick)), ek.Prune(**toy(PRUNE, quick)),
+              ek.Quantize(**toy(QAT, quick))]  # fmt: skip
+    full = ek.Pipeline(teacher, ek.models.get("mnist-mobilenet"), data, stages, out_dir=folder / f"full-{seed}",
+                       export=["onnx", "tflite"], seed=seed, quiet=True, device="cpu").run()  # fmt: skip
+    rows = _ledger(full)
+    accuracy["+ feature KD"] = rows["distill"]["test_accuracy"]
+    accuracy["+ prune 0.5"] = rows["prune"]["test_accuracy"]
+    accuracy["+ QAT, INT8 TFLite"] = rows["tflite"]["test_accuracy"]
+    accuracy["+ QAT, INT8 ONNX"] = rows["onnx"]["test_accuracy"]
+    if seed == 0:
+        example = first_samples(data.val, 2)[0]
+        checkpoints = full.run_dir / "checkpoints"
+        distilled = load_model(ek.models.get("mnist-mobilenet"), checkpoints / "01-distill" / "model.pt").eval()
+        pruned = load_model(ek.models.get("mnist-mobilenet"), checkpoints / "02-prune" / "model.pt").eval()
+        files["student FP32"] = ek.export.to_onnx(distilled, example, folder / "student_fp32.onnx").path
+        files["student FP32 TFLite"] = ek.export.to_tflite(distilled, example, folder / "student_fp32.tflite").path
+        files["pruned FP32"] = ek.export.to_onnx(pruned, example, folder / "pruned_fp32.onnx").path
+        files["+ QAT, INT8 TFLite"] = full.artifacts["tflite"]
+        files["+ QAT, INT8 ONNX"] = full.artifacts["onnx"]
+        costs["macs"] = {"student": rows["distill"]["macs"], "pruned": rows["prune"]["macs"]}
+        costs["params"] = {
+            "student": rows["distill"]["params"], "pruned": rows["prune"]["params"], "int8": rows["quantize"]["params"]
+        }  # fmt: skip
+    return accuracy, files, costs
+
+
+def _ledger(result) -> dict[str, dict]:
+    return {row["stage"]: row for row in result.report["ledger"]}
+
+
+def teacher_files(teacher, data, folder: Path) -> dict[str, Path]:
+    """The teacher as FP32 ONNX and TFLite, and its ONNX quantized post-training by ONNX Runtime."""
+    example = first_samples(data.val, 2)[0]
+    onnx = ek.export.to_onnx(teacher, example, folder / "teacher_fp32.onnx").path
+    tflite = ek.export.to_tflite(teacher, example, folder / "teacher_fp32.tflite").path
+    batches, size = PTQ_CALIBRATION
+    images = first_samples(data.train, batches * size)[0].numpy().astype(np.float32)
+    arrays = [images[i * size : (i + 1) * size] for i in range(batches)]
+    ptq = ort_quantize_static(onnx, folder, arrays)
+    return {"teacher FP32": onnx, "teacher FP32 TFLite": tflite, "teacher PTQ": ptq}
+
+
+def bench(files: dict[str, Path], data, quick: bool) -> dict[str, dict]:
+    """Mobile-like p50 latency, peak memory and whole-test-set accuracy of each file."""
+    report = ek.bench.run(list(files.values()), targets=["mobile-like"], data=data, quiet=True,
+                          **({"runs": 5, "min_s": 0.05} if quick else {}))  # fmt: skip
+    by_path = {entry["path"]: entry for entry in report["results"]}
+    measured = {}
+    for name, path in files.items():
+        entry = by_path.get(str(path), {})
+        if entry.get("status", "ok") != "ok" or "latency" not in entry:
+            raise RuntimeError(f"benchmark of {name} ({path.name}) failed: {entry.get('error') or entry.get('reason')}")
+        measured[name] = {
+            "size_bytes": path.stat().st_size,
+            "p50_ms": entry["latency"]["p50_ms"],
+            "peak_memory_bytes": entry["peak_memory_bytes"],
+            "accuracy": entry.get("accuracy", {}).get("top1"),
+        }
+    return measured
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def run(seeds: int, quick: bool) -> dict:
+    limits = {"limit_train": 2000, "limit_test": 300, "val_size": 300} if quick else {}
+    data = ek.data.mnist(batch_size=128, **limits)
+    ek.seed_everything(0)
+    teacher = ek.models.get("mnist-resnet")
+    pretrained = ek.pretrain(teacher, data, ek.TrainConfig(**toy(TEACHER_CONFIG, quick)), seed=0, device="cpu",
+                             use_cache=not quick, quiet=True)  # fmt: skip
+    teacher.eval()
+    per_seed: dict[str, list[float]] = {row: [] for row in TRAINED_ROWS}
+    with tempfile.TemporaryDirectory(prefix="edgekd-ablation-") as scratch:
+        folder = Path(scratch)
+        files: dict[str, Path] = {}
+        costs: dict = {}
+        for seed in range(seeds):
+            accuracy, seed_files, seed_costs = one_seed(teacher, data, seed, folder, quick)
+            for row, value in accuracy.items():
+                per_seed[row].append(value)
+            files, costs = files | seed_files, costs | seed_costs
+        files |= teacher_files(teacher, data, folder)
+        measured = bench(files, data, quick)
+    teacher_macs = count_macs(teacher, data.input_shape)
+    return {
+        "teacher": {
+            "test_accuracy": ek.evaluate(teacher, data.test),
+            "params": count_params(teacher),
+            "macs": teacher_macs,
+            "pretrain_note": pretrained.note,
+        },  # fmt: skip
+        "per_seed": per_seed,
+        "macs": costs["macs"],
+        "params": costs["params"],
+        "files": measured,
+        "seeds": seeds,
+    }
+
+
+def table_rows(results: dict) -> list[dict]:
+    """One dict per README row: label, accuracy text, params, MACs and the measured file."""
+    teacher, files, per_seed = results["teacher"], results["files"], results["per_seed"]
+    macs, params = results["macs"], results["params"]
+
+    def trained(label: str, key: str, n_params: int, n_macs: int, file: str) -> dict:
+        mean, std = mean_std(per_seed[key])
+        return {"row": label, "accuracy": mean, "std": std, "params": n_params, "macs": n_macs, **files[file]}
+
+    rows = [
+        {
+            "row": "teacher FP32 (ONNX)",
+            "accuracy": teacher["test_accuracy"],
+            "std": None,
+            "params": teacher["params"],
+            "macs": teacher["macs"],
+            **files["teacher FP32"],
+        },  # fmt: skip
+        {
+            "row": "teacher FP32 (TFLite)",
+            "accuracy": teacher["test_accuracy"],
+            "std": None,
+            "params": teacher["params"],
+            "macs": teacher["macs"],
+            **files["teacher FP32 TFLite"],
+        },  # fmt: skip
+        trained("student, labels only", "labels only", params["student"], macs["student"], "student FP32"),
+        trained("+ logit KD", "+ logit KD", params["student"], macs["student"], "student FP32"),
+        trained("+ feature KD", "+ feature KD", params["student"], macs["student"], "student FP32"),
+        trained("+ prune 0.5 with recovery", "+ prune 0.5", params["pruned"], macs["pruned"], "pruned FP32"),
+        trained("+ QAT: INT8 TFLite", "+ QAT, INT8 TFLite", params["int8"], macs["pruned"], "+ QAT, INT8 TFLite"),
+        trained("+ QAT: INT8 ONNX", "+ QAT, INT8 ONNX", params["int8"], macs["pruned"], "+ QAT, INT8 ONNX"),
+        {
+            "row": "alternative: teacher INT8 by ORT quantize_static",
+            "accuracy": files["teacher PTQ"]["accuracy"],
+            "std": None,
+            "params": teacher["params"],
+            "macs": teacher["macs"],
+            **files["teacher PTQ"],
+        },  # fmt: skip
+    ]
+    return rows
+
+
+def checks(results: dict) -> dict[str, tuple[float, bool]]:
+    """The issue's bars, per format: INT8 student against the FP32 teacher file of the same format."""
+    files, teacher = results["files"], results["teacher"]
+    out = {}
+    for fmt, int8, fp32 in (("tflite", "+ QAT, INT8 TFLite", "teacher FP32 TFLite"),
+                            ("onnx", "+ QAT, INT8 ONNX", "teacher FP32")):  # fmt: skip
+        size = files[fp32]["size_bytes"] / files[int8]["size_bytes"]
+        speed = files[fp32]["p50_ms"] / files[int8]["p50_ms"]
+        drop = 100 * (teacher["test_accuracy"] - statistics.fmean(results["per_seed"][int8]))
+        out[f"{fmt}_size_ratio"] = (round(size, 1), size >= BAR["size_ratio"])
+        out[f"{fmt}_speedup"] = (round(speed, 1), speed >= BAR["speedup"])
+        out[f"{fmt}_accuracy_drop_points"] = (round(drop, 2), drop <= BAR["accuracy_drop_points"])
+    kd, labels = (statistics.fmean(results["per_seed"][k]) for k in ("+ feature KD", "labels only"))
+    out["kd_gain_points"] = (round(100 * (kd - labels), 2), kd > labels)
+    return out
+
+
+def markdown(results: dict, check: dict) -> str:
+    seeds = results["seeds"]
+    table = (
+        f"| row | test accuracy ({seeds} seeds) | params | MACs | file size | mobile-like p50 | peak memory |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n"
+    )
+    for r in table_rows(results):
+        accuracy = f"{100 * r['accuracy']:.2f}%" + (f" ± {100 * r['std']:.2f}" if r["std"] is not None else "")
+        table += (
+            f"| {r['row']} | {accuracy} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['size_bytes'] / 1e3:,.1f} KB "
+            f"| {r['p50_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB |\n"
+        )
+    table += "\n| bar | measured | required | met |\n|---|---:|---:|---|\n"
+    required = {"size_ratio": ">= 20x", "speedup": ">= 8x", "accuracy_drop_points": "<= 0.7", "kd_gain_points": "> 0"}
+    for key, (value, ok) in check.items():
+        bar = next(text for suffix, text in required.items() if key.endswith(suffix))
+        table += f"| {key} | {value} | {bar} | {'yes' if ok else 'NO'} |\n"
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for every training row")
+    parser.add_argument("--quick", action="store_true", help="toy size (2,000 images, 1 epoch, 1 seed): a smoke test")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = run(1 if args.quick else args.seeds, args.quick)
+    check = checks(results)
+    table = markdown(results, check)
+    table += (
+        f"\nTeacher pretraining {TEACHER_CONFIG['epochs']} epochs; KD {DISTILL['epochs']} epochs (labels-only the "
+        f"same schedule); prune recovery {PRUNE['epochs']}; QAT {QAT['epochs']}. quantize_static: QDQ, per-channel "
+        f"int8 weights, int8 activations, MinMax on {PTQ_CALIBRATION[0] * PTQ_CALIBRATION[1]} training images. "
+        f"Study wall time {time.perf_counter() - started:.0f} s.\n"
+    )
+    save("pipeline_ablation", {**results, "checks": check, "bar": BAR, "quick": args.quick}, table, started)
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()
