@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.update_readme import ROOT, render
 
 
@@ -16,22 +18,44 @@ def test_result_blocks_hold_numbers_from_the_results():
     assert "| tflite int8 (edgekd) |" in rendered
 
 
-def test_studies_run_at_toy_size_through_the_single_entry_point(tmp_path, monkeypatch):
+def _check_hinton(results: dict, table: str) -> None:
+    assert results["epochs"] == 1
+    assert all(isinstance(results["rows"][k]["errors"], int) for k in ("teacher", "student", "distilled"))
+    no_threes, biased = results["rows"]["no_threes"], results["rows"]["no_threes_biased"]
+    assert isinstance(no_threes["on_threes"], int) and biased["bias"] >= 0
+    assert "| 784-800-800 student, labels only |" in table
+
+
+def _check_ablation(results: dict, table: str) -> None:
+    assert results["seeds"] == 1 and all(len(values) == 1 for values in results["per_seed"].values())
+    files = results["files"]
+    sizes = [files[name]["size_bytes"] for name in ("teacher FP32", "pruned FP32", "+ QAT, INT8 ONNX")]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert all(f["p50_ms"] > 0 and f["peak_memory_bytes"] >= 0 and 0 <= f["accuracy"] <= 1 for f in files.values())
+    assert results["params"]["pruned"] < results["params"]["student"] < results["teacher"]["params"]
+    assert "| alternative: teacher INT8 by ORT quantize_static |" in table and "| kd_gain_points |" in table
+
+
+@pytest.mark.parametrize(
+    ("study", "check"), [("hinton2015_mnist", _check_hinton), ("pipeline_ablation", _check_ablation)]
+)
+def test_studies_run_at_toy_size_through_the_single_entry_point(study, check, tmp_path, monkeypatch):
     import json
 
     from benchmarks import run
     from benchmarks.results_io import RESULTS
 
     monkeypatch.setenv("EDGEKD_RESULTS", str(tmp_path))
-    committed = (
-        (RESULTS / "hinton2015_mnist.json").read_bytes() if (RESULTS / "hinton2015_mnist.json").exists() else None
-    )
-    run.main(["hinton2015_mnist", "--quick"])
-    results = json.loads((tmp_path / "hinton2015_mnist.json").read_text())["results"]
-    assert results["quick"] and results["epochs"] == 1
-    saved = json.loads((tmp_path / "hinton2015_mnist.json").read_text())
-    assert saved["command"] == "python -m benchmarks.run hinton2015_mnist --quick"
-    assert all(isinstance(results["rows"][k]["errors"], int) for k in ("teacher", "student", "distilled"))
-    assert "| 784-800-800 student, labels only |" in (tmp_path / "hinton2015_mnist.md").read_text()
+    committed = (RESULTS / f"{study}.json").read_bytes() if (RESULTS / f"{study}.json").exists() else None
+    run.main([study, "--quick"])
+    saved = json.loads((tmp_path / f"{study}.json").read_text())
+    assert saved["command"] == f"python -m benchmarks.run {study} --quick" and saved["results"]["quick"]
+    check(saved["results"], (tmp_path / f"{study}.md").read_text())
     if committed is not None:  # a quick run never touches the committed results
-        assert (RESULTS / "hinton2015_mnist.json").read_bytes() == committed
+        assert (RESULTS / f"{study}.json").read_bytes() == committed
+
+
+def test_every_quick_study_has_a_smoke_test():
+    from benchmarks import run
+
+    assert run.QUICK == {"hinton2015_mnist", "pipeline_ablation"}
