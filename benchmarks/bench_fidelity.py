@@ -6,12 +6,11 @@ with the same thread count and pinning: nothing but creating the session, one in
 ``perf_counter`` around each call. Bars: the harness adds at most 3% at p50, and two back-to-back
 harness runs of the same file agree within 10% at p50. Run from the repository root:
 
-    python -m benchmarks.bench_fidelity [--rounds 3] [--runs 300]
+    python -m benchmarks.run bench_fidelity [--quick] [--rounds 3] [--runs 300]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ import torch
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd import bench
 
 BAR = {"overhead": 0.03, "back_to_back": 0.10}
@@ -73,11 +73,11 @@ def harness_p50(path: Path, runs: int) -> float:
     return row["latency"]["p50_ms"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=300)
-    args = parser.parse_args()
+    args = parse(parser, argv, {"runs": 10, "rounds": 2})
     started = time.perf_counter()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,7 +113,7 @@ def main() -> None:
         f"{100 * BAR['back_to_back']:.0f}% at p50: {'met' if met else 'NOT met'}. Mobile-like target (1 thread, "
         "1 pinned core) for both.\n"
     )
-    save("bench_fidelity", {"rows": results, "bar": BAR, "met": met}, table, started)
+    save("bench_fidelity", {"rows": results, "bar": BAR, "met": met}, table, started, quick=args.quick)
     print(json.dumps({k: round(v["overhead"], 4) for k, v in results.items()}))
     print(table)
 

@@ -6,7 +6,7 @@ accuracy within 0.3 points of the FP32 student and file size at most 0.3x the FP
 student in the same format (the FP32 files are exported here for that comparison only). Run from the
 repository root:
 
-    python -m benchmarks.demo_mnist
+    python -m benchmarks.run demo_mnist [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 
 from benchmarks.file_anatomy import anatomy
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd import export, models
 from edgekd.launch import run_recipe
 from edgekd.modelfile import load_model
@@ -44,13 +45,14 @@ def fp32_files(run_dir: Path, example: torch.Tensor) -> dict[str, Path]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse(study_parser(__doc__), argv, {})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["EDGEKD_CACHE"] = os.path.join(scratch, "cache")  # cold: the teacher trains too
         recipe = files("edgekd.recipes").joinpath("mnist.yaml")
         run_dir = Path(scratch) / "run"
-        result = run_recipe(str(recipe), out_dir=str(run_dir), quiet=True)
+        result = run_recipe(str(recipe), out_dir=str(run_dir), quiet=True, quick=args.quick)
         wall = time.perf_counter() - started
         fp32_paths = fp32_files(run_dir, torch.zeros(2, 1, 28, 28))
         fp32 = {fmt: path.stat().st_size for fmt, path in fp32_paths.items()}
@@ -110,7 +112,7 @@ def main() -> None:
         "checks": checks,
         "bar": BAR,
     }
-    save("demo_mnist", results, table, started)
+    save("demo_mnist", results, table, started, quick=args.quick)
     print(table)
 
 

@@ -3,7 +3,7 @@
 The teacher runs once per sample (first epoch) and its outputs are reused afterwards, so a steady
 distillation epoch should cost about what a label-only epoch costs. Run from the repository root:
 
-    python -m benchmarks.distill_epoch_cost [--epochs 3] [--repeats 2]
+    python -m benchmarks.run distill_epoch_cost [--quick] [--epochs 3] [--repeats 2]
 
 Epoch times on a shared 2-core machine wander by 10-20% from run to run, so each training run is
 repeated (the runs interleaved) and a steady epoch is the fastest later epoch across repeats, the
@@ -12,7 +12,6 @@ usual estimate of what the code costs when nothing else interferes. All raw time
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -20,6 +19,7 @@ import torch
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd.distill import DistillObjective
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.train import CrossEntropy
@@ -35,13 +35,13 @@ def epoch_times(data, objective_factory, epochs: int) -> list[float]:
     return [round(record.seconds, 2) for record in history.epochs]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = parse(parser, argv, {"epochs": 2, "repeats": 1})
     started = time.perf_counter()
-    data = ek.data.mnist()
+    data = ek.data.mnist(**({"limit_train": 2000, "limit_test": 200} if args.quick else {}))
     teacher = ek.models.get("mnist-resnet").eval()  # random weights: the cost does not depend on them
     sample = next(iter(data.val))[0][:2]
 
@@ -90,7 +90,13 @@ def main() -> None:
         "AdamW; each epoch includes its validation pass. The first distillation epoch runs the teacher "
         "and fills the cache; later epochs reuse it.\n"
     )
-    path = save("distill_epoch_cost", {"epochs": args.epochs, "repeats": args.repeats, "rows": rows}, table, started)
+    path = save(
+        "distill_epoch_cost",
+        {"epochs": args.epochs, "repeats": args.repeats, "rows": rows},
+        table,
+        started,
+        quick=args.quick,
+    )
     print(table)
     print(f"written: {path}")
 

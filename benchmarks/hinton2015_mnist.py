@@ -19,7 +19,6 @@ lies much closer to the teacher's than to the undistilled student's. Run from th
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
@@ -28,6 +27,7 @@ import torch
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74, "no_threes": 206, "no_threes_biased": 109}
 PAPER_ON_THREES = {"no_threes": 133, "no_threes_biased": 14}
@@ -128,13 +128,12 @@ def _scratch() -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = study_parser(__doc__)
     parser.add_argument("--teacher-epochs", type=int, default=150, help="epochs for the teacher (jittered data)")
     parser.add_argument("--epochs", type=int, default=60, help="epochs for each student")
-    parser.add_argument("--quick", action="store_true", help="toy size (3,000 images, 1 epoch): a smoke test")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv, {"epochs": 1, "teacher_epochs": 1})
     started = time.perf_counter()
-    epochs, teacher_epochs = (1, 1) if args.quick else (args.epochs, args.teacher_epochs)
+    epochs, teacher_epochs = args.epochs, args.teacher_epochs
     rows = run(teacher_epochs, epochs, args.quick)
     teacher, student, distilled = (rows[k]["errors"] for k in ("teacher", "student", "distilled"))
     shape_holds = abs(distilled - teacher) < abs(student - distilled)
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "shape_holds": shape_holds, "gap_closed": gap_closed, "paper_gap_closed": paper_gap_closed,
         "paper_on_threes": PAPER_ON_THREES, "quick": args.quick,
     }  # fmt: skip
-    save("hinton2015_mnist", results, table, started)
+    save("hinton2015_mnist", results, table, started, quick=args.quick)
     print(table)
     return results
 

@@ -12,12 +12,11 @@ All files run on the CPU with one thread (ONNX Runtime with all graph optimizati
 XNNPACK), in rounds that alternate between them so drift on a shared machine hits all alike; each
 figure is the median over rounds of the per-round p50. Run from the repository root:
 
-    python -m benchmarks.int8_latency [--runs 100] [--rounds 5]
+    python -m benchmarks.run int8_latency [--quick] [--runs 100] [--rounds 5]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -31,16 +30,17 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd.runtimes import LiteRTRunner
 
-INPUT = (3, 224, 224)
+MODELS = {"mobilenetv2": (3, 224, 224), "mnist-mobilenet": (1, 28, 28)}  # the second: --quick
 CALIBRATION_BATCHES = 8
 BAR = {"tflite_int8_over_fp32": 0.55, "onnx_int8_over_quantize_static": 1.0}
 
 
-def calibration_inputs() -> list[np.ndarray]:
+def calibration_inputs(shape: tuple[int, ...]) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [rng.standard_normal((1, *INPUT)).astype(np.float32) for _ in range(CALIBRATION_BATCHES)]
+    return [rng.standard_normal((1, *shape)).astype(np.float32) for _ in range(CALIBRATION_BATCHES)]
 
 
 class Batches(CalibrationDataReader):
@@ -102,15 +102,16 @@ def p50_ms(call, runs: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--runs", type=int, default=100, help="timed runs per file per round")
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--model", default="mobilenetv2", choices=sorted(MODELS))
+    args = parse(parser, argv, {"runs": 5, "rounds": 1, "model": "mnist-mobilenet"})
     started = time.perf_counter()
     torch.manual_seed(0)
-    model = ek.models.get("mobilenetv2").eval()
-    arrays = calibration_inputs()
+    model = ek.models.get(args.model).eval()
+    arrays = calibration_inputs(MODELS[args.model])
     example = torch.from_numpy(np.concatenate(arrays[:2]))
     quantized = edgekd_int8(model, arrays)
     x = arrays[0]
@@ -149,7 +150,13 @@ def main() -> None:
     table += "".join(f"| {k} | {v:.3f} | <= {BAR[k]} | {'yes' if ok else 'NO'} |\n" for k, (v, ok) in checks.items())
     table += f"\nONNX INT8 over FP32: {ratios['onnx_int8_over_fp32']:.2f}x the time.\n"
     results = {"p50_ms": p50, "rounds_ms": rounds, "size_bytes": sizes, "ratios": ratios, "checks": checks}
-    save("int8_latency", {**results, "bar": BAR, "runs": args.runs, "rounds": args.rounds}, table, started)
+    save(
+        "int8_latency",
+        {**results, "bar": BAR, "runs": args.runs, "rounds": args.rounds, "model": args.model},
+        table,
+        started,
+        quick=args.quick,
+    )
     print(table)
 
 

@@ -21,7 +21,6 @@ repository root:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ import numpy as np
 import edgekd as ek
 from benchmarks.int8_latency import ort_quantize_static
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
 from edgekd.metrics import count_macs, count_params
 from edgekd.modelfile import load_model
@@ -227,19 +227,25 @@ def checks(results: dict) -> dict[str, tuple[float, bool]]:
     return out
 
 
-def markdown(results: dict, check: dict) -> str:
-    seeds = results["seeds"]
-    table = (
-        f"| row | test accuracy ({seeds} seeds) | params | MACs | file size | mobile-like p50 | peak memory |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
-    )
+HEADER = ["row", "test accuracy", "params", "MACs", "file size", "mobile-like p50", "peak memory"]
+
+
+def cells(results: dict) -> list[list[str]]:
+    """The table's rows as text, shared by the results file and the README."""
+    out = []
     for r in table_rows(results):
         accuracy = f"{100 * r['accuracy']:.2f}%" + (f" ± {100 * r['std']:.2f}" if r["std"] is not None else "")
-        table += (
-            f"| {r['row']} | {accuracy} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['size_bytes'] / 1e3:,.1f} KB "
-            f"| {r['p50_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB |\n"
-        )
-    table += "\n| bar | measured | required | met |\n|---|---:|---:|---|\n"
+        out.append([
+            r["row"], accuracy, f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} M", f"{r['size_bytes'] / 1024:,.1f} KiB",
+            f"{r['p50_ms']:.3f} ms", f"{r['peak_memory_bytes'] / 2**20:.1f} MiB",
+        ])  # fmt: skip
+    return out
+
+
+def markdown(results: dict, check: dict) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells(results)]
+    table = "\n".join(lines) + "\n\n| bar | measured | required | met |\n|---|---:|---:|---|\n"
     required = {"size_ratio": ">= 20x", "speedup": ">= 8x", "accuracy_drop_points": "<= 0.7", "kd_gain_points": "> 0"}
     for key, (value, ok) in check.items():
         bar = next(text for suffix, text in required.items() if key.endswith(suffix))
@@ -248,12 +254,11 @@ def markdown(results: dict, check: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = study_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="seeds for every training row")
-    parser.add_argument("--quick", action="store_true", help="toy size (2,000 images, 1 epoch, 1 seed): a smoke test")
-    args = parser.parse_args(argv)
+    args = parse(parser, argv, {"seeds": 1})
     started = time.perf_counter()
-    results = run(1 if args.quick else args.seeds, args.quick)
+    results = run(args.seeds, args.quick)
     check = checks(results)
     table = markdown(results, check)
     table += (
@@ -262,7 +267,13 @@ def main(argv: list[str] | None = None) -> dict:
         f"int8 weights, int8 activations, MinMax on {PTQ_CALIBRATION[0] * PTQ_CALIBRATION[1]} training images. "
         f"Study wall time {time.perf_counter() - started:.0f} s.\n"
     )
-    save("pipeline_ablation", {**results, "checks": check, "bar": BAR, "quick": args.quick}, table, started)
+    save(
+        "pipeline_ablation",
+        {**results, "checks": check, "bar": BAR, "quick": args.quick},
+        table,
+        started,
+        quick=args.quick,
+    )
     print(table)
     return results
 

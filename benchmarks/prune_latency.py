@@ -5,12 +5,11 @@ MobileNetV2 at 224x224 (random weights: latency does not depend on them), pruned
 on the CPU with one thread. Runs alternate between the two models in rounds so drift on a shared
 machine hits both alike. Run from the repository root:
 
-    python -m benchmarks.prune_latency [--runs 200] [--rounds 5]
+    python -m benchmarks.run prune_latency [--quick] [--runs 200] [--rounds 5]
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ import torch
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd.metrics import count_macs, count_params
 from edgekd.prune import PruneSpec, build_pruner, prune_step
 
@@ -54,12 +54,12 @@ def time_runs(sess: ort.InferenceSession, feed: dict, runs: int) -> list[float]:
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--runs", type=int, default=200, help="timed runs per model per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ratio", type=float, default=0.5)
-    args = parser.parse_args()
+    args = parse(parser, argv, {"runs": 5, "rounds": 1})
     started = time.perf_counter()
     torch.manual_seed(0)
     full = ek.models.get("mobilenetv2").eval()
@@ -110,7 +110,7 @@ def main() -> None:
         f"MobileNetV2 224x224, channel ratio {args.ratio:g}, round_to 8, l2 importance, classifier kept; "
         f"{args.rounds} rounds x {args.runs} runs per model, alternating, after 20 warm-up runs.\n"
     )
-    save("prune_latency", {"rows": rows, **ratios, "ratio": args.ratio}, table, started)
+    save("prune_latency", {"rows": rows, **ratios, "ratio": args.ratio}, table, started, quick=args.quick)
     print(table)
 
 

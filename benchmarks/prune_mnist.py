@@ -5,7 +5,7 @@ with two epochs of teacher-guided recovery), then prunes the same distilled stud
 half of all its channels chosen globally by LAMP importance, which keeps more of the sensitive
 layers. The bar: at most 0.3 points of test accuracy lost. Run from the repository root:
 
-    python -m benchmarks.prune_mnist
+    python -m benchmarks.run prune_mnist [--quick]
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from torch import nn
 
 import edgekd as ek
 from benchmarks.results_io import save
+from benchmarks.study_args import parse, study_parser
 from edgekd import recipe as recipes
-from edgekd.launch import run_recipe
+from edgekd.launch import quick_variant, run_recipe
 from edgekd.modelfile import load_model
 
 RECIPE = Path(__file__).resolve().parent.parent / "examples" / "recipes" / "mnist_prune.yaml"
@@ -30,12 +31,14 @@ def channels(model) -> int:
     return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse(study_parser(__doc__), argv, {})
     started = time.perf_counter()
     recipe = recipes.load(RECIPE)
+    recipe = quick_variant(recipe) if args.quick else recipe
     uniform = recipe.stages[-1]
     with tempfile.TemporaryDirectory() as scratch:
-        result = run_recipe(RECIPE, out_dir=str(Path(scratch) / "run"), quiet=True)
+        result = run_recipe(RECIPE, out_dir=str(Path(scratch) / "run"), quiet=True, quick=args.quick)
         distilled_model = load_model(
             ek.models.get("mnist-mobilenet"), result.run_dir / "checkpoints/01-distill/model.pt"
         )
@@ -73,7 +76,7 @@ def main() -> None:
         "points lost.\n"
     )
     results = {"distilled": distilled, "variants": rows, "bar_points": MAX_DROP_POINTS, "base_channels": base_channels}
-    save("prune_mnist", results, table, started)
+    save("prune_mnist", results, table, started, quick=args.quick)
     print(table)
 
 

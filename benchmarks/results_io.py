@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from edgekd.fileio import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def results_dir() -> Path:
-    """Where studies write: the committed folder, or ``$EDGEKD_RESULTS`` (quick runs, tests)."""
-    return Path(os.environ.get("EDGEKD_RESULTS", RESULTS))
+def results_dir(quick: bool = False) -> Path:
+    """Where studies write: ``$EDGEKD_RESULTS`` when set, else the committed folder, or for a quick
+    (toy-size) run a scratch folder, so that toy numbers never replace the committed results."""
+    if "EDGEKD_RESULTS" in os.environ:
+        return Path(os.environ["EDGEKD_RESULTS"])
+    return Path(tempfile.gettempdir()) / "edgekd-quick-results" if quick else RESULTS
 
 
 COMMAND: str | None = None  # set by benchmarks.run, which hands the study its own argv
@@ -30,16 +34,17 @@ def command_line() -> str:
     return "python -m " + " ".join([__import__("__main__").__spec__.name, *map(shlex.quote, sys.argv[1:])])
 
 
-def save(study: str, results: dict, table_md: str, started: float) -> Path:
+def save(study: str, results: dict, table_md: str, started: float, quick: bool = False) -> Path:
     payload = {
         "study": study,
+        "quick": quick,
         "command": command_line(),
         "wall_s": round(time.perf_counter() - started, 1),
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine_facts(),
         "results": results,
     }
-    folder = results_dir()
+    folder = results_dir(quick)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"{study}.json", json.dumps(payload, indent=2) + "\n")
     machine = payload["machine"]
@@ -49,5 +54,8 @@ def save(study: str, results: dict, table_md: str, started: float) -> Path:
         f"{machine['torch_threads']} threads  \n"
         f"Wall time of the study: {payload['wall_s']:.0f} s, {payload['date']}\n\n"
     )
+    if quick:
+        header += "**Quick run at toy size: a smoke test, not a result.**\n\n"
     atomic_write_text(folder / f"{study}.md", header + table_md)
+    print(f"[{study}] wall time {payload['wall_s']:.0f} s; results: {folder / study}.json and .md", flush=True)
     return folder / f"{study}.json"

@@ -167,7 +167,36 @@ def hinton_block() -> str:
     return table(["MNIST, 10,000 test images", "test errors (edgekd)", "test errors (paper)"], rows, footer)
 
 
+def ablation_block() -> str:
+    from benchmarks.pipeline_ablation import BAR, HEADER, cells
+
+    study = _load("pipeline_ablation")
+    results = study["results"]
+    checks = results["checks"]
+    verdict = "; ".join(
+        f"{fmt}: {checks[f'{fmt}_size_ratio'][0]}x smaller, {checks[f'{fmt}_speedup'][0]}x faster, "
+        f"{checks[f'{fmt}_accuracy_drop_points'][0]:+.2f} pts below the teacher"
+        for fmt in ("tflite", "onnx")
+    )
+    unmet = [key for key, (_, ok) in checks.items() if not ok]
+    machine = study["machine"]
+    footer = (
+        "Final INT8 student against the FP32 teacher file of the same format (bars: "
+        f">= {BAR['size_ratio']:g}x smaller, >= {BAR['speedup']:g}x faster, within "
+        f"{BAR['accuracy_drop_points']:g} pts) — {verdict}. Logit + feature KD "
+        f"over labels only: {checks['kd_gain_points'][0]:+.2f} pts on the {results['seeds']}-seed mean. Bars not met: "
+        f"{', '.join(unmet) if unmet else 'none'}. Accuracy: mean ± std over {results['seeds']} seeds for the rows "
+        "that train, measured on the file in its runtime for the file rows; size, latency (batch 1, 1 thread, one "
+        "pinned core) and peak memory measured on the seed-0 files; the three FP32 student rows share one "
+        f"architecture and so one file. Every row: `{study['command']}` ({study['wall_s'] / 60:.0f} min on "
+        f"{machine['cpu']}, {machine['cores']} cores, no GPU), {study['date']}; details in "
+        "[benchmarks/results/pipeline_ablation.md](benchmarks/results/pipeline_ablation.md)."
+    )
+    return table(["MNIST, 10,000 test images", *HEADER[1:]], cells(results), footer)
+
+
 BLOCKS = {
+    "ablation": ablation_block,
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
     "prune-latency": prune_latency_block,

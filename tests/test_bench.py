@@ -190,3 +190,21 @@ def test_the_worker_measuring_onnx_or_tflite_never_imports_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_timed_inputs_read_only_the_rows_they_need(tmp_path):
+    import tracemalloc
+
+    from edgekd.bench.worker import _inputs
+
+    x = np.arange(20000 * 784, dtype=np.float32).reshape(20000, 1, 28, 28)  # 63 MB of "test set"
+    np.save(tmp_path / "x.npy", x)
+    spec = {"batch": 1, "data": {"x": str(tmp_path / "x.npy")}}
+    tracemalloc.start()
+    one = _inputs(spec, [None, 1, 28, 28])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(one, x[:1]) and peak < 1_000_000  # not the whole file, as a copy used to take
+    np.save(tmp_path / "x.npy", x[:3])
+    tiled = _inputs({"batch": 7, "data": {"x": str(tmp_path / "x.npy")}}, [None, 1, 28, 28])
+    assert tiled.shape == (7, 1, 28, 28) and np.array_equal(tiled[3:6], x[:3])

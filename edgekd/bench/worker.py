@@ -90,8 +90,10 @@ def _inputs(spec: dict, model_shape: list) -> np.ndarray:
         x = np.load(spec["data"]["x"], mmap_mode="r")
         if list(x.shape[1:]) != shape[1:]:
             raise ValueError(f"the data's inputs are shaped {list(x.shape[1:])}, the model expects {shape[1:]}")
-        reps = -(-shape[0] // len(x))
-        return np.ascontiguousarray(np.concatenate([x] * reps)[: shape[0]], dtype=np.float32)
+        head = x[: shape[0]]  # only the rows timed are read: the file is memory-mapped, not loaded
+        if len(head) < shape[0]:
+            head = np.concatenate([head] * -(-shape[0] // len(head)))[: shape[0]]
+        return np.ascontiguousarray(head, dtype=np.float32)
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
