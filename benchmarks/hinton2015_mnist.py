@@ -28,6 +28,8 @@ import torch
 import edgekd as ek
 from benchmarks.results_io import save
 from benchmarks.study_args import parse, study_parser
+from edgekd.data import first_samples
+from edgekd.modes import inference
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74, "no_threes": 206, "no_threes_biased": 109}
 PAPER_ON_THREES = {"no_threes": 133, "no_threes_biased": 14}
@@ -48,10 +50,9 @@ def errors_on(model, loader, label: int) -> int:
 
 
 def _logits(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    with torch.no_grad():
-        pairs = [(model(batch[0]), batch[1]) for batch in loader]
-    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    x, y = first_samples(loader)
+    with inference(model):
+        return model(x), y
 
 
 def without_class(data, label: int):

@@ -30,7 +30,7 @@ import numpy as np
 
 import edgekd as ek
 from benchmarks.int8_latency import ort_quantize_static
-from benchmarks.results_io import save
+from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
 from edgekd.metrics import count_macs, count_params
@@ -171,43 +171,28 @@ def table_rows(results: dict) -> list[dict]:
     teacher, files, per_seed = results["teacher"], results["files"], results["per_seed"]
     macs, params = results["macs"], results["params"]
 
-    def trained(label: str, key: str, n_params: int, n_macs: int, file: str) -> dict:
-        mean, std = mean_std(per_seed[key])
-        return {"row": label, "accuracy": mean, "std": std, "params": n_params, "macs": n_macs, **files[file]}
+    def row(label: str, accuracy: float, std: float | None, n_params: int, n_macs: int, file: str) -> dict:
+        return {"row": label, "accuracy": accuracy, "std": std, "params": n_params, "macs": n_macs, **files[file]}
 
-    rows = [
-        {
-            "row": "teacher FP32 (ONNX)",
-            "accuracy": teacher["test_accuracy"],
-            "std": None,
-            "params": teacher["params"],
-            "macs": teacher["macs"],
-            **files["teacher FP32"],
-        },  # fmt: skip
-        {
-            "row": "teacher FP32 (TFLite)",
-            "accuracy": teacher["test_accuracy"],
-            "std": None,
-            "params": teacher["params"],
-            "macs": teacher["macs"],
-            **files["teacher FP32 TFLite"],
-        },  # fmt: skip
+    def trained(label: str, key: str, n_params: int, n_macs: int, file: str) -> dict:
+        return row(label, *mean_std(per_seed[key]), n_params, n_macs, file)
+
+    def teacher_row(label: str, accuracy: float, file: str) -> dict:
+        return row(label, accuracy, None, teacher["params"], teacher["macs"], file)
+
+    return [
+        teacher_row("teacher FP32 (ONNX)", teacher["test_accuracy"], "teacher FP32"),
+        teacher_row("teacher FP32 (TFLite)", teacher["test_accuracy"], "teacher FP32 TFLite"),
         trained("student, labels only", "labels only", params["student"], macs["student"], "student FP32"),
         trained("+ logit KD", "+ logit KD", params["student"], macs["student"], "student FP32"),
         trained("+ feature KD", "+ feature KD", params["student"], macs["student"], "student FP32"),
         trained("+ prune 0.5 with recovery", "+ prune 0.5", params["pruned"], macs["pruned"], "pruned FP32"),
         trained("+ QAT: INT8 TFLite", "+ QAT, INT8 TFLite", params["int8"], macs["pruned"], "+ QAT, INT8 TFLite"),
         trained("+ QAT: INT8 ONNX", "+ QAT, INT8 ONNX", params["int8"], macs["pruned"], "+ QAT, INT8 ONNX"),
-        {
-            "row": "alternative: teacher INT8 by ORT quantize_static",
-            "accuracy": files["teacher PTQ"]["accuracy"],
-            "std": None,
-            "params": teacher["params"],
-            "macs": teacher["macs"],
-            **files["teacher PTQ"],
-        },  # fmt: skip
+        teacher_row(
+            "alternative: teacher INT8 by ORT quantize_static", files["teacher PTQ"]["accuracy"], "teacher PTQ"
+        ),
     ]
-    return rows
 
 
 def checks(results: dict) -> dict[str, tuple[float, bool]]:
@@ -243,14 +228,15 @@ def cells(results: dict) -> list[list[str]]:
 
 
 def markdown(results: dict, check: dict) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells(results)]
-    table = "\n".join(lines) + "\n\n| bar | measured | required | met |\n|---|---:|---:|---|\n"
-    required = {"size_ratio": ">= 20x", "speedup": ">= 8x", "accuracy_drop_points": "<= 0.7", "kd_gain_points": "> 0"}
-    for key, (value, ok) in check.items():
-        bar = next(text for suffix, text in required.items() if key.endswith(suffix))
-        table += f"| {key} | {value} | {bar} | {'yes' if ok else 'NO'} |\n"
-    return table
+    required = {
+        "size_ratio": f">= {BAR['size_ratio']:g}x",
+        "speedup": f">= {BAR['speedup']:g}x",
+        "accuracy_drop_points": f"<= {BAR['accuracy_drop_points']:g}",
+        "kd_gain_points": "> 0",
+    }
+    bar_of = {key: next(text for suffix, text in required.items() if key.endswith(suffix)) for key in check}
+    bars = [[key, str(value), bar_of[key], "yes" if ok else "NO"] for key, (value, ok) in check.items()]
+    return f"{markdown_table(HEADER, cells(results))}\n{markdown_table(['bar', 'measured', 'required', 'met'], bars)}"
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -34,6 +34,12 @@ def command_line() -> str:
     return "python -m " + " ".join([__import__("__main__").__spec__.name, *map(shlex.quote, sys.argv[1:])])
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: first column left-aligned, the rest (numbers) right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
 def save(study: str, results: dict, table_md: str, started: float, quick: bool = False) -> Path:
     payload = {
         "study": study,

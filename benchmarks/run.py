@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None) -> None:
     study, rest = argv[0], argv[1:]
     module = importlib.import_module(f"benchmarks.{study}")
     results_io.COMMAND = " ".join(["python -m benchmarks.run", *map(shlex.quote, argv)])
-    sys.argv = [f"benchmarks.{study}", *rest]
     try:
         module.main(rest)
     finally:

@@ -13,8 +13,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from benchmarks.results_io import RESULTS, markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _load(study: str) -> dict:
@@ -22,10 +23,8 @@ def _load(study: str) -> dict:
 
 
 def table(header: list[str], rows: list[list[str]], footer: str) -> str:
-    """A Markdown table (first column left-aligned, numbers right-aligned) and a closing line."""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join([*lines, "", footer])
+    """A Markdown table and a closing line."""
+    return f"{markdown_table(header, rows)}\n{footer}"
 
 
 def demo_block() -> str:
@@ -145,19 +144,14 @@ def hinton_block() -> str:
     }
     rows = []
     for key, label in labels.items():
-        if key not in results["rows"]:
-            continue
         ours, paper = str(results["rows"][key]["errors"]), str(results["paper"][key])
         if "on_threes" in results["rows"][key]:
             ours += f" ({results['rows'][key]['on_threes']})"
             paper += f" ({results['paper_on_threes'][key]})"
         rows.append([label, ours, paper])
-    closed = results.get("gap_closed")
     gap = (
-        f" Distillation closed {100 * closed:.0f}% of the student-teacher gap (paper: "
+        f" Distillation closed {100 * results['gap_closed']:.0f}% of the student-teacher gap (paper: "
         f"{100 * results['paper_gap_closed']:.0f}%)."
-        if closed is not None
-        else ""
     )
     footer = (
         f"Teacher {results['teacher_epochs']} epochs, each student {results['epochs']}, on 2 CPU cores; "

@@ -22,7 +22,7 @@ from torch import nn
 
 from edgekd import __version__
 from edgekd.bench.targets import Target, load_target
-from edgekd.data import DataBundle
+from edgekd.data import DataBundle, first_samples
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
 from edgekd.export_plan import export_plan
@@ -254,7 +254,7 @@ class Pipeline:
         from edgekd import export  # converters load on first use: seconds of imports
 
         self._log(f"export {fmt}")
-        example = next(iter(self.data.val))[0][:2].cpu()
+        example = self._example()
         writer = export.to_onnx if fmt == "onnx" else export.to_tflite
         artifact = writer(student.cpu(), example, run_dir / "artifacts" / f"model.{fmt}", data=self.data, **options)
         last = ledger.rows[-1]
@@ -315,7 +315,7 @@ class Pipeline:
         if program is None:
             from edgekd.quantize.graph import CaptureError, capture
 
-            example = next(iter(self.data.val))[0][:2].cpu()
+            example = self._example()
             try:
                 with inference(student):
                     program = capture(student.cpu(), example)
@@ -325,12 +325,16 @@ class Pipeline:
         atomic_write(path, lambda handle: torch.export.save(program, handle))
         return path
 
+    def _example(self) -> torch.Tensor:
+        """Two validation inputs (CPU): shape checks, export examples, graph capture."""
+        return first_samples(self.data.val, 2)[0]
+
     def _teacher_label(self, index: int) -> str:
         return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
 
     def _check_models_accept_data(self) -> None:
         """Fail before any training when a model cannot take the data's inputs or classes."""
-        sample = next(iter(self.data.val))[0][:2].to(self.device)
+        sample = self._example().to(self.device)
         named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
         for role, model in [*named, ("student", self.student)]:
             try:

@@ -95,13 +95,8 @@ def compare(
         passed, reason = False, "the artifact produced NaN or Inf"
     elif precision == "int8":
         passed = agreement >= min_agreement
-        reason = (
-            ""
-            if passed
-            else (
-                f"top-1 agreement {100 * agreement:.2f}% < {100 * min_agreement:.0f}% on {agrees.size} decisive samples"
-            )
-        )
+        shortfall = f"top-1 agreement {100 * agreement:.2f}% < {100 * min_agreement:.0f}%"
+        reason = "" if passed else f"{shortfall} on {agrees.size} decisive samples"
     else:
         passed = relative <= rtol
         reason = "" if passed else f"relative error {relative:.2e} > {rtol:.0e}"
