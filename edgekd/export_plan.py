@@ -11,10 +11,11 @@ from edgekd.errors import ConfigError
 from edgekd.naming import unknown
 
 EXPORT_OPTIONS: dict[str, dict[str, tuple]] = {
-    "onnx": {"opset": (int, type(None))},
+    "onnx": {"opset": (int, type(None)), "activations": (str,)},
     "tflite": {"io": (str,)},
 }
 TFLITE_IO = ("float", "int8")
+ONNX_ACTIVATIONS = ("auto", "uint8", "int8")  # the choices of edgekd.export.onnx_int8, kept import-free
 
 
 def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> dict[str, dict]:
@@ -37,5 +38,8 @@ def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> 
                 raise ConfigError(f"export.{name}.{key}: wrong type {type(value).__name__}")
         if name == "tflite" and options.get("io", "float") not in TFLITE_IO:
             raise ConfigError(f"export.tflite.io: must be one of {', '.join(TFLITE_IO)}, got '{options['io']}'")
+        if name == "onnx" and options.get("activations", "auto") not in ONNX_ACTIVATIONS:
+            choices = ", ".join(ONNX_ACTIVATIONS)
+            raise ConfigError(f"export.onnx.activations: must be one of {choices}, got '{options['activations']}'")
         plan[name] = options
     return plan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.int8_latency import QUANTIZE_STATIC, float_ops
 from benchmarks.run import STUDIES
 from benchmarks.update_readme import ROOT, render
 
@@ -34,10 +35,25 @@ def _check_ablation(results: dict, table: str) -> None:
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
     assert all(f["p50_ms"] > 0 and f["peak_memory_bytes"] >= 0 and 0 <= f["accuracy"] <= 1 for f in files.values())
     assert results["params"]["pruned"] < results["params"]["student"] < results["teacher"]["params"]
-    assert "| alternative: teacher INT8 by ORT quantize_static |" in table and "| kd_gain_points |" in table
+    for config in QUANTIZE_STATIC:
+        assert f"| alternative: teacher INT8 by ORT quantize_static {config} |" in table
+    assert "| kd_gain_points |" in table and "| onnx_int8_over_fp32_student |" in table
 
 
-CHECKS = {"hinton2015_mnist": _check_hinton, "pipeline_ablation": _check_ablation}
+def _check_int8_latency(results: dict, table: str) -> None:
+    quantize_static = [name for name in results["p50_ms"] if name.startswith("quantize_static")]
+    assert len(quantize_static) == 4 and results["best_quantize_static"] in quantize_static
+    best = results["p50_ms"][results["best_quantize_static"]]
+    assert results["ratios"]["onnx_int8_over_best_quantize_static"] == pytest.approx(
+        results["p50_ms"]["onnx int8 (edgekd)"] / best
+    )
+    ops = results["ort_ops"]["onnx int8 (edgekd)"]
+    assert ops.get("QLinearConv", 0) > 0 and float_ops(ops) == 0  # integer kernels throughout
+    assert float_ops(results["ort_ops"]["onnx int8 (edgekd, int8 act.)"]) > 0  # what uint8 activations fix
+    assert "| quantize_static QOperator, uint8 act. |" in table
+
+
+CHECKS = {"hinton2015_mnist": _check_hinton, "pipeline_ablation": _check_ablation, "int8_latency": _check_int8_latency}
 
 
 @pytest.mark.parametrize("study", sorted(STUDIES))

@@ -17,7 +17,12 @@ from torch import nn
 from edgekd.data import DataBundle
 from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.export.failures import conversion_error
-from edgekd.export.onnx_int8 import fold_weight_quantization
+from edgekd.export.onnx_int8 import (
+    fold_weight_quantization,
+    pool_as_global_average,
+    resolve_activation_type,
+    shift_activations_to_uint8,
+)
 from edgekd.modes import inference
 from edgekd.quantize.graph import batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
@@ -33,18 +38,28 @@ def to_onnx(
     data: DataBundle | None = None,
     gate: Gate | None = None,
     opset: int | None = None,
+    activations: str = "auto",
 ) -> Artifact:
-    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in ONNX Runtime."""
+    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in ONNX Runtime.
+
+    ``activations`` (INT8 only): ``uint8``, ``int8`` or ``auto`` (uint8 on x86, where ONNX Runtime
+    fuses only uint8 activations into integer kernels throughout); the learned scales are kept."""
+    activation_type = resolve_activation_type(activations)
     quantized = isinstance(model, QuantizedModel)
     example = example.detach().cpu()
 
     def write(staged: Path) -> dict:
         proto = _export(model, example, opset)
-        folded = fold_weight_quantization(proto) if quantized else 0
+        facts: dict = {"int8_weight_tensors": 0, "activations": None}
+        if quantized:
+            facts = {"int8_weight_tensors": fold_weight_quantization(proto)}
+            shifted = shift_activations_to_uint8(proto) if activation_type == "uint8" else 0
+            facts |= {"activations": activation_type, "activations_requested": activations}
+            facts |= {"uint8_activation_tensors": shifted, "global_pools": pool_as_global_average(proto)}
         strip_debug_info(proto)
         _save(proto, staged)
         opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
-        return {"opset": opsets.get("ai.onnx"), "opsets": opsets, "int8_weight_tensors": folded}
+        return {"opset": opsets.get("ai.onnx"), "opsets": opsets, **facts}
 
     return publish("onnx", path, write, model, example, data, gate)
 

@@ -1,17 +1,34 @@
-"""Folding the weight quantize ops of an exported INT8 graph into int8 initializers.
+"""Rewrites of an exported INT8 ONNX graph that ONNX Runtime needs to run it as integer kernels.
 
-torch's ONNX exporter writes a PT2E weight as ``float initializer -> QuantizeLinear [-> Clip] ->
+Weights: torch's ONNX exporter writes a PT2E weight as ``float initializer -> QuantizeLinear [-> Clip] ->
 DequantizeLinear``. ONNX Runtime wants the int8 tensor itself in front of the DequantizeLinear: that
 is the QDQ form its graph optimizer fuses into QLinearConv / QGemm, and it stores a quarter of the
 bytes. The values are computed exactly as the PyTorch graph does (round half to even, then clamp),
 so the learned scales are kept bit for bit.
+
+Activations: the TFLite scheme quantizes activations to int8, and ONNX Runtime's x86 kernels fuse
+int8 activations poorly (residual adds and the convs beside them stay float, layout transposes pile
+up), while uint8 activations with int8 weights (U8S8) fuse into QLinearConv / QLinearAdd throughout.
+Shifting an activation's quantize/dequantize pair to uint8 with the zero point raised by 128 is
+exact: every quantized value moves by 128 and its dequantized value is unchanged.
+
+Pooling: a mean over the spatial axes comes out of the exporter as ReduceMean, which ONNX Runtime
+runs in float between a dequantize and a quantize; written as GlobalAveragePool it is fused into
+QLinearGlobalAveragePool. Same arithmetic, three nodes fewer.
 """
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from edgekd.errors import ConfigError
+from edgekd.export_plan import ONNX_ACTIVATIONS as ACTIVATION_TYPES
+
+_X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 
 _INT_TYPES = {onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8}
 
@@ -105,3 +122,157 @@ def _drop_unused_initializers(graph) -> None:
     keep = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
+
+
+def resolve_activation_type(requested: str, machine: str | None = None) -> str:
+    """``auto`` -> what ONNX Runtime runs fastest on the exporting machine's architecture.
+
+    uint8 on x86 (its U8S8 kernels); int8 elsewhere, where ONNX Runtime's ARM kernels run S8S8 as
+    well as U8S8 and int8 keeps the file identical in kind to the TFLite artifact."""
+    if requested not in ACTIVATION_TYPES:
+        raise ConfigError(f"activations: must be one of {', '.join(ACTIVATION_TYPES)}, got '{requested}'")
+    if requested != "auto":
+        return requested
+    machine = (machine or platform.machine()).lower()
+    return "uint8" if machine in _X86 else "int8"
+
+
+def shift_activations_to_uint8(model: onnx.ModelProto) -> int:
+    """Turn every int8 activation quantize/dequantize pair into uint8 (zero point + 128); returns the count.
+
+    A pair is rewritten only when every reader of the quantized tensor is a DequantizeLinear with the
+    same zero point, and the tensor is not a graph output, so the interface and any int8 tensor read
+    by something else stay as they are. Weight quantization (int8 initializers) is left alone."""
+    graph = model.graph
+    constants = {**{i.name: numpy_helper.to_array(i) for i in graph.initializer}, **_constant_nodes(graph)}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    names = _all_names(graph)
+    shifted_zero_points: dict[int, str] = {}
+    rewritten: set[str] = set()
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in constants or len(node.input) < 3:
+            continue
+        zero_point = constants.get(node.input[2])
+        quantized = node.output[0]
+        if zero_point is None or zero_point.dtype != np.int8 or zero_point.size != 1 or quantized in outputs:
+            continue
+        dequantizers = readers.get(quantized, [])
+        if not dequantizers or not all(_dequantizes_with(d, zero_point, constants) for d in dequantizers):
+            continue
+        value = int(zero_point.reshape(-1)[0])
+        if value not in shifted_zero_points:
+            name = _fresh_name(f"activation_zero_point_u8_{value + 128}", names)
+            graph.initializer.append(numpy_helper.from_array(np.array(value + 128, dtype=np.uint8), name))
+            names.add(name)
+            shifted_zero_points[value] = name
+        for quantize_or_dequantize in (node, *dequantizers):
+            quantize_or_dequantize.input[2] = shifted_zero_points[value]
+        _set_output_dtype(node)
+        rewritten.add(quantized)
+    _retype_value_info(graph, rewritten)
+    _drop_unused_initializers(graph)
+    return len(rewritten)
+
+
+def _dequantizes_with(node: onnx.NodeProto, zero_point: np.ndarray, constants: dict[str, np.ndarray]) -> bool:
+    if node.op_type != "DequantizeLinear" or len(node.input) < 3:
+        return False
+    theirs = constants.get(node.input[2])
+    return theirs is not None and theirs.dtype == np.int8 and np.array_equal(theirs, zero_point)
+
+
+def _set_output_dtype(node: onnx.NodeProto) -> None:
+    """Opset 21's ``output_dtype`` must agree with the zero point when present."""
+    for attribute in node.attribute:
+        if attribute.name == "output_dtype" and attribute.i:
+            attribute.i = onnx.TensorProto.UINT8
+
+
+def _retype_value_info(graph, names: set[str]) -> None:
+    for value in graph.value_info:
+        if value.name in names:
+            value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    name, count = base, 0
+    while name in taken:
+        count += 1
+        name = f"{base}_{count}"
+    return name
+
+
+def pool_as_global_average(model: onnx.ModelProto) -> int:
+    """Rewrite ``DequantizeLinear -> ReduceMean(spatial axes) -> QuantizeLinear`` as GlobalAveragePool.
+
+    Only a mean over every axis after (batch, channel) qualifies; with ``keepdims=0`` a Reshape to
+    (batch, channels) follows, as the ReduceMean's own output. Returns the count rewritten."""
+    graph = model.graph
+    ranks = _ranks(model)
+    constants = {**{i.name: numpy_helper.to_array(i) for i in graph.initializer}, **_constant_nodes(graph)}
+    producers = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    rewritten = []
+    for node in graph.node:
+        if node.op_type != "ReduceMean":
+            continue
+        source = producers.get(node.input[0])
+        users = readers.get(node.output[0], [])
+        rank = ranks.get(node.input[0])
+        if source is None or source.op_type != "DequantizeLinear" or rank is None or rank < 3:
+            continue
+        if not users or not all(u.op_type == "QuantizeLinear" for u in users):
+            continue
+        axes = _reduce_axes(node, constants)
+        if axes is None or sorted(a % rank for a in axes) != list(range(2, rank)):
+            continue
+        rewritten.append(node)
+    names = _all_names(graph)
+    for node in rewritten:
+        keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+        index = list(graph.node).index(node)
+        output = node.output[0]
+        replacement = [onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [output], name=f"{node.name}_gap")]
+        if not keepdims:
+            pooled = _fresh_name(f"{output}_pooled", names)
+            shape = _fresh_name(f"{output}_flat_shape", names)
+            names.update({pooled, shape})
+            graph.initializer.append(numpy_helper.from_array(np.array([0, -1], dtype=np.int64), shape))
+            replacement = [
+                onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [pooled], name=f"{node.name}_gap"),
+                onnx.helper.make_node("Reshape", [pooled, shape], [output], name=f"{node.name}_flatten"),
+            ]
+        graph.node.remove(node)
+        for offset, new in enumerate(replacement):
+            graph.node.insert(index + offset, new)
+    _drop_unused_initializers(graph)
+    return len(rewritten)
+
+
+def _reduce_axes(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> list[int] | None:
+    """The axes of a ReduceMean (an input from opset 18, an attribute before); None when not constant."""
+    if len(node.input) > 1 and node.input[1]:
+        axes = constants.get(node.input[1])
+        return None if axes is None else [int(a) for a in axes.reshape(-1)]
+    for attribute in node.attribute:
+        if attribute.name == "axes":
+            return list(attribute.ints)
+    return None  # all axes: not a spatial pool
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
+
+
+def _all_names(graph) -> set[str]:
+    names = {i.name for i in graph.initializer} | {i.name for i in graph.input}
+    return names | {out for node in graph.node for out in node.output}

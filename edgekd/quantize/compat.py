@@ -1,4 +1,4 @@
-"""One compatibility fix between torch 2.13 and torchao 0.18, kept in one place.
+"""Two compatibility fixes between torch 2.13, torchao 0.18 and litert-torch, kept in one place.
 
 torchao exports its QAT conv-bn patterns (and litert-torch its own) by handing a bare function to
 ``torch.export.export``, which on torch 2.13 only accepts an ``nn.Module`` ("Expected `mod` to be an
@@ -9,15 +9,25 @@ The same helper is memoized: converting one QAT model re-exports the same few do
 150 times (0.2 s each, most of a small model's QAT wall time). A pattern's graph depends only on
 its code, the constants it closes over and the shapes of its example inputs, which is the cache key;
 callers get a copy, so nothing they do to it reaches the cache.
+
+Second: litert-torch finds adds, concatenations and pools by the ``source_fn_stack`` metadata that
+strict tracing leaves on each node. torch 2.13's non-strict ``torch.export`` leaves none, so those
+annotators match nothing and the ops stay float between their neighbours' quantize ops: a residual
+add whose input is the previous block's add then runs in float, and ONNX Runtime cannot fuse it.
+``restore_source_functions`` puts back the source that each such aten op stands for, so the
+library's own annotators quantize them as designed.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.fx import GraphModule, Node
 
 from edgekd.quiet import quiet_import
 
@@ -108,3 +118,45 @@ def fix_pattern_export() -> bool:
         setattr(module, _HELPER, _fixed(current))
         changed = True
     return changed
+
+
+_aten = torch.ops.aten
+# aten op -> the source litert-torch's annotators look for (see its pt2e_quantizer_utils)
+_SOURCES: dict = {
+    _aten.add.Tensor: operator.add,
+    _aten.add_.Tensor: operator.add,
+    _aten.cat.default: torch.cat,
+    _aten.max_pool2d.default: F.max_pool2d,
+    _aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d,
+}
+
+
+def restore_source_functions(model: GraphModule) -> int:
+    """Tag float adds, concatenations and pools (a spatial mean counts) with their source; returns the count."""
+    tagged = 0
+    for node in model.graph.nodes:
+        if node.op != "call_function" or node.meta.get("source_fn_stack") or not _float_output(node):
+            continue
+        source = _SOURCES.get(node.target)
+        if source is None and node.target == _aten.mean.dim and _spatial_mean(node):
+            source = F.adaptive_avg_pool2d
+        if source is None:
+            continue
+        node.meta["source_fn_stack"] = [(node.name, source)]
+        tagged += 1
+    return tagged
+
+
+def _float_output(node: Node) -> bool:
+    value = node.meta.get("val")
+    return isinstance(value, torch.Tensor) and value.dtype.is_floating_point
+
+
+def _spatial_mean(node: Node) -> bool:
+    """A mean over every axis after (batch, channel) of a 4-D tensor: a global average pool."""
+    source = node.args[0]
+    value = source.meta.get("val") if isinstance(source, Node) else None
+    dims = node.args[1] if len(node.args) > 1 else None
+    if not isinstance(value, torch.Tensor) or value.dim() != 4 or not isinstance(dims, (list, tuple)):
+        return False
+    return sorted(int(d) % 4 for d in dims) == [2, 3]

@@ -22,6 +22,7 @@ from torchao.quantization.pt2e.quantizer import (
     SharedQuantizationSpec,
 )
 
+from edgekd.quantize.compat import restore_source_functions
 from edgekd.quiet import quiet_import
 
 litert_pt2e = quiet_import("litert_torch.quantize.pt2e_quantizer")
@@ -45,6 +46,7 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
         self.set_global(litert_pt2e.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
     def annotate(self, model: GraphModule) -> GraphModule:
+        restore_source_functions(model)  # else adds, concatenations and pools stay float (compat.py)
         model = super().annotate(model)
         if self.exclude:
             # The base class matches module names on dynamo's mangled keys, which non-strict export
