@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"\nTeacher pretraining {TEACHER_CONFIG['epochs']} epochs; KD {DISTILL['epochs']} epochs (labels-only the "
         f"same schedule); prune recovery {PRUNE['epochs']}; QAT {QAT['epochs']}. quantize_static: per-channel int8 "
         f"weights, MinMax on {PTQ_CALIBRATION[0] * PTQ_CALIBRATION[1]} training images, each format and "
-        f"activation type; fastest here: {best_quantize_static(results['files']).removeprefix('teacher ')}. "
+        f"activation type; fastest here: '{best_quantize_static(results['files']).removeprefix('teacher ')}'. "
         f"Study wall time {time.perf_counter() - started:.0f} s.\n"
     )
     save(
