@@ -27,8 +27,9 @@ _NAMES = {
     "evaluate": ("edgekd.train", "evaluate"),
     "seed_everything": ("edgekd.train", "seed_everything"),
     "pretrain": ("edgekd.pretraining", "pretrain"),
+    "select_output": ("edgekd.outputs", "select_output"),
 }
-_MODULES = ("bench", "data", "errors", "export", "modelfile", "models", "quantize")
+_MODULES = ("bench", "data", "errors", "export", "modelfile", "models", "outputs", "quantize")
 
 __all__ = ["__version__", *_NAMES, *_MODULES]
 

@@ -11,6 +11,7 @@ import torch
 from edgekd import recipe as recipes
 from edgekd.modelfile import load_model
 from edgekd.naming import unknown
+from edgekd.outputs import output_selection, select_output
 from edgekd.pipeline import Pipeline, PipelineResult
 from edgekd.pretraining import pretrain
 from edgekd.prune import IMPORTANCES, Prune
@@ -105,6 +106,8 @@ def run_sensitivity(
     data = recipes.build_data(recipe)
     seed_everything(recipe.seed)
     student = recipes.build_model(recipe.student, "student")
+    if output_selection(student) is None:
+        select_output(student)  # torch-pruning traces the logits tensor, whatever the forward returns
     if checkpoint is not None:
         load_model(student, checkpoint)
     prune_stages = [s for s in recipe.stages if isinstance(s, Prune)]

@@ -31,10 +31,12 @@ from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_report
 from edgekd.metrics import count_macs, count_params, size_bytes
 from edgekd.modelfile import load_model, save_model
 from edgekd.modes import inference
+from edgekd.outputs import OutputError, logits_of, logits_selected, output_selection, select_output
 from edgekd.runlock import RunLock
 from edgekd.train import TrainConfig, Trainer, evaluate, resolve_device
 
 RUN_RECORD = "run.json"
+OUTPUT_HINT = "; if the logits are elsewhere in the output, select them with output= (name, index or function)"
 
 
 @runtime_checkable
@@ -149,8 +151,11 @@ class Pipeline:
         the stage it was in, from its last completed epoch."""
         self.preflight(resume)
         run_dir = self._prepare_run_dir()
-        with RunLock(run_dir):
-            return self._run(run_dir, resume)
+        with RunLock(run_dir), logits_selected(*self.teachers, self.student):
+            result = self._run(run_dir, resume)
+        if output_selection(result.model) is None:
+            select_output(result.model)  # the final student returns its logits tensor, whatever it came as
+        return result
 
     def _run(self, run_dir: Path, resume: bool) -> PipelineResult:
         started = time.perf_counter()
@@ -339,18 +344,20 @@ class Pipeline:
         for role, model in [*named, ("student", self.student)]:
             try:
                 with inference(model.to(self.device)):
-                    out = model(sample)
+                    out = logits_of(model(sample))
+            except OutputError as exc:
+                raise DataError(f"{role} ({type(model).__name__}): {exc}") from exc
             except (RuntimeError, ValueError, TypeError) as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise DataError(
                     f"{role} ({type(model).__name__}) cannot take inputs of shape {tuple(self.data.input_shape)} "
                     f"from data '{self.data.name}': {first}"
                 ) from exc
-            if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != self.data.num_classes:
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            if out.dim() != 2 or out.shape[1] != self.data.num_classes:
+                hint = "" if output_selection(model) not in (None, "auto") else OUTPUT_HINT
                 raise DataError(
-                    f"{role} ({type(model).__name__}) outputs {shape} but data '{self.data.name}' has "
-                    f"{self.data.num_classes} classes; expected (batch, {self.data.num_classes}) logits"
+                    f"{role} ({type(model).__name__}) outputs {tuple(out.shape)} but data '{self.data.name}' has "
+                    f"{self.data.num_classes} classes; expected (batch, {self.data.num_classes}) logits{hint}"
                 )
 
     def check_run_dir(self) -> None:

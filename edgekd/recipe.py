@@ -27,6 +27,7 @@ from edgekd.errors import ConfigError, EdgekdError
 from edgekd.export_plan import export_plan
 from edgekd.modelfile import load_model
 from edgekd.naming import unknown
+from edgekd.outputs import resolve_selector, select_output
 from edgekd.train import TrainConfig
 
 STAGE_TYPES: dict[str, str] = {
@@ -53,7 +54,7 @@ TOP_KEYS = {
     "export",
     "targets",
 }
-MODEL_KEYS = {"model", "args", "checkpoint", "pretrain", "weight"}
+MODEL_KEYS = {"model", "args", "checkpoint", "pretrain", "weight", "output"}
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ModelSpec:
     checkpoint: str | None = None
     pretrain: TrainConfig | None = None
     weight: float = 1.0
+    output: Any = None  # where the logits are in the forward's output: a name, an index or "module:function"
 
 
 @dataclass
@@ -188,7 +190,10 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
     weight = _typed(section.get("weight", 1.0), float, f"{where}.weight")
     if weight <= 0:
         raise ConfigError(f"{where}.weight: must be > 0, got {weight}")
-    return ModelSpec(name, _typed(section.get("args", {}), dict, f"{where}.args"), checkpoint, pretrain, weight)
+    output = section.get("output")
+    resolve_selector(output, f"{where}.output")  # a function reference that does not import fails here
+    args = _typed(section.get("args", {}), dict, f"{where}.args")
+    return ModelSpec(name, args, checkpoint, pretrain, weight, output)
 
 
 def _parse_stages(section: Any) -> list[Any]:
@@ -296,6 +301,8 @@ def build_model(spec: ModelSpec, where: str) -> nn.Module:
         raise ConfigError(f"{where}.model: '{spec.model}' did not return a torch.nn.Module")
     if spec.checkpoint:
         load_model(model, spec.checkpoint)
+    if spec.output is not None:
+        select_output(model, resolve_selector(spec.output, f"{where}.output"))
     return model
 
 

@@ -28,6 +28,7 @@ from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
 from edgekd.modes import inference
+from edgekd.outputs import logits_of
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -86,7 +87,7 @@ class CrossEntropy:
     extra_modules: nn.Module | None = None
 
     def __call__(self, model, x, y, index):
-        logits = model(x)
+        logits = logits_of(model(x))
         return F.cross_entropy(logits, y), logits
 
 
@@ -157,7 +158,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
     with inference(model):
         for batch in loader:
             x, y = batch[0].to(device), batch[1].to(device)
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += int((logits_of(model(x)).argmax(1) == y).sum())
             total += len(y)
     return correct / max(total, 1)
 

@@ -14,6 +14,7 @@ from torch import nn
 from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss, kd_loss, soft_targets
 from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
 from edgekd.distill.teacher_cache import TeacherCache
+from edgekd.outputs import logits_of
 
 
 class DistillObjective:
@@ -62,7 +63,7 @@ class DistillObjective:
             cached = self.cache.lookup(index)
             if cached is not None:
                 return {k: v.to(x.device, non_blocking=True) for k, v in cached.items()}
-        outputs = {f"logits/{i}": teacher(x) for i, teacher in enumerate(self.teachers)}
+        outputs = {f"logits/{i}": logits_of(teacher(x)) for i, teacher in enumerate(self.teachers)}
         if self._teacher_taps is not None:
             tapped = self._teacher_taps.pop()
             for student_name, teacher_name in self.features.items():
@@ -78,7 +79,7 @@ class DistillObjective:
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         teacher = self.teacher_outputs(x, index)
-        logits = model(x)
+        logits = logits_of(model(x))
         teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
         targets = soft_targets(teacher_logits, self.temperature, self.teacher_weights)
         loss = kd_loss(logits, targets, y, self.temperature, self.alpha)

@@ -24,6 +24,7 @@ from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
 from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
+from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
 from edgekd.runtimes import Runner, open_runner
 
@@ -105,25 +106,26 @@ def publish(
     except OSError as exc:
         raise ExportError(f"{path.parent}: cannot write there ({exc.strerror or first_line(exc)})") from exc
     try:
-        staged = staging / path.name
-        format_version = write(staged)
-        runner = open_runner(staged)
-        samples = parity_samples(data, example, gate.samples)
-        report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement)
-        if not report.passed:
-            rejected = _move_files(staged, path.parent, suffix=".rejected")
-            raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
-        accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
-        specs = runner.input, runner.output
-        del runner  # the session holds the staged file open on some platforms
-        content = manifests.build(
-            staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
-        )
-        staged_manifest = manifests.write(staged, content)
-        # everything is complete on disk: only renames from here, which need no space
-        _move_files(staged, path.parent)
-        manifest_file = manifests.manifest_path(path)
-        os.replace(staged_manifest, manifest_file)
+        with logits_selected(reference):  # a model as it comes (tuple, dict, .logits) exports its logits
+            staged = staging / path.name
+            format_version = write(staged)
+            runner = open_runner(staged)
+            samples = parity_samples(data, example, gate.samples)
+            report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement)
+            if not report.passed:
+                rejected = _move_files(staged, path.parent, suffix=".rejected")
+                raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
+            accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
+            specs = runner.input, runner.output
+            del runner  # the session holds the staged file open on some platforms
+            content = manifests.build(
+                staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
+            )
+            staged_manifest = manifests.write(staged, content)
+            # everything is complete on disk: only renames from here, which need no space
+            _move_files(staged, path.parent)
+            manifest_file = manifests.manifest_path(path)
+            os.replace(staged_manifest, manifest_file)
     except OSError as exc:
         kept = "; the previous artifact is intact" if path.exists() else ""
         raise ExportError(f"{path}: writing the artifact failed ({exc.strerror or first_line(exc)}){kept}") from exc

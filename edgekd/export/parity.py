@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgekd.modes import inference
+from edgekd.outputs import logits_of
 from edgekd.runtimes import Runner
 
 FP32_RTOL = 1e-4
@@ -52,7 +53,8 @@ class ParityReport:
 
 def reference_outputs(model: nn.Module, samples: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     with inference(model):
-        parts = [model(samples[i : i + batch_size]).float().cpu() for i in range(0, len(samples), batch_size)]
+        batches = (samples[i : i + batch_size] for i in range(0, len(samples), batch_size))
+        parts = [logits_of(model(batch)).float().cpu() for batch in batches]
     return torch.cat(parts).numpy()
 
 

@@ -20,6 +20,7 @@ from edgekd.errors import ConfigError, EdgekdError
 from edgekd.metrics import count_macs, count_params
 from edgekd.modes import inference
 from edgekd.naming import unknown
+from edgekd.outputs import logits_of
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
@@ -153,7 +154,7 @@ def accumulate_gradients(model: nn.Module, loader: Iterable, device: torch.devic
     for i, (x, y, *_rest) in enumerate(loader):
         if i >= batches:
             break
-        F.cross_entropy(model(x.to(device)), y.to(device)).backward()
+        F.cross_entropy(logits_of(model(x.to(device))), y.to(device)).backward()
 
 
 @torch.no_grad()

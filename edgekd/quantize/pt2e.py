@@ -21,6 +21,7 @@ from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, 
 
 from edgekd.distill.taps import resolve_module
 from edgekd.errors import first_line
+from edgekd.outputs import output_selection, select_output
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.graph import CaptureError, batch_dynamic_shapes, capture
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
@@ -54,6 +55,8 @@ def prepare(model: nn.Module, example: torch.Tensor, qat: bool, exclude: Sequenc
         resolve_module(model, name, "exclude")
     fix_pattern_export()
     work = copy.deepcopy(model)
+    if output_selection(work) is None:
+        select_output(work)  # the graph returns the logits tensor, whatever the forward returns
     work.train(qat)  # QAT captures BatchNorm in training form so it can be folded as it learns
     graph = capture(work, example).module()
     quantizer = Int8Quantizer(qat=qat, exclude=exclude)

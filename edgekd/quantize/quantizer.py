@@ -6,6 +6,9 @@ Weights are int8 symmetric per channel, activations int8 per tensor, BatchNorm f
   covers only what the activation lets through. TFLite fuses the activation into the conv the same
   way, ONNX Runtime then drops the Clip and runs QLinearConv, and no int8 level is wasted on values
   the activation clips away;
+- a zero padding (``F.pad``, as TensorFlow-style "same" convolutions write it) shares the
+  quantization of its input, and so does the conv that reads it: padding with the zero point is
+  exact in int8, where a scale of its own would add a requantization in front of every such conv;
 - modules named in ``exclude`` stay in float (a layer whose calibration collapses, or an op the
   integer kernels lack).
 """
@@ -33,6 +36,7 @@ ACTIVATIONS = {
     torch.ops.aten.hardtanh.default,
     torch.ops.aten.hardtanh_.default,
 }
+PADS = {torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default}
 _ANNOTATION = "quantization_annotation"
 
 
@@ -55,6 +59,8 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
         for node in model.graph.nodes:
             if node.op == "call_function" and node.target in ACTIVATIONS and not self.is_excluded(node):
                 observe_after_activation(node)
+            if node.op == "call_function" and node.target in PADS and not self.is_excluded(node):
+                share_through_zero_padding(node)
         return model
 
     def is_excluded(self, node: Node) -> bool:
@@ -73,6 +79,31 @@ def observe_after_activation(activation: Node) -> None:
         input_qspec_map={}, output_qspec=annotation.output_qspec, _annotated=True
     )
     annotation.output_qspec = None
+
+
+def share_through_zero_padding(pad: Node) -> None:
+    """A constant zero pad of a quantized tensor keeps its scale and zero point, as do its readers."""
+    source = pad.args[0]
+    if not isinstance(source, Node) or not _pads_with_zero(pad):
+        return
+    produced = source.meta.get(_ANNOTATION)
+    if produced is None or produced.output_qspec is None:
+        return  # the input is float: the pad stays float too
+    shared = SharedQuantizationSpec(source)
+    pad.meta[_ANNOTATION] = QuantizationAnnotation({source: shared}, output_qspec=shared, _annotated=True)
+    for reader in pad.users:
+        annotation = reader.meta.get(_ANNOTATION)
+        if annotation is not None and pad in annotation.input_qspec_map:
+            annotation.input_qspec_map[pad] = SharedQuantizationSpec(pad)
+
+
+def _pads_with_zero(pad: Node) -> bool:
+    if pad.target == torch.ops.aten.constant_pad_nd.default:
+        value = pad.args[2] if len(pad.args) > 2 else pad.kwargs.get("value", 0)
+        return not value
+    mode = pad.args[2] if len(pad.args) > 2 else pad.kwargs.get("mode", "constant")
+    value = pad.args[3] if len(pad.args) > 3 else pad.kwargs.get("value")
+    return mode == "constant" and not value
 
 
 def drop_annotations(model: GraphModule, nodes: list[Node]) -> None:
