@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from edgekd.batchnorm import after_training, refresh_note
 from edgekd.train import CrossEntropy, TrainConfig
 
 
@@ -17,6 +18,8 @@ class Train(TrainConfig):
 
     def run(self, ctx, student: nn.Module) -> nn.Module:
         history = ctx.trainer(self, desc=self.name).fit(student, ctx.data, CrossEntropy())
-        ctx.notes.update(history=history.as_dict())
-        ctx.notes["summary"] = f"labels only; best epoch {history.best_epoch}/{len(history.epochs)}"
+        facts = after_training(student, history, ctx.data, ctx.device)
+        ctx.notes.update(history=history.as_dict(), **facts)
+        epochs = f"{history.best_epoch}/{len(history.epochs)}"
+        ctx.notes["summary"] = f"labels only; best epoch {epochs}{refresh_note(facts)}"
         return student

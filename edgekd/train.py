@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from edgekd.batchnorm import chance_warning, refresh_statistics, stale_statistics_suspected
 from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
@@ -99,6 +100,8 @@ class EpochRecord:
     val_accuracy: float
     lr: float
     seconds: float
+    warning: str | None = None  # validation at chance while training accuracy climbed, and the likely cause
+    batchnorm_refreshed: bool = False  # validated with BatchNorm statistics re-estimated (edgekd.batchnorm)
 
 
 @dataclass
@@ -289,13 +292,25 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         bar.close()
         val_accuracy = evaluate(model, data.val, self.device)
+        train_accuracy = correct / max(seen, 1)
+        warning, refreshed = None, None
+        if stale_statistics_suspected(model, train_accuracy, val_accuracy, data.num_classes):
+            # judge the epoch on statistics that describe its weights (edgekd.batchnorm)
+            warning = chance_warning(model, train_accuracy, val_accuracy, data.num_classes)
+            refreshed = refresh_statistics(model, data, self.device, before=val_accuracy)
+            val_accuracy = max(val_accuracy, refreshed["val_accuracy_after"])
+            if warning:
+                warning += f"; with re-estimated statistics validation reaches {100 * val_accuracy:.1f}%"
+                print(f"edgekd: warning: {self.desc} epoch {epoch}: {warning}", file=sys.stderr, flush=True)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / max(seen, 1),
-            train_accuracy=correct / max(seen, 1),
+            train_accuracy=train_accuracy,
             val_accuracy=val_accuracy,
             lr=optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - start,
+            warning=warning,
+            batchnorm_refreshed=bool(refreshed and refreshed["kept"]),
         )
         self._log(
             f"{self.desc} epoch {epoch}/{self.config.epochs}: loss {record.train_loss:.4f}, "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from edgekd.batchnorm import refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 
 
@@ -21,5 +22,7 @@ class Distill(TeachingConfig):
     def run(self, ctx, student: nn.Module) -> nn.Module:
         history, facts = train_with_teacher(ctx, student, self, desc=self.name)
         ctx.notes.update(history=history.as_dict(), **facts)
-        ctx.notes["summary"] = f"{self.describe()}; best epoch {history.best_epoch}/{len(history.epochs)}"
+        ctx.notes["summary"] = (
+            f"{self.describe()}; best epoch {history.best_epoch}/{len(history.epochs)}{refresh_note(facts)}"
+        )
         return student

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from edgekd.batchnorm import after_training
 from edgekd.distill.losses import get_feature_loss
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.taps import resolve_module
@@ -85,5 +86,6 @@ def train_with_teacher(ctx, student: nn.Module, config: TeachingConfig, desc: st
     facts = {
         "teacher_cache": "on" if cache is not None and cache.enabled else "off",
         "adapters": 0 if objective.extra_modules is None else len(objective.extra_modules),
+        **after_training(student, history, ctx.data, ctx.device),
     }
     return history, facts

@@ -1,7 +1,7 @@
 """Channel pruning on torch-pruning's dependency graph, with its failures turned into clear errors.
 
 torch-pruning (DepGraph) finds which layers must shrink together; we only choose what to prune, keep
-attention heads consistent, recalibrate BatchNorm, and name the module when tracing fails.
+attention heads consistent, recalibrate BatchNorm (edgekd.batchnorm), and name the module when tracing fails.
 """
 
 from __future__ import annotations
@@ -155,32 +155,6 @@ def accumulate_gradients(model: nn.Module, loader: Iterable, device: torch.devic
         if i >= batches:
             break
         F.cross_entropy(logits_of(model(x.to(device))), y.to(device)).backward()
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.device, batches: int = 50) -> bool:
-    """Re-estimate BatchNorm running statistics after channels were removed.
-
-    Pruning leaves statistics that described the old channel mix downstream; a cumulative average
-    over a few hundred training batches puts them right before recovery starts.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return False
-    momenta = [m.momentum for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for i, (x, *_rest) in enumerate(loader):
-        if i >= batches:
-            break
-        model(x.to(device))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
-    return True
 
 
 def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from edgekd.batchnorm import recalibrate_batchnorm
 from edgekd.data import DataBundle
 from edgekd.fileio import atomic_write, atomic_write_text
 from edgekd.metrics import count_macs
@@ -25,7 +26,6 @@ from edgekd.prune.engine import (
     build_pruner,
     default_ignore,
     prune_step,
-    recalibrate_batchnorm,
     resolve_ignore,
 )
 from edgekd.train import evaluate

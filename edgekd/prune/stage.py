@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgekd.batchnorm import recalibrate_batchnorm, refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.prune.engine import (
     IMPORTANCES,
@@ -18,7 +19,6 @@ from edgekd.prune.engine import (
     default_ignore,
     model_cost,
     prune_step,
-    recalibrate_batchnorm,
     resolve_ignore,
 )
 from edgekd.train import check, evaluate
@@ -113,6 +113,7 @@ class Prune(TeachingConfig):
             f"{self.importance} ratio {ratio:.3f}, round_to {self.round_to}: "
             f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
+            + refresh_note(steps[-1] if steps else {})
         )
         return work
 
