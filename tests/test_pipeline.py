@@ -15,6 +15,7 @@ from torch import nn
 import edgekd as ek
 from edgekd.checkpoint import load_weights
 from edgekd.errors import ConfigError, DataError
+from edgekd.outputs import output_selection
 
 
 def _teacher() -> nn.Module:
@@ -52,7 +53,8 @@ def test_pipeline_runs_stages_and_writes_the_run_folder(tiny_images, tmp_path):
     checkpoint = tmp_path / "run" / "checkpoints" / "01-distill" / "model.pt"
     restored = load_weights(_student(), checkpoint)
     assert isinstance(restored, nn.Module)
-    assert not any(m._forward_hooks for m in result.model.modules())  # hooks and adapters gone
+    hooks = [h for m in result.model.modules() for h in m._forward_hooks.values()]
+    assert [output_selection(result.model)] == [h.edgekd_selector for h in hooks] == ["auto"]  # taps gone
     assert set(result.model.state_dict()) == set(_student().state_dict())
 
 
