@@ -106,13 +106,17 @@ def chance_warning(model: nn.Module, train_accuracy: float, val_accuracy: float,
     if slow:
         name, momentum = slow[0]
         return (
-            f"{seen}: BatchNorm running statistics lag the weights ({len(slow)} layers with momentum "
-            f"{momentum:g}, e.g. '{name}', the TensorFlow convention); edgekd re-estimates them after the stage, "
+            f"{seen}: BatchNorm running statistics lag the weights ({_layers(len(slow))} with momentum "
+            f"{momentum:g}, e.g. '{name}', the TensorFlow convention); edgekd re-estimates them, "
             "or set momentum=0.1 on those layers"
         )
     if batchnorm_modules(model):
         return f"{seen}: BatchNorm running statistics that do not match the weights are the usual cause"
     return f"{seen}: check that validation inputs are normalized as the training inputs are"
+
+
+def _layers(count: int) -> str:
+    return "1 layer" if count == 1 else f"{count} layers"
 
 
 def after_training(model: nn.Module, history, data: DataBundle, device: torch.device) -> dict:
