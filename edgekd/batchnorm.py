@@ -121,13 +121,14 @@ def _layers(count: int) -> str:
 
 def after_training(model: nn.Module, history, data: DataBundle, device: torch.device) -> dict:
     """Facts for the ledger after a training stage: the Trainer's warning when validation sat at
-    chance, and the BatchNorm re-estimate where it helped. Every training stage ends here (Distill, Prune recovery,
-    Train), so a student ported from TensorFlow is not judged on stale statistics."""
+    chance, and the BatchNorm re-estimate where it helped. Every training stage ends here (Distill,
+    Prune recovery, Train), so a student ported from TensorFlow is not judged on stale statistics."""
     facts: dict = {}
     warnings = [f"epoch {e.epoch}: {e.warning}" for e in history.epochs if e.warning]
     if warnings:
         facts["warning"] = warnings[0] + (f" (and {len(warnings) - 1} later epochs)" if len(warnings) > 1 else "")
-    refreshed = refresh_statistics(model, data, device)
+    # the model holds its best epoch, whose validation accuracy the Trainer has just measured
+    refreshed = refresh_statistics(model, data, device, before=history.best_val_accuracy)
     if refreshed is not None:
         facts["batchnorm_refresh"] = refreshed
         facts["batchnorm_refreshed_epochs"] = [e.epoch for e in history.epochs if e.batchnorm_refreshed]

@@ -18,6 +18,13 @@ TFLITE_IO = ("float", "int8")
 ONNX_ACTIVATIONS = ("auto", "uint8", "int8")  # the choices of edgekd.export.onnx_int8, kept import-free
 
 
+def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices``, else one ConfigError line naming ``key``."""
+    if value not in choices:
+        raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got '{value}'")
+    return value
+
+
 def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> dict[str, dict]:
     """``["onnx", "tflite"]`` or ``{"tflite": {"io": "int8"}}`` -> {format: options}, validated."""
     if not export:
@@ -36,10 +43,9 @@ def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> 
                 raise ConfigError(f"export.{name}: {unknown('option', key, allowed)}")
             if not isinstance(value, allowed[key]) or isinstance(value, bool):
                 raise ConfigError(f"export.{name}.{key}: wrong type {type(value).__name__}")
-        if name == "tflite" and options.get("io", "float") not in TFLITE_IO:
-            raise ConfigError(f"export.tflite.io: must be one of {', '.join(TFLITE_IO)}, got '{options['io']}'")
-        if name == "onnx" and options.get("activations", "auto") not in ONNX_ACTIVATIONS:
-            choices = ", ".join(ONNX_ACTIVATIONS)
-            raise ConfigError(f"export.onnx.activations: must be one of {choices}, got '{options['activations']}'")
+        if name == "tflite":
+            check_choice("export.tflite.io", options.get("io", "float"), TFLITE_IO)
+        if name == "onnx":
+            check_choice("export.onnx.activations", options.get("activations", "auto"), ONNX_ACTIVATIONS)
         plan[name] = options
     return plan

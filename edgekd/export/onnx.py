@@ -50,18 +50,27 @@ def to_onnx(
 
     def write(staged: Path) -> dict:
         proto = _export(model, example, opset)
-        facts: dict = {"int8_weight_tensors": 0, "activations": None}
-        if quantized:
-            facts = {"int8_weight_tensors": fold_weight_quantization(proto)}
-            shifted = shift_activations_to_uint8(proto) if activation_type == "uint8" else 0
-            facts |= {"activations": activation_type, "activations_requested": activations}
-            facts |= {"uint8_activation_tensors": shifted, "global_pools": pool_as_global_average(proto)}
+        facts = _int8_rewrites(proto, activation_type, activations) if quantized else FP32_FACTS
         strip_debug_info(proto)
         _save(proto, staged)
         opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
         return {"opset": opsets.get("ai.onnx"), "opsets": opsets, **facts}
 
     return publish("onnx", path, write, model, example, data, gate)
+
+
+FP32_FACTS = {"int8_weight_tensors": 0, "activations": None}
+
+
+def _int8_rewrites(proto: onnx.ModelProto, activation_type: str, requested: str) -> dict:
+    """The rewrites ONNX Runtime needs for integer kernels (``onnx_int8``), and what they did."""
+    return {
+        "int8_weight_tensors": fold_weight_quantization(proto),
+        "activations": activation_type,
+        "activations_requested": requested,
+        "uint8_activation_tensors": shift_activations_to_uint8(proto) if activation_type == "uint8" else 0,
+        "global_pools": pool_as_global_average(proto),
+    }
 
 
 def _export(model: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.ModelProto:

@@ -25,8 +25,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgekd.errors import ConfigError
 from edgekd.export_plan import ONNX_ACTIVATIONS as ACTIVATION_TYPES
+from edgekd.export_plan import check_choice
 
 _X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 
@@ -36,13 +36,8 @@ _INT_TYPES = {onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8}
 def fold_weight_quantization(model: onnx.ModelProto) -> int:
     """Replace each constant weight's QuantizeLinear (and Clip) by its int8 result; returns the count."""
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    constants = {**{n: numpy_helper.to_array(i) for n, i in initializers.items()}, **_constant_nodes(graph)}
-    consumers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
-    producers = {out: node for node in graph.node for out in node.output}
+    constants, readers, producers = _constants(graph), _readers(graph), _producers(graph)
+    consumers = {name: len(nodes) for name, nodes in readers.items()}
     removed: list[onnx.NodeProto] = []
     folded = 0
     for node in list(graph.node):
@@ -107,6 +102,24 @@ def _axis(node) -> int:
     return 1
 
 
+def _constants(graph) -> dict[str, np.ndarray]:
+    """Every constant tensor by name: initializers and Constant nodes."""
+    return {**{i.name: numpy_helper.to_array(i) for i in graph.initializer}, **_constant_nodes(graph)}
+
+
+def _readers(graph) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes that read each tensor."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _producers(graph) -> dict[str, onnx.NodeProto]:
+    return {out: node for node in graph.node for out in node.output}
+
+
 def _constant_nodes(graph) -> dict[str, np.ndarray]:
     values = {}
     for node in graph.node:
@@ -129,9 +142,7 @@ def resolve_activation_type(requested: str, machine: str | None = None) -> str:
 
     uint8 on x86 (its U8S8 kernels); int8 elsewhere, where ONNX Runtime's ARM kernels run S8S8 as
     well as U8S8 and int8 keeps the file identical in kind to the TFLite artifact."""
-    if requested not in ACTIVATION_TYPES:
-        raise ConfigError(f"activations: must be one of {', '.join(ACTIVATION_TYPES)}, got '{requested}'")
-    if requested != "auto":
+    if check_choice("activations", requested, ACTIVATION_TYPES) != "auto":
         return requested
     machine = (machine or platform.machine()).lower()
     return "uint8" if machine in _X86 else "int8"
@@ -144,11 +155,7 @@ def shift_activations_to_uint8(model: onnx.ModelProto) -> int:
     same zero point, and the tensor is not a graph output, so the interface and any int8 tensor read
     by something else stay as they are. Weight quantization (int8 initializers) is left alone."""
     graph = model.graph
-    constants = {**{i.name: numpy_helper.to_array(i) for i in graph.initializer}, **_constant_nodes(graph)}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    constants, readers = _constants(graph), _readers(graph)
     outputs = {o.name for o in graph.output}
     names = _all_names(graph)
     shifted_zero_points: dict[int, str] = {}
@@ -213,12 +220,7 @@ def pool_as_global_average(model: onnx.ModelProto) -> int:
     (batch, channels) follows, as the ReduceMean's own output. Returns the count rewritten."""
     graph = model.graph
     ranks = _ranks(model)
-    constants = {**{i.name: numpy_helper.to_array(i) for i in graph.initializer}, **_constant_nodes(graph)}
-    producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    constants, readers, producers = _constants(graph), _readers(graph), _producers(graph)
     rewritten = []
     for node in graph.node:
         if node.op_type != "ReduceMean":
@@ -239,16 +241,13 @@ def pool_as_global_average(model: onnx.ModelProto) -> int:
         keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
         index = list(graph.node).index(node)
         output = node.output[0]
-        replacement = [onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [output], name=f"{node.name}_gap")]
+        pooled = output if keepdims else _fresh_name(f"{output}_pooled", names)
+        replacement = [onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [pooled], name=f"{node.name}_gap")]
         if not keepdims:
-            pooled = _fresh_name(f"{output}_pooled", names)
             shape = _fresh_name(f"{output}_flat_shape", names)
             names.update({pooled, shape})
             graph.initializer.append(numpy_helper.from_array(np.array([0, -1], dtype=np.int64), shape))
-            replacement = [
-                onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [pooled], name=f"{node.name}_gap"),
-                onnx.helper.make_node("Reshape", [pooled, shape], [output], name=f"{node.name}_flatten"),
-            ]
+            replacement.append(onnx.helper.make_node("Reshape", [pooled, shape], [output], name=f"{node.name}_flatten"))
         graph.node.remove(node)
         for offset, new in enumerate(replacement):
             graph.node.insert(index + offset, new)

@@ -18,13 +18,14 @@ from edgekd.errors import ConfigError
 from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.export.failures import conversion_error
 from edgekd.export.tflite_io import float_interface
+from edgekd.export_plan import TFLITE_IO, check_choice
 from edgekd.modes import inference
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 from edgekd.quiet import native_stderr_captured, quiet_import
 
-IO_TYPES = ("float", "int8")
+IO_TYPES = TFLITE_IO  # the one list, shared with recipe validation
 TFLITE_SCHEMA_VERSION = 3
 
 
@@ -37,8 +38,7 @@ def to_tflite(
     gate: Gate | None = None,
 ) -> Artifact:
     """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in LiteRT."""
-    if io not in IO_TYPES:
-        raise ConfigError(f"io: must be one of {', '.join(IO_TYPES)}, got '{io}'")
+    check_choice("io", io, IO_TYPES)
     quantized = isinstance(model, QuantizedModel)
     if io == "int8" and not quantized:
         raise ConfigError("io: int8 input/output needs a quantized model (run the Quantize stage first)")
