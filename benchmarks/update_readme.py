@@ -214,6 +214,33 @@ def ablation_block() -> str:
     return table(["MNIST, 10,000 test images", *HEADER[1:]], cells(results), footer)
 
 
+def zoo_block() -> str:
+    study = _load("zoo")
+    results, machine = study["results"], study["machine"]
+    from benchmarks.zoo import speedups, table_markdown
+
+    parts = []
+    for name, family in results["families"].items():
+        if "error" in family:
+            parts.append(f"{name}: {family['error']}")
+            continue
+        ratio = speedups(family)
+        shown = [f"{fmt} {value:.2f}x" for fmt, value in ratio.items() if value is not None]
+        refused = [f"{mode.upper()} {fmt}" for mode in ("ptq", "qat") for fmt in ("onnx", "tflite")
+                   if not family[mode][fmt]["passed"]]  # fmt: skip
+        text = f"{name}: QAT INT8 over FP32 speed {', '.join(shown) or 'not measured'}"
+        parts.append(text + (f"; refused by the parity gate: {', '.join(refused)}" if refused else ""))
+    footer = (
+        f"{'. '.join(parts)}. Digits scaled to {results['size']}x{results['size']} RGB, {results['train']} "
+        f"training and {results['test']} test images (a stand-in task; parity is on the test images); "
+        "parity is top-1 agreement with the PyTorch INT8 graph and the largest logit error in output steps; "
+        "p50 on the `mobile-like` target (1 thread, one pinned core, batch 1). "
+        f"`{study['command']}` ({study['wall_s'] / 60:.0f} min on {machine['cpu']}, {machine['cores']} cores), "
+        f"{study['date']}; details in [benchmarks/results/zoo.md](benchmarks/results/zoo.md)."
+    )
+    return f"{table_markdown(results)}\n{footer}"
+
+
 BLOCKS = {
     "ablation": ablation_block,
     "demo-results": demo_block,
@@ -223,6 +250,7 @@ BLOCKS = {
     "int8-latency": int8_latency_block,
     "bench-fidelity": bench_fidelity_block,
     "hinton2015": hinton_block,
+    "zoo": zoo_block,
 }
 
 

@@ -12,18 +12,68 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torchao.quantization.pt2e import disable_fake_quant, enable_fake_quant
 
 from edgekd.data import DataBundle
+from edgekd.inputs import forward, split_batch, to_device
 
 CALIBRATION_BATCHES = 50
 SLOW_MOMENTUM = 0.05  # below this, statistics lag the weights by tens of steps or more
+READ_BACK_MOMENTUM = 0.5  # modules step with it while re-estimating: the batch statistic reads back exactly
 
 
-def batchnorm_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+@dataclass
+class NormStatistics:
+    """One BatchNorm's running statistics, in an ``nn.BatchNorm`` module or a captured graph.
+
+    A QAT graph has no BatchNorm modules: its ``aten.batch_norm`` nodes read buffers of the graph and
+    carry their momentum as an argument. Both kinds are re-estimated the same way."""
+
+    name: str
+    momentum: float | None
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    module: nn.Module | None = None  # the nn.BatchNorm; None for a graph node
+
+
+_GRAPH_BATCH_NORM = (
+    torch.ops.aten.batch_norm.default,
+    torch.ops.aten._native_batch_norm_legit.default,
+    torch.ops.aten._native_batch_norm_legit_no_training.default,
+)
+
+
+def norm_statistics(model: nn.Module) -> list[NormStatistics]:
+    """Every BatchNorm with running statistics in ``model``: modules first, then graph nodes."""
+    found = [
+        NormStatistics(name, m.momentum, m.running_mean, m.running_var, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+    ]
+    for graph_module in (m for m in model.modules() if isinstance(m, torch.fx.GraphModule)):
+        for node in graph_module.graph.nodes:
+            if node.op != "call_function" or node.target not in _GRAPH_BATCH_NORM or len(node.args) < 7:
+                continue
+            mean, var, momentum = node.args[3], node.args[4], node.args[6]
+            if not all(isinstance(n, torch.fx.Node) and n.op == "get_attr" for n in (mean, var)):
+                continue
+            name = mean.target.removesuffix("_running_mean").removesuffix(".running_mean")
+            found.append(
+                NormStatistics(
+                    name, float(momentum), _fetch(graph_module, mean.target), _fetch(graph_module, var.target)
+                )
+            )
+    return found
+
+
+def _fetch(module: nn.Module, dotted: str) -> torch.Tensor:
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
 
 
 @torch.no_grad()
@@ -31,24 +81,45 @@ def recalibrate_batchnorm(
     model: nn.Module, loader: Iterable, device: torch.device, batches: int = CALIBRATION_BATCHES
 ) -> bool:
     """Re-estimate every BatchNorm's running statistics as a cumulative average over ``batches``
-    training batches (weights untouched); returns whether the model has any BatchNorm."""
-    norms = [m for _, m in batchnorm_modules(model)]
-    if not norms:
+    training batches (weights untouched); returns whether the model has any. A QAT graph runs with
+    fake quantization off meanwhile: it scales its weights by the running variance before quantizing
+    them, so with quantization on, a moving variance is clipped by weight ranges set for the old one
+    and the estimate feeds on itself.
+
+    Each train-mode pass moves a running statistic to ``(1 - m) * old + m * batch``; the batch's own
+    statistic is read back from that step, so the average needs no change to the layer, whether it
+    is a module or a node of a QAT graph with its momentum baked in."""
+    layers = norm_statistics(model)
+    if not layers:
         return False
-    momenta = [m.momentum for m in norms]
+    momenta = [layer.module.momentum for layer in layers if layer.module is not None]
+    for layer in layers:
+        if layer.module is not None:
+            layer.module.momentum = READ_BACK_MOMENTUM
     was_training = model.training
     epoch = getattr(loader, "epoch", None)
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
+    sums = [(torch.zeros_like(layer.running_mean), torch.zeros_like(layer.running_var)) for layer in layers]
+    seen = 0
     model.train()
+    model.apply(disable_fake_quant)  # QAT graphs: statistics of the float computation (see above)
     with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift later training
-        for i, (x, *_rest) in enumerate(loader):
+        for i, batch in enumerate(loader):
             if i >= batches:
                 break
-            model(x.to(device))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+            before = [(layer.running_mean.clone(), layer.running_var.clone()) for layer in layers]
+            forward(model, to_device(split_batch(batch, labels=False)[0], device))
+            for layer, (mean_sum, var_sum), (old_mean, old_var) in zip(layers, sums, before):
+                m = layer.momentum if layer.module is None else READ_BACK_MOMENTUM
+                mean_sum += (layer.running_mean - (1 - m) * old_mean) / m
+                var_sum += (layer.running_var - (1 - m) * old_var) / m
+            seen += 1
+    if seen:
+        for layer, (mean_sum, var_sum) in zip(layers, sums):
+            layer.running_mean.copy_(mean_sum / seen)
+            layer.running_var.copy_((var_sum / seen).clamp(min=0))
+    for layer, momentum in zip((layer for layer in layers if layer.module is not None), momenta):
+        layer.module.momentum = momentum
+    model.apply(enable_fake_quant)
     model.train(was_training)
     if epoch is not None:
         loader.epoch = epoch  # the loader's next shuffle is the one it would have been
@@ -68,7 +139,7 @@ def refresh_statistics(
     measured (for the ledger), or None for a model without BatchNorm."""
     from edgekd.train import evaluate  # the Trainer imports this module
 
-    if not batchnorm_modules(model):
+    if not norm_statistics(model):
         return None
     before = evaluate(model, data.val, device) if before is None else before
     candidate = copy.deepcopy(model)
@@ -82,10 +153,10 @@ def refresh_statistics(
 
 def stale_statistics_suspected(model: nn.Module, train_accuracy: float, val_accuracy: float, classes: int) -> bool:
     """Worth re-estimating before a validation verdict: slow momentum, or validation stuck at chance."""
-    norms = batchnorm_modules(model)
+    norms = norm_statistics(model)
     if not norms:
         return False
-    slow = any(m.momentum is not None and m.momentum < SLOW_MOMENTUM for _, m in norms)
+    slow = any(n.momentum is not None and n.momentum < SLOW_MOMENTUM for n in norms)
     return slow or _at_chance(train_accuracy, val_accuracy, classes)
 
 
@@ -99,8 +170,8 @@ def chance_warning(model: nn.Module, train_accuracy: float, val_accuracy: float,
     if not _at_chance(train_accuracy, val_accuracy, classes):
         return None
     chance = 1.0 / max(classes, 1)
-    norms = batchnorm_modules(model)
-    slow = [(name, m.momentum) for name, m in norms if m.momentum is not None and m.momentum < SLOW_MOMENTUM]
+    norms = norm_statistics(model)
+    slow = [(n.name, n.momentum) for n in norms if n.momentum is not None and n.momentum < SLOW_MOMENTUM]
     seen = f"validation accuracy {100 * val_accuracy:.1f}% (chance {100 * chance:.1f}%) while train accuracy is "
     seen += f"{100 * train_accuracy:.1f}%"
     if slow:
@@ -110,7 +181,7 @@ def chance_warning(model: nn.Module, train_accuracy: float, val_accuracy: float,
             f"{momentum:g}, e.g. '{name}', the TensorFlow convention); edgekd re-estimates them, "
             "or set momentum=0.1 on those layers"
         )
-    if batchnorm_modules(model):
+    if norms:
         return f"{seen}: BatchNorm running statistics that do not match the weights are the usual cause"
     return f"{seen}: check that validation inputs are normalized as the training inputs are"
 

@@ -7,7 +7,7 @@ index lets the Trainer reuse teacher outputs across epochs when no random augmen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from edgekd.errors import DataError
+from edgekd.inputs import ModelInputs, Signature, as_signature, concat, count, rows, split_batch, to_device
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 MNIST_TRAIN_SIZE = 60000
@@ -24,19 +25,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 class ArrayLoader:
-    """Batches over in-memory tensors; reshuffles each epoch from a seeded generator."""
+    """Batches over in-memory tensors (one, or several named ones); reshuffles each epoch from a seeded
+    generator."""
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: ModelInputs,
         y: torch.Tensor,
         batch_size: int = 128,
         shuffle: bool = False,
         seed: int = 0,
         augment: Augment | None = None,
     ) -> None:
-        if len(x) != len(y):
-            raise DataError(f"inputs and labels differ in length: {len(x)} vs {len(y)}")
+        if count(x) != len(y):
+            raise DataError(f"inputs and labels differ in length: {count(x)} vs {len(y)}")
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
         self.x, self.y = x, y
@@ -53,19 +55,19 @@ class ArrayLoader:
 
     @property
     def dataset_size(self) -> int:
-        return len(self.x)
+        return count(self.x)
 
     def __len__(self) -> int:
-        return (len(self.x) + self.batch_size - 1) // self.batch_size
+        return (count(self.x) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[ModelInputs, torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
-        n = len(self.x)
+        n = count(self.x)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            x = self.x[index]
+            x = rows(self.x, index)
             if self.augment is not None:
                 x = self.augment(x, generator)
             yield x, self.y[index], index
@@ -118,6 +120,18 @@ class DataBundle:
     mean: list[float]
     std: list[float]
     extra: dict = field(default_factory=dict)
+    input_signature: Signature | None = None  # how models take the inputs; None: read from a batch
+
+    @property
+    def signature(self) -> Signature:
+        """The inputs as models take them: declared, or read once from the first validation batch (so a
+        DataLoader of Hugging Face style dict batches needs no declaration)."""
+        if self.input_signature is None:
+            try:
+                self.input_signature = Signature.of(example_inputs(self.val, 1))
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError):
+                return as_signature(self.input_shape)  # unreadable batches are reported where they are used
+        return self.input_signature
 
     def describe(self) -> dict:
         """A JSON-ready summary for reports and manifests."""
@@ -132,20 +146,27 @@ class DataBundle:
             "mean": self.mean,
             "std": self.std,
             "train_augmented": not getattr(self.train, "deterministic", False),
+            **({"inputs": self.signature.describe()} if self.signature.keyword else {}),
             **self.extra,
         }
 
 
-def first_samples(loader, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def first_samples(loader, limit: int | None = None) -> tuple[ModelInputs, torch.Tensor]:
     """Inputs and labels of the first ``limit`` samples a loader yields (all of them without a limit)."""
     xs, ys, total = [], [], 0
     for batch in loader:
-        xs.append(batch[0].cpu())
-        ys.append(batch[1].cpu())
+        x, y, _ = split_batch(batch)
+        xs.append(to_device(x, "cpu"))
+        ys.append(y.cpu())
         total += len(ys[-1])
         if limit and total >= limit:
             break
-    return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
+    return rows(concat(xs), slice(0, limit)), torch.cat(ys)[:limit]
+
+
+def example_inputs(loader, count: int = 2, device: torch.device | str = "cpu") -> ModelInputs:
+    """The first ``count`` inputs a loader yields: what shape probes, tracing and export run on."""
+    return to_device(first_samples(loader, count)[0], device)
 
 
 def _as_images(x: np.ndarray) -> np.ndarray:
@@ -223,6 +244,71 @@ def from_arrays(
         mean=[float(v) for v in mean],
         std=[float(v) for v in std],
     )
+
+
+def from_named_arrays(
+    train: Mapping[str, np.ndarray],
+    y_train: np.ndarray,
+    test: Mapping[str, np.ndarray],
+    y_test: np.ndarray,
+    labels: Sequence[str] | None = None,
+    val_fraction: float = 0.1,
+    batch_size: int = 32,
+    seed: int = 0,
+    name: str = "named arrays",
+) -> DataBundle:
+    """A bundle whose batches are named inputs, passed to models as keyword arguments.
+
+    For models called as ``model(input_ids=..., attention_mask=...)`` or ``model(pixel_values=...)``:
+    integer arrays (token ids, masks) stay int64, float arrays become float32; nothing is
+    normalized, since tokenizers and image processors have done that already."""
+    if not isinstance(train, Mapping) or not isinstance(test, Mapping) or not train:
+        raise DataError("named inputs must be given as {name: array} for both train and test")
+    if list(train) != list(test):
+        raise DataError(f"train inputs ({', '.join(train)}) and test inputs ({', '.join(test)}) differ")
+    x_train = {key: _named_array(key, value) for key, value in train.items()}
+    x_test = {key: _named_array(key, value) for key, value in test.items()}
+    for key in x_train:
+        if x_train[key].shape[1:] != x_test[key].shape[1:]:
+            raise DataError(f"input '{key}': train and test differ in shape: "
+                            f"{tuple(x_train[key].shape[1:])} vs {tuple(x_test[key].shape[1:])}")  # fmt: skip
+    y_train = torch.from_numpy(np.asarray(y_train).astype(np.int64).reshape(-1))
+    y_test = torch.from_numpy(np.asarray(y_test).astype(np.int64).reshape(-1))
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        lengths = {key: len(value) for key, value in x.items()}
+        if len(set(lengths.values()) | {len(y)}) != 1:
+            raise DataError(f"{split}: inputs and labels differ in length: {lengths}, labels {len(y)}")
+    num_classes = int(max(y_train.max().item(), y_test.max().item()) + 1)
+    if labels is not None and len(labels) < num_classes:
+        raise DataError(f"{len(labels)} label names given for {num_classes} classes")
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = len(y_train)
+    train_idx, val_idx = (torch.from_numpy(i) for i in _split_val(n, max(1, round(n * val_fraction)), seed))
+    signature = Signature.of(rows(x_train, slice(0, 1)))
+    return DataBundle(
+        name=name,
+        train=ArrayLoader(rows(x_train, train_idx), y_train[train_idx], batch_size, shuffle=True, seed=seed),
+        val=ArrayLoader(rows(x_train, val_idx), y_train[val_idx], batch_size, seed=seed),
+        test=ArrayLoader(x_test, y_test, batch_size, seed=seed),
+        input_shape=signature.first_shape,
+        num_classes=num_classes,
+        labels=list(labels) if labels is not None else [str(i) for i in range(num_classes)],
+        mean=[],
+        std=[],
+        input_signature=signature,
+    )
+
+
+def _named_array(name: str, value: np.ndarray) -> torch.Tensor:
+    array = np.asarray(value)
+    if array.ndim < 2:
+        raise DataError(f"input '{name}': expected a batch of samples (N, ...), got shape {array.shape}")
+    if array.dtype.kind in "iub":
+        return torch.from_numpy(array.astype(np.int64))
+    if array.dtype.kind == "f":
+        return torch.from_numpy(array.astype(np.float32))
+    raise DataError(f"input '{name}': dtype {array.dtype} is neither integer nor float")
 
 
 def load_mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

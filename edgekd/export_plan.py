@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from edgekd.errors import ConfigError
+from edgekd.formats import EXPORTS
 from edgekd.naming import unknown
 
-EXPORT_OPTIONS: dict[str, dict[str, tuple]] = {
-    "onnx": {"opset": (int, type(None)), "activations": (str,)},
-    "tflite": {"io": (str,)},
-}
+EXPORT_OPTIONS: dict[str, dict[str, tuple]] = {name: fmt.options for name, fmt in EXPORTS.items()}
 TFLITE_IO = ("float", "int8")
 ONNX_ACTIVATIONS = ("auto", "uint8", "int8")  # the choices of edgekd.export.onnx_int8, kept import-free
 

@@ -73,7 +73,7 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         f"- status: {report['status']}",
         f"- data: {data['name']} ({data['train_size']:,} train / {data['val_size']:,} val / "
-        f"{data['test_size']:,} test), input {tuple(data['input_shape'])}",
+        f"{data['test_size']:,} test), input {_inputs_text(data)}",
         f"- stages: {', '.join(s['name'] for s in report['stages']) or 'none'}",
         f"- total wall time: {report['wall_s']:.1f} s (teacher pretraining {report['teacher_pretrain_s']:.1f} s) "
         f"on {env['cpu']} ({env['cores']} cores)",
@@ -105,3 +105,10 @@ def _bench_lines(bench: dict) -> str:
             f"{r['latency']['p99_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _inputs_text(data: dict) -> str:
+    """``(1, 28, 28)``, or ``input_ids [batch, 16] int64, ...`` for named inputs."""
+    if data.get("inputs"):
+        return ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in data["inputs"])
+    return str(tuple(data["input_shape"]))

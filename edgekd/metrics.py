@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from edgekd.inputs import Signature, as_signature, forward
 from edgekd.modes import inference
 
 
@@ -16,15 +17,16 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass on a single sample of ``input_shape``.
+def count_macs(model: nn.Module, inputs: Signature | tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on a single sample of ``inputs`` (a signature, or the
+    shape of a single input tensor).
 
     Uses torch's own FLOP counter (matmul and conv FLOPs, halved), so any module that runs in
     eager mode is counted without a per-layer table.
     """
     device = _device_of(model)
     with inference(model), FlopCounterMode(display=False) as counter:
-        model(torch.zeros((1, *input_shape), device=device))
+        forward(model, as_signature(inputs).zeros(1, device))
     return int(counter.get_total_flops() // 2)
 
 

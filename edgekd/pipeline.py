@@ -22,11 +22,13 @@ from torch import nn
 
 from edgekd import __version__
 from edgekd.bench.targets import Target, load_target
-from edgekd.data import DataBundle, first_samples
+from edgekd.data import DataBundle, example_inputs
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError, DataError
 from edgekd.export_plan import export_plan
 from edgekd.fileio import atomic_write, atomic_write_text
+from edgekd.formats import FORMATS
+from edgekd.inputs import ModelInputs, forward, to_device
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.metrics import count_macs, count_params, size_bytes
 from edgekd.modelfile import load_model, save_model
@@ -256,12 +258,11 @@ class Pipeline:
 
     def _export(self, fmt: str, options: dict, student: nn.Module, run_dir: Path, ledger: Ledger) -> Path:
         """Write one artifact (gated by its runtime) and add its row, measured on the file itself."""
-        from edgekd import export  # converters load on first use: seconds of imports
 
         self._log(f"export {fmt}")
-        example = self._example()
-        writer = export.to_onnx if fmt == "onnx" else export.to_tflite
-        artifact = writer(student.cpu(), example, run_dir / "artifacts" / f"model.{fmt}", data=self.data, **options)
+        writer = FORMATS[fmt].write_function()
+        path = run_dir / "artifacts" / f"model{FORMATS[fmt].suffix}"
+        artifact = writer(student.cpu(), self._example(), path, data=self.data, **options)
         last = ledger.rows[-1]
         row = LedgerRow(
             stage=fmt,
@@ -330,27 +331,27 @@ class Pipeline:
         atomic_write(path, lambda handle: torch.export.save(program, handle))
         return path
 
-    def _example(self) -> torch.Tensor:
+    def _example(self) -> ModelInputs:
         """Two validation inputs (CPU): shape checks, export examples, graph capture."""
-        return first_samples(self.data.val, 2)[0]
+        return example_inputs(self.data.val, 2)
 
     def _teacher_label(self, index: int) -> str:
         return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
 
     def _check_models_accept_data(self) -> None:
         """Fail before any training when a model cannot take the data's inputs or classes."""
-        sample = self._example().to(self.device)
+        sample = to_device(self._example(), self.device)
         named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
         for role, model in [*named, ("student", self.student)]:
             try:
                 with inference(model.to(self.device)):
-                    out = logits_of(model(sample))
+                    out = logits_of(forward(model, sample))
             except OutputError as exc:
                 raise DataError(f"{role} ({type(model).__name__}): {exc}") from exc
             except (RuntimeError, ValueError, TypeError) as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise DataError(
-                    f"{role} ({type(model).__name__}) cannot take inputs of shape {tuple(self.data.input_shape)} "
+                    f"{role} ({type(model).__name__}) cannot take inputs {self.data.signature.text()} "
                     f"from data '{self.data.name}': {first}"
                 ) from exc
             if out.dim() != 2 or out.shape[1] != self.data.num_classes:
@@ -379,7 +380,7 @@ class Pipeline:
             test_accuracy=evaluate(model, self.data.test, self.device),
             val_accuracy=evaluate(model, self.data.val, self.device),
             params=count_params(model),
-            macs=count_macs(model, self.data.input_shape),
+            macs=count_macs(model, self.data.signature),
             size_bytes=size_bytes(model),
             wall_s=round(wall, 2),
             notes=notes,

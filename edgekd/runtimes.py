@@ -1,22 +1,23 @@
-"""Running an exported file in its own runtime: ONNX Runtime for ``.onnx``, LiteRT for ``.tflite``.
+"""What running an exported file means, whatever its format: the contract every runner keeps.
 
-The parity gate, the artifact accuracy and the benchmark harness all go through these runners, so
-an artifact is always judged by the runtime an app will load it with. Int8 inputs are quantized
-with the model's own scale and zero point and int8 outputs dequantized, so callers pass and get
-float arrays whatever the file's interface.
+The parity gate, the artifact accuracy and the benchmark harness all go through runners, so an
+artifact is always judged by the runtime an app will load it with. Each format's runner lives with
+the rest of that format (:mod:`edgekd.formats`). Callers pass float (or integer token) arrays, one
+per model input, and get float outputs: int8 inputs are quantized with the file's own scale and
+zero point and int8 outputs dequantized, whatever the file's interface.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import EdgekdError, first_line
-from edgekd.quiet import native_stderr_captured, quiet_import
+from edgekd.errors import EdgekdError
 
-SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
+Inputs = np.ndarray | Mapping[str, np.ndarray]  # one array, or one per input name
 
 
 class RuntimeLoadError(EdgekdError):
@@ -37,73 +38,98 @@ class TensorSpec:
 
 
 class Runner:
-    """Runs a batch of float inputs through an exported model; returns float outputs."""
+    """One loaded file: batches of inputs in, the first output (the logits) out, as float arrays.
+
+    Subclasses fill ``inputs``/``outputs`` and ``fixed_batch`` (None when any batch size runs) and
+    implement ``_call`` on one batch that fits the file; batching, feeding by name and int8
+    interfaces are handled here once."""
 
     format: str
-    input: TensorSpec
-    output: TensorSpec
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    fixed_batch: int | None = None
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def input(self) -> TensorSpec:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> TensorSpec:
+        return self.outputs[0]
+
+    def run(self, x: Inputs) -> np.ndarray:
+        """The first output for all rows of ``x``, in chunks of the file's fixed batch size."""
+        feed = self.feed(x)
+        rows = batch_size(feed)
+        step = self.fixed_batch
+        if step is None or rows == step:
+            return self._output(self._call(feed))
+        parts = []
+        for start in range(0, rows, step):
+            chunk = {name: array[start : start + step] for name, array in feed.items()}
+            short = step - batch_size(chunk)
+            if short:  # the last, short chunk: pad to the compiled batch, keep the real rows
+                chunk = {name: np.concatenate([a, np.repeat(a[-1:], short, 0)]) for name, a in chunk.items()}
+            parts.append(self._output(self._call(chunk))[: step - short])
+        return np.concatenate(parts)
+
+    def prepare(self, x: Inputs) -> Callable[[], object]:
+        """The call an app repeats, with its inputs already set: what the benchmark times."""
+        feed = self.feed(x)
+        return lambda: self._call(feed)
+
+    def feed(self, x: Inputs) -> dict[str, np.ndarray]:
+        """``x`` as {file input name: array in the file's dtype}; one array feeds the first input."""
+        if not isinstance(x, Mapping):
+            x = {self.inputs[0].name: x}
+        feed = {}
+        for position, spec in enumerate(self.inputs):
+            array = x.get(spec.name)
+            if array is None:
+                array = _by_position(x, position, spec, self.inputs)
+            feed[spec.name] = self._typed(np.asarray(array), spec)
+        return feed
+
+    def resize(self, batch: int) -> None:
+        """Make the file run at ``batch`` rows per call; ValueError when its batch size is fixed."""
+        if self.fixed_batch not in (None, batch):
+            raise ValueError(f"the model's batch size is fixed at {self.fixed_batch}")
+
+    def threads_applied(self) -> int | None:
+        """The thread count read back from the runtime, where it exposes one."""
+        return None
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (GPU runtimes); nothing to do on the CPU."""
+
+    def time_calls(self, call, runs: int, min_s: float, loop) -> list[float]:
+        return loop(call, runs, min_s)
+
+    def _call(self, feed: dict[str, np.ndarray]):
         raise NotImplementedError
 
+    def _output(self, raw) -> np.ndarray:
+        spec = self.outputs[0]
+        out = np.asarray(raw)
+        return dequantize(out, spec) if spec.quantized else out.astype(np.float32)
 
-class OnnxRunner(Runner):
-    format = "onnx"
-
-    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
-        ort = quiet_import("onnxruntime")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        path = _existing(path)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            raise RuntimeLoadError(f"{path}: ONNX Runtime cannot load it: {first_line(exc)}") from exc
-        first_in, first_out = self.session.get_inputs()[0], self.session.get_outputs()[0]
-        self.input = TensorSpec(first_in.name, list(first_in.shape), _ort_dtype(first_in.type))
-        self.output = TensorSpec(first_out.name, list(first_out.shape), _ort_dtype(first_out.type))
-        self.fixed_batch = first_in.shape[0] if isinstance(first_in.shape[0], int) else None
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
-            return np.concatenate([self.run(x[i : i + self.fixed_batch]) for i in range(0, len(x), self.fixed_batch)])
-        return self.session.run([self.output.name], {self.input.name: x})[0]
+    @staticmethod
+    def _typed(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+        if spec.quantized:
+            return np.ascontiguousarray(quantize(array.astype(np.float32), spec))
+        return np.ascontiguousarray(array, dtype=np.dtype(spec.dtype))
 
 
-class LiteRTRunner(Runner):
-    format = "tflite"
+def _by_position(x: Mapping[str, np.ndarray], position: int, spec: TensorSpec, specs: list[TensorSpec]) -> np.ndarray:
+    """A converter may rename inputs (``args_0``); the model's own names then match by order."""
+    names = list(x)
+    if len(names) == len(specs):
+        return x[names[position]]
+    raise ValueError(f"no array for the file's input '{spec.name}' (given: {', '.join(names) or 'none'})")
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        interpreter_module = litert_interpreter()
-        path = _existing(path)
-        try:
-            with native_stderr_captured():  # LiteRT announces its XNNPACK delegate on fd 2 every time
-                self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
-                self.interpreter.allocate_tensors()
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeLoadError(f"{path}: LiteRT cannot load it: {first_line(exc)}") from exc
-        self.input = _litert_spec(self.interpreter.get_input_details()[0])
-        self.output = _litert_spec(self.interpreter.get_output_details()[0])
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
-        self.fixed_batch = int(self.input.shape[0])
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        step = self.fixed_batch
-        return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, len(x), step)])
-
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if self.input.quantized:
-            x = quantize(x, self.input)
-        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x))
-        self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.output_index)
-        return dequantize(out, self.output) if self.output.quantized else out.astype(np.float32)
+def batch_size(feed: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(feed.values())))
 
 
 def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -115,39 +141,22 @@ def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
 
 
-def open_runner(path: str | Path, threads: int | None = None) -> Runner:
-    """The runner for a file, chosen by its suffix."""
-    kind = SUFFIXES.get(Path(path).suffix.lower())
-    if kind is None:
-        raise RuntimeLoadError(f"{path}: not a model file edgekd can run (expected {', '.join(SUFFIXES)})")
-    return OnnxRunner(path, threads) if kind == "onnx" else LiteRTRunner(path, threads)
+def open_runner(path: str | Path, threads: int | None = None, device: str = "cpu", batch: int | None = None) -> Runner:
+    """The runner for a file, chosen by its suffix; ``batch`` resizes it where the format can."""
+    from edgekd.formats import format_of  # the format table imports no runtime
 
+    fmt = format_of(path)
+    if fmt is None:
+        from edgekd.formats import suffixes
 
-def litert_interpreter():
-    try:
-        return quiet_import("ai_edge_litert.interpreter")
-    except ImportError:
-        try:
-            return quiet_import("tflite_runtime.interpreter")
-        except ImportError as exc:
-            raise RuntimeLoadError("no TFLite interpreter installed: pip install ai-edge-litert") from exc
-
-
-def _litert_spec(detail: dict) -> TensorSpec:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    dtype = np.dtype(detail["dtype"]).name
-    quantized = scale != 0.0 and dtype in ("int8", "uint8", "int16")
-    return TensorSpec(
-        detail["name"],
-        [int(d) for d in detail["shape"]],
-        dtype,
-        float(scale) if quantized else None,
-        int(zero_point) if quantized else None,
-    )
-
-
-def _ort_dtype(type_name: str) -> str:
-    return {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}.get(type_name, type_name)
+        raise RuntimeLoadError(f"{path}: not a model file edgekd can run (expected {', '.join(suffixes())})")
+    problem = file_problem(path)
+    if problem:
+        raise RuntimeLoadError(problem)
+    runner = fmt.runner_class()(Path(path), threads=threads, device=device)
+    if batch is not None:
+        runner.resize(batch)
+    return runner
 
 
 def file_problem(path: str | Path) -> str | None:
@@ -158,10 +167,3 @@ def file_problem(path: str | Path) -> str | None:
     if path.stat().st_size == 0:
         return f"{path}: empty file"
     return None
-
-
-def _existing(path: str | Path) -> Path:
-    problem = file_problem(path)
-    if problem:
-        raise RuntimeLoadError(problem)
-    return Path(path)

@@ -28,6 +28,7 @@ from edgekd.batchnorm import chance_warning, refresh_statistics, stale_statistic
 from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
+from edgekd.inputs import forward, split_batch, to_device
 from edgekd.modes import inference
 from edgekd.outputs import logits_of
 
@@ -88,7 +89,7 @@ class CrossEntropy:
     extra_modules: nn.Module | None = None
 
     def __call__(self, model, x, y, index):
-        logits = logits_of(model(x))
+        logits = logits_of(forward(model, x))
         return F.cross_entropy(logits, y), logits
 
 
@@ -160,8 +161,9 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
     correct = total = 0
     with inference(model):
         for batch in loader:
-            x, y = batch[0].to(device), batch[1].to(device)
-            correct += int((logits_of(model(x)).argmax(1) == y).sum())
+            x, y, _ = split_batch(batch)
+            x, y = to_device(x, device), y.to(device)
+            correct += int((logits_of(forward(model, x)).argmax(1) == y).sum())
             total += len(y)
     return correct / max(total, 1)
 
@@ -268,9 +270,10 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
-        for step, (x, y, *rest) in enumerate(data.train, start=1):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            loss, logits = objective(model, x, y, rest[0] if rest else None)
+        for step, batch in enumerate(data.train, start=1):
+            x, y, index = split_batch(batch)
+            x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
+            loss, logits = objective(model, x, y, index)
             if not torch.isfinite(loss):
                 model.load_state_dict(last_good)
                 where = f"'{self.checkpoint_dir / 'best.pt'}'" if self.checkpoint_dir else "the model (in memory)"

@@ -43,8 +43,8 @@ def quantize_run(teacher: nn.Module, data: ek.data.DataBundle, out_dir, stage, *
     return pipe.run()
 
 
-def example_batch(data: ek.data.DataBundle) -> torch.Tensor:
-    return next(iter(data.val))[0][:2]
+def example_batch(data: ek.data.DataBundle):
+    return ek.data.example_inputs(data.val)
 
 
 def ptq(model: nn.Module, data: ek.data.DataBundle, exclude: list[str] | None = None):

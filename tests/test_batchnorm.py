@@ -79,3 +79,29 @@ def test_the_chance_warning_names_what_it_can():
     assert chance_warning(SlowNormNet(), 0.95, 0.80, 4) is None  # validation fine
     assert chance_warning(SlowNormNet(), 0.30, 0.25, 4) is None  # nothing learnt yet either
     assert "normalized" in chance_warning(nn.Linear(4, 4), 0.95, 0.25, 4)
+
+
+def test_a_qat_graph_gets_the_same_statistics_as_its_float_model(tiny_images):
+    from int8_fixtures import SmallNet
+
+    from edgekd.batchnorm import norm_statistics, stale_statistics_suspected
+    from edgekd.quantize import calibrate, prepare
+
+    torch.manual_seed(0)
+    model = SmallNet()
+    observed = prepare(model, ek.data.example_inputs(tiny_images.val), qat=True)
+    calibrate(observed, tiny_images.train, 4, torch.device("cpu"))
+    in_graph = norm_statistics(observed)  # no BatchNorm module left: batch_norm nodes with graph buffers
+    assert [(s.name, s.module) for s in in_graph] == [(n, None) for n in ("stem.1", "depthwise.1", "project.1")]
+    assert [s.momentum for s in in_graph] == [0.1] * 3  # read from each node's arguments
+    assert stale_statistics_suspected(observed, 0.9, 0.25, 4)  # validation at chance in a QAT graph
+    float_model = SmallNet()
+    float_model.load_state_dict(model.state_dict())
+    for _ in range(2):  # stable: a second estimate lands where the first did
+        assert recalibrate_batchnorm(observed, tiny_images.train, torch.device("cpu"), 10)
+    recalibrate_batchnorm(float_model, tiny_images.train, torch.device("cpu"), 10)
+    for in_graph_stats, module_stats in zip(in_graph, norm_statistics(float_model)):
+        assert torch.allclose(in_graph_stats.running_mean, module_stats.running_mean, atol=1e-5)
+        assert torch.allclose(in_graph_stats.running_var, module_stats.running_var, rtol=1e-4, atol=1e-6)
+    assert not observed.training  # left in eval form, as calibrate left it; fake quantization back on
+    assert all(fq.fake_quant_enabled.item() for fq in observed.modules() if hasattr(fq, "fake_quant_enabled"))

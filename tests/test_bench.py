@@ -185,8 +185,8 @@ def test_cli_bench_and_compare(files, tmp_path, capsys):
 
 def test_the_worker_measuring_onnx_or_tflite_never_imports_torch():
     code = (
-        "import sys; import edgekd.bench.worker; from edgekd.bench.sessions import import_runtime; "
-        "import_runtime('onnx'); import_runtime('tflite'); print('torch' in sys.modules)"
+        "import sys; import edgekd.bench.worker; from edgekd.formats import FORMATS; "
+        "FORMATS['onnx'].import_runtime(); FORMATS['tflite'].import_runtime(); print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
@@ -196,15 +196,17 @@ def test_timed_inputs_read_only_the_rows_they_need(tmp_path):
     import tracemalloc
 
     from edgekd.bench.worker import _inputs
+    from edgekd.runtimes import TensorSpec
 
     x = np.arange(20000 * 784, dtype=np.float32).reshape(20000, 1, 28, 28)  # 63 MB of "test set"
     np.save(tmp_path / "x.npy", x)
-    spec = {"batch": 1, "data": {"x": str(tmp_path / "x.npy")}}
+    spec = {"batch": 1, "data": {"inputs": {"x": str(tmp_path / "x.npy")}}}
+    model_inputs = [TensorSpec("x", ["batch", 1, 28, 28], "float32")]
     tracemalloc.start()
-    one = _inputs(spec, [None, 1, 28, 28])
+    (one,) = _inputs(spec, model_inputs).values()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert np.array_equal(one, x[:1]) and peak < 1_000_000  # not the whole file, as a copy used to take
     np.save(tmp_path / "x.npy", x[:3])
-    tiled = _inputs({"batch": 7, "data": {"x": str(tmp_path / "x.npy")}}, [None, 1, 28, 28])
+    (tiled,) = _inputs({"batch": 7, "data": {"inputs": {"x": str(tmp_path / "x.npy")}}}, model_inputs).values()
     assert tiled.shape == (7, 1, 28, 28) and np.array_equal(tiled[3:6], x[:3])

@@ -17,7 +17,9 @@ from edgekd.errors import ConfigError
 from edgekd.export import ExportError, ParityError, to_onnx, to_tflite
 from edgekd.export.onnx_int8 import fold_weight_quantization
 from edgekd.export.tflite_io import float_interface
-from edgekd.runtimes import LiteRTRunner, OnnxRunner, RuntimeLoadError, open_runner
+from edgekd.formats.onnx import OnnxRunner
+from edgekd.formats.tflite import LiteRTRunner
+from edgekd.runtimes import RuntimeLoadError, open_runner
 
 
 def _manifest(path) -> dict:

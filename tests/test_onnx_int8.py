@@ -17,7 +17,7 @@ from edgekd.errors import ConfigError
 from edgekd.export import to_onnx, to_tflite
 from edgekd.export.onnx_int8 import pool_as_global_average, resolve_activation_type, shift_activations_to_uint8
 from edgekd.export_plan import export_plan
-from edgekd.runtimes import OnnxRunner
+from edgekd.formats.onnx import OnnxRunner
 
 
 def _session(model: onnx.ModelProto | str, optimized=None) -> ort.InferenceSession:

@@ -22,12 +22,13 @@ import numpy as np
 from edgekd import __version__
 from edgekd.bench import memory
 from edgekd.bench.estimate import estimates_for
-from edgekd.bench.sessions import runtime_of
 from edgekd.bench.stats import unstable
 from edgekd.bench.targets import Target, load_target
 from edgekd.data import DataBundle, first_samples
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError
+from edgekd.formats import format_of, runtime_of, suffixes
+from edgekd.inputs import named_inputs
 from edgekd.runtimes import file_problem
 
 BENCH_SCHEMA_VERSION = 1
@@ -109,7 +110,7 @@ def _plan(artifacts: list[Path], targets: list[Target]) -> tuple[list[Job], list
             if target.device == "cuda" and not has_gpu:
                 skipped.append({**base, "status": "skipped", "reason": gpu_reason})
                 continue
-            fixed = fixed_batch(artifact, runtime)
+            fixed = format_of(artifact).fixed_batch(artifact)
             for batch in target.batch_sizes:
                 if fixed is not None and batch != fixed:
                     reason = f"the file's batch size is fixed at {fixed}; batch {batch} not measured"
@@ -119,30 +120,9 @@ def _plan(artifacts: list[Path], targets: list[Target]) -> tuple[list[Job], list
     return jobs, skipped
 
 
-def fixed_batch(path: Path, runtime: str) -> int | None:
-    """The batch size a file was exported with when it cannot change, else None (read from the header)."""
-    try:
-        if runtime == "onnx":
-            import onnx
-
-            dim = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
-            return dim.dim_value if dim.HasField("dim_value") else None
-        if runtime == "tflite":
-            from edgekd.quiet import quiet_import
-
-            schema = quiet_import("ai_edge_litert.schema_py_generated")
-            graph = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0).subgraphs[0]
-            tensor = graph.tensors[graph.inputs[0]]
-            signature = tensor.shapeSignature
-            return None if signature is not None and int(signature[0]) == -1 else int(tensor.shape[0])
-    except Exception:  # noqa: BLE001 - an unreadable header is reported by the worker, with its reason
-        return None
-    return None
-
-
 def _file_problem(path: Path, runtime: str | None) -> str | None:
     if runtime is None:
-        return f"{path}: not a model file edgekd can benchmark (expected .onnx, .tflite or .pt2)"
+        return f"{path}: not a model file edgekd can benchmark (expected {', '.join(suffixes())})"
     return file_problem(path)
 
 
@@ -204,9 +184,13 @@ def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, thre
 
 def _save_data(data: DataBundle, folder: Path, limit: int | None) -> dict:
     x, y = first_samples(data.test, limit)
-    np.save(folder / "x.npy", x.numpy().astype(np.float32))
+    inputs = {}
+    for position, (name, tensor) in enumerate(named_inputs(x).items()):
+        inputs[name] = str(folder / f"x{position}.npy")
+        array = tensor.numpy()
+        np.save(inputs[name], array.astype(np.float32) if array.dtype.kind == "f" else array)
     np.save(folder / "y.npy", y.numpy().astype(np.int64))
-    return {"x": str(folder / "x.npy"), "y": str(folder / "y.npy"), "name": data.name}
+    return {"inputs": inputs, "y": str(folder / "y.npy"), "name": data.name}
 
 
 def _target_facts(target: Target) -> dict:

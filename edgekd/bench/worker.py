@@ -48,22 +48,25 @@ def timed_loop(call, min_runs: int, min_s: float) -> list[float]:
 def measure(spec: dict) -> dict:
     affinity = pin(spec.get("pin_cores"))
     cap = memory.apply_cap(spec.get("memory_limit_mb"))
-    from edgekd.bench.sessions import import_runtime, open_session
+    from edgekd.formats import format_of
+    from edgekd.runtimes import open_runner
 
-    import_runtime(spec["runtime"])  # after pinning and the cap, before the baseline
+    fmt = format_of(spec["artifact"])
+    fmt.import_runtime()  # after pinning and the cap, before the baseline
     baseline = memory.rss_bytes()
     started = time.perf_counter()
-    session = open_session(spec["artifact"], spec["runtime"], spec["device"], spec["threads"], spec["batch"])
+    runner = open_runner(spec["artifact"], spec["threads"], spec["device"], spec["batch"])
     init_s = time.perf_counter() - started
-    x = _inputs(spec, session.input_shape)
-    call = session.prepare(x)
+    x = _inputs(spec, runner.inputs)
+    call = runner.prepare(x)
     started = time.perf_counter()
     call()
-    session.synchronize()
+    runner.synchronize()
     first_ms = (time.perf_counter() - started) * 1e3
     timed_loop(call, spec["warmup_runs"], spec["warmup_s"])
-    times = session.time_calls(call, spec["runs"], spec["min_s"], timed_loop)
+    times = runner.time_calls(call, spec["runs"], spec["min_s"], timed_loop)
     peak = memory.peak_rss_bytes()
+    first_input = next(iter(x.values()))
     result = {
         "init_s": init_s,
         "first_inference_ms": first_ms,
@@ -73,36 +76,65 @@ def measure(spec: dict) -> dict:
         "memory_cap": cap,
         "affinity": affinity,
         "threads": spec["threads"],
-        "threads_read_back": session.threads_applied(),  # None: LiteRT has no API to read it back
-        "input_shape": list(x.shape),
-        "input_dtype": session.input_dtype,
+        "threads_read_back": runner.threads_applied(),  # None: LiteRT has no API to read it back
+        "input_shape": list(first_input.shape),
+        "input_dtype": runner.inputs[0].dtype,
+        "inputs": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in runner.feed(x).items()},
     }
     if spec.get("data"):
-        result["accuracy"] = _accuracy(session, spec["data"])
+        result["accuracy"] = _accuracy(runner, spec["data"], spec["batch"])
     if cap.get("limit_bytes") and cap["method"] == "rss-check" and peak > cap["limit_bytes"]:
         result["over_memory_cap"] = True
     return result
 
 
-def _inputs(spec: dict, model_shape: list) -> np.ndarray:
-    shape = [spec["batch"], *[d if isinstance(d, int) and d > 0 else 1 for d in model_shape[1:]]]
+def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
+    """The rows the timed call runs: the first test inputs when data is given, else seeded values."""
+    batch = spec["batch"]
     if spec.get("data"):
-        x = np.load(spec["data"]["x"], mmap_mode="r")
-        if list(x.shape[1:]) != shape[1:]:
-            raise ValueError(f"the data's inputs are shaped {list(x.shape[1:])}, the model expects {shape[1:]}")
-        head = x[: shape[0]]  # only the rows timed are read: the file is memory-mapped, not loaded
-        if len(head) < shape[0]:
-            head = np.concatenate([head] * -(-shape[0] // len(head)))[: shape[0]]
-        return np.ascontiguousarray(head, dtype=np.float32)
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        arrays = _data_inputs(spec["data"], inputs)
+        feed = {}
+        for name, array in arrays.items():
+            head = array[:batch]  # only the rows timed are read: the file is memory-mapped, not loaded
+            if len(head) < batch:
+                head = np.concatenate([head] * -(-batch // len(head)))[:batch]
+            feed[name] = np.ascontiguousarray(head)
+        return feed
+    generator = np.random.default_rng(0)
+    feed = {}
+    for model_input in inputs:
+        shape = [batch, *[d if isinstance(d, int) and d > 0 else 1 for d in model_input.shape[1:]]]
+        integer = np.issubdtype(np.dtype(model_input.dtype), np.integer) and not model_input.quantized
+        # token ids and masks of 1 are valid for any vocabulary; images get seeded noise
+        feed[model_input.name] = (
+            np.ones(shape, np.dtype(model_input.dtype))
+            if integer
+            else generator.standard_normal(shape).astype(np.float32)
+        )
+    return feed
 
 
-def _accuracy(session, data: dict) -> dict:
-    x, y = np.load(data["x"], mmap_mode="r"), np.load(data["y"])
+def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:
+    """The saved test inputs, one memory-mapped array per model input, checked against the file."""
+    arrays = {name: np.load(path, mmap_mode="r") for name, path in data["inputs"].items()}
+    if len(arrays) != len(inputs):
+        raise ValueError(f"the data has {len(arrays)} input(s) ({', '.join(arrays)}), the model {len(inputs)}")
+    for (name, array), model_input in zip(arrays.items(), inputs):
+        expected = [d if isinstance(d, int) and d > 0 else None for d in model_input.shape[1:]]
+        given = list(array.shape[1:])
+        if len(given) != len(expected) or any(e is not None and e != g for e, g in zip(expected, given)):
+            shown = [e if e is not None else "any" for e in expected]
+            what = "inputs are" if len(arrays) == 1 else f"input '{name}' is"
+            raise ValueError(f"the data's {what} shaped {given}, the model expects {shown}")
+    return arrays
+
+
+def _accuracy(runner, data: dict, batch: int) -> dict:
+    arrays, y = _data_inputs(data, runner.inputs), np.load(data["y"])
     correct = 0
-    for start in range(0, len(x), session.batch):
-        chunk = np.ascontiguousarray(x[start : start + session.batch], dtype=np.float32)
-        correct += int((session.predict(chunk).argmax(-1) == y[start : start + session.batch]).sum())
+    for start in range(0, len(y), batch):
+        chunk = {name: np.ascontiguousarray(a[start : start + batch]) for name, a in arrays.items()}
+        correct += int((runner.run(chunk).argmax(-1) == y[start : start + batch]).sum())
     return {"top1": correct / len(y), "samples": int(len(y))}
 
 

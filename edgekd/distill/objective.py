@@ -14,6 +14,7 @@ from torch import nn
 from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss, kd_loss, soft_targets
 from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
 from edgekd.distill.teacher_cache import TeacherCache
+from edgekd.inputs import ModelInputs, forward, named_inputs
 from edgekd.outputs import logits_of
 
 
@@ -28,7 +29,7 @@ class DistillObjective:
         self,
         teachers: Sequence[nn.Module],
         student: nn.Module,
-        sample: torch.Tensor,
+        sample: ModelInputs,
         temperature: float = 4.0,
         alpha: float = 0.5,
         teacher_weights: Sequence[float] | None = None,
@@ -56,14 +57,15 @@ class DistillObjective:
             self._teacher_taps = FeatureTaps(self.teachers[0], list(self.features.values()), "teacher")
 
     @torch.no_grad()
-    def teacher_outputs(self, x: torch.Tensor, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def teacher_outputs(self, x: ModelInputs, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Logits of every teacher (``logits/i``) and, per tap pair, the teacher's feature
         (``feature/<student module>``) already resized to what the pair's adapter compares against."""
         if self.cache is not None and index is not None:
             cached = self.cache.lookup(index)
             if cached is not None:
-                return {k: v.to(x.device, non_blocking=True) for k, v in cached.items()}
-        outputs = {f"logits/{i}": logits_of(teacher(x)) for i, teacher in enumerate(self.teachers)}
+                device = next(iter(named_inputs(x).values())).device
+                return {k: v.to(device, non_blocking=True) for k, v in cached.items()}
+        outputs = {f"logits/{i}": logits_of(forward(teacher, x)) for i, teacher in enumerate(self.teachers)}
         if self._teacher_taps is not None:
             tapped = self._teacher_taps.pop()
             for student_name, teacher_name in self.features.items():
@@ -76,10 +78,10 @@ class DistillObjective:
         return outputs
 
     def __call__(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None
+        self, model: nn.Module, x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         teacher = self.teacher_outputs(x, index)
-        logits = logits_of(model(x))
+        logits = logits_of(forward(model, x))
         teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
         targets = soft_targets(teacher_logits, self.temperature, self.teacher_weights)
         loss = kd_loss(logits, targets, y, self.temperature, self.alpha)

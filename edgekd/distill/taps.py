@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.inputs import ModelInputs, forward
 from edgekd.modes import inference
 
 
@@ -98,21 +99,19 @@ class Adapter(nn.Module):
         return self._resize(teacher_feature)
 
 
-def probe_shapes(model: nn.Module, names: list[str], sample: torch.Tensor, role: str) -> dict[str, torch.Size]:
+def probe_shapes(model: nn.Module, names: list[str], sample: ModelInputs, role: str) -> dict[str, torch.Size]:
     """Run one no-grad forward pass to learn each tapped feature's shape."""
     taps = FeatureTaps(model, names, role)
     try:
         with inference(model):
-            model(sample)
+            forward(model, sample)
         features = taps.pop()
     finally:
         taps.remove()
     return {name: features[name].shape for name in names}
 
 
-def build_adapters(
-    student: nn.Module, teacher: nn.Module, pairs: dict[str, str], sample: torch.Tensor
-) -> nn.ModuleDict:
+def build_adapters(student: nn.Module, teacher: nn.Module, pairs: dict[str, str], sample: ModelInputs) -> nn.ModuleDict:
     """One adapter per ``student_module -> teacher_module`` pair, sized by a dry forward pass."""
     student_shapes = probe_shapes(student, list(pairs), sample, "student")
     teacher_shapes = probe_shapes(teacher, list(pairs.values()), sample, "teacher")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from edgekd.batchnorm import after_training
+from edgekd.data import example_inputs
 from edgekd.distill.losses import get_feature_loss
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.taps import resolve_module
@@ -66,7 +67,7 @@ def train_with_teacher(ctx, student: nn.Module, config: TeachingConfig, desc: st
     cache = (
         TeacherCache(train.dataset_size) if config.cache_teacher and getattr(train, "deterministic", False) else None
     )
-    sample = next(iter(ctx.data.val))[0][:2].to(ctx.device)
+    sample = example_inputs(ctx.data.val, 2, ctx.device)
     objective = DistillObjective(
         ctx.teachers,
         student,

@@ -5,8 +5,9 @@ from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.onnx import to_onnx
 from edgekd.export.parity import ParityReport
 from edgekd.export.tflite import to_tflite
+from edgekd.formats import EXPORTS
 
-FORMATS = ("onnx", "tflite")
+FORMATS = tuple(EXPORTS)
 
 __all__ = [
     "FORMATS",

@@ -12,18 +12,21 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from edgekd import inputs
 from edgekd.data import DataBundle, first_samples
 from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
 from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
+from edgekd.formats import FORMATS
+from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
 from edgekd.runtimes import Runner, open_runner
@@ -56,21 +59,32 @@ class Gate:
     samples: int = PARITY_SAMPLES
 
 
-def parity_samples(data: DataBundle | None, example: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
-    """Held-out test inputs when there is data; otherwise the example plus seeded noise of its shape."""
+def parity_samples(data: DataBundle | None, example: ModelInputs, count: int, seed: int = 0) -> ModelInputs:
+    """Held-out test inputs when there is data; otherwise the example plus seeded noise of its shape
+    (integer inputs such as token ids are repeated from the example, not invented)."""
     if data is not None:
-        return first_samples(data.test, count)[0].float()
+        return floats(first_samples(data.test, count)[0])
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((max(count - len(example), 0), *example.shape[1:]), generator=generator)
-    return torch.cat([example.detach().float().cpu(), noise])[:count]
+    extra = max(count - inputs.count(example), 0)
+
+    def grown(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.detach().cpu()
+        if not tensor.is_floating_point():
+            return tensor.repeat(-(-count // len(tensor)), *[1] * (tensor.dim() - 1))[:count]
+        noise = torch.randn((extra, *tensor.shape[1:]), generator=generator)
+        return torch.cat([tensor.float(), noise])[:count]
+
+    if isinstance(example, Mapping):
+        return {name: grown(tensor) for name, tensor in example.items()}
+    return grown(example)
 
 
 def runtime_accuracy(runner: Runner, loader) -> tuple[float, int]:
     """Top-1 accuracy of the file itself, in its runtime, over a whole loader."""
     correct = total = 0
     for batch in loader:
-        x, y = batch[0], batch[1]
-        predicted = runner.run(x.cpu().numpy()).argmax(-1)
+        x, y, _ = split_batch(batch)
+        predicted = runner.run(to_numpy(x)).argmax(-1)
         correct += int((predicted == y.cpu().numpy()).sum())
         total += len(y)
     return (correct / total if total else float("nan")), total
@@ -81,7 +95,7 @@ def publish(
     path: str | Path,
     write: Callable[[Path], dict],
     reference: nn.Module,
-    example: torch.Tensor,
+    example: ModelInputs,
     data: DataBundle | None,
     gate: Gate | None,
 ) -> Artifact:
@@ -96,7 +110,7 @@ def publish(
     internal_quantization = reference.boundaries() if quantized else None
     gate = gate or Gate()
     path = Path(path)
-    expected_suffix = f".{fmt}"
+    expected_suffix = FORMATS[fmt].suffix
     if path.suffix.lower() != expected_suffix:
         raise ConfigError(f"{path}: a {fmt} artifact needs the '{expected_suffix}' suffix")
     started = time.perf_counter()
@@ -116,7 +130,7 @@ def publish(
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
             accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
-            specs = runner.input, runner.output
+            specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
             content = manifests.build(
                 staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization

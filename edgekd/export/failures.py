@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError, first_line
+from edgekd.inputs import ModelInputs, call_arguments
 
 _OP_PATTERNS = (
     re.compile(r"torch\.ops\.[A-Za-z0-9_]+\.([A-Za-z0-9_]+)"),
@@ -34,10 +35,10 @@ def failing_op(message: str) -> str | None:
     return None
 
 
-def module_of_op(model: nn.Module, example: torch.Tensor, op: str) -> str | None:
+def module_of_op(model: nn.Module, example: ModelInputs, op: str) -> str | None:
     """The first module whose traced graph calls ``op`` (``name (Type)``), or None."""
     try:
-        program = torch.export.export(model, (example,))
+        program = torch.export.export(model, *call_arguments(example))
     except Exception:  # noqa: BLE001 - best effort: the error message stands without it
         return None
     for node in program.graph.nodes:
@@ -61,7 +62,7 @@ def telling_line(message: str) -> str:
 
 
 def conversion_error(
-    fmt: str, exc: BaseException, model: nn.Module, example: torch.Tensor, quantized: bool = False
+    fmt: str, exc: BaseException, model: nn.Module, example: ModelInputs, quantized: bool = False
 ) -> ExportError:
     """One line: which op failed, in which module, and how to get past it."""
     message = str(exc)

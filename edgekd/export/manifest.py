@@ -1,6 +1,7 @@
 """The manifest an app developer needs beside each artifact (``model.onnx.json``, ``model.tflite.json``).
 
-It says how to feed the file (input name, shape, dtype, layout, normalization, int8 scale/zero point),
+It says how to feed the file (each input's name, shape, dtype, layout, normalization, int8 scale/zero
+point; token ids stay int64),
 how to read it (output, labels), what it is (format version, precision, sha256, size) and how good it
 is (parity with PyTorch and accuracy measured on the file itself).
 """
@@ -55,8 +56,8 @@ def build(
     artifact: Path,
     fmt: str,
     precision: str,
-    input_spec: TensorSpec,
-    output_spec: TensorSpec,
+    input_specs: list[TensorSpec],
+    output_specs: list[TensorSpec],
     format_version: dict,
     parity: dict,
     data: DataBundle | None = None,
@@ -65,7 +66,8 @@ def build(
     extra: dict | None = None,
 ) -> dict:
     files = files_of(artifact)
-    layout = "NCHW" if len(input_spec.shape) == 4 else None
+    inputs = [tensor_entry(spec, "NCHW" if len(spec.shape) == 4 else None) for spec in input_specs]
+    outputs = [tensor_entry(spec, None) for spec in output_specs]
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "file": artifact.name,
@@ -75,8 +77,11 @@ def build(
         "size_bytes": sum(f.stat().st_size for f in files),
         "files": {f.name: {"size_bytes": f.stat().st_size, "sha256": sha256_of(f)} for f in files},
         "sha256": sha256_of(artifact),
-        "input": tensor_entry(input_spec, layout),
-        "output": tensor_entry(output_spec, None),
+        "input": inputs[0],  # the first of ``inputs``: what a single-input app reads
+        "output": outputs[0],
+        "inputs": inputs,
+        "outputs": outputs,
+        "model_inputs": _model_inputs(data),
         "int8_boundaries": internal_quantization,
         "normalization": _normalization(data),
         "labels": list(data.labels) if data is not None else None,
@@ -99,8 +104,16 @@ def write(artifact: Path, manifest: dict) -> Path:
     return path
 
 
-def _normalization(data: DataBundle | None) -> dict | None:
+def _model_inputs(data: DataBundle | None) -> dict | None:
+    """How the PyTorch model was called: one tensor, or keyword inputs in the file's input order."""
     if data is None:
+        return None
+    signature = data.signature
+    return {"keyword": signature.keyword, "inputs": signature.describe()}
+
+
+def _normalization(data: DataBundle | None) -> dict | None:
+    if data is None or not data.mean:
         return None
     return {
         "mean": list(data.mean),

@@ -23,17 +23,19 @@ from edgekd.export.onnx_int8 import (
     resolve_activation_type,
     shift_activations_to_uint8,
 )
+from edgekd.inputs import ModelInputs, call_arguments, detached, rows
 from edgekd.modes import inference
-from edgekd.quantize.graph import batch_dynamic_shapes
+from edgekd.quantize.graph import at_least_two, batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
 from edgekd.quiet import native_stderr_captured
 
+OUTPUT_NAME = "logits"
 SINGLE_FILE_LIMIT = 1 << 30  # below this, weights stay inside the .onnx (protobuf's own cap is 2 GiB)
 
 
 def to_onnx(
     model: nn.Module,
-    example: torch.Tensor,
+    example: ModelInputs,
     path: str | Path,
     data: DataBundle | None = None,
     gate: Gate | None = None,
@@ -46,11 +48,12 @@ def to_onnx(
     fuses only uint8 activations into integer kernels throughout); the learned scales are kept."""
     activation_type = resolve_activation_type(activations)
     quantized = isinstance(model, QuantizedModel)
-    example = example.detach().cpu()
+    example = detached(example)
 
     def write(staged: Path) -> dict:
         proto = _export(model, example, opset)
         facts = _int8_rewrites(proto, activation_type, activations) if quantized else FP32_FACTS
+        name_batch_dimension(proto)
         strip_debug_info(proto)
         _save(proto, staged)
         opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
@@ -73,24 +76,40 @@ def _int8_rewrites(proto: onnx.ModelProto, activation_type: str, requested: str)
     }
 
 
-def _export(model: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.ModelProto:
+def _export(model: nn.Module, example: ModelInputs, opset: int | None) -> onnx.ModelProto:
     quantized = isinstance(model, QuantizedModel)
     target = model.program if quantized else model  # the program's batch dimension is already free
-    batch = torch.cat([example, example]) if example.shape[0] < 2 else example
+    batch = at_least_two(example)
     attempts = [(batch, None if quantized else batch_dynamic_shapes(batch))]
     if not quantized:
-        attempts.append((example[:1], None))  # fixed batch for models whose code pins it
+        attempts.append((rows(example, slice(0, 1)), None))  # fixed batch for models whose code pins it
     error: BaseException | None = None
-    for args, dynamic in attempts:
+    for inputs, dynamic in attempts:
+        args, kwargs = call_arguments(inputs)
         try:
             with inference(model), native_stderr_captured(replay=False):
                 program = torch.onnx.export(
-                    target, (args,), dynamo=True, dynamic_shapes=dynamic, opset_version=opset, verbose=False
-                )
+                    target, args, kwargs=kwargs, dynamo=True, dynamic_shapes=dynamic, opset_version=opset,
+                    output_names=[OUTPUT_NAME], verbose=False,
+                )  # fmt: skip
             return program.model_proto
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the user gets one line
             error = error or exc
-    raise conversion_error("ONNX", error, model, example[:1], quantized=quantized) from error
+    raise conversion_error("ONNX", error, model, rows(example, slice(0, 1)), quantized=quantized) from error
+
+
+def name_batch_dimension(proto: onnx.ModelProto) -> None:
+    """The exporter calls the free batch dimension ``s0``/``s43``; apps and the manifest read ``batch``."""
+    values = [*proto.graph.input, *proto.graph.output]
+    first = {v.type.tensor_type.shape.dim[0].dim_param for v in values if v.type.tensor_type.shape.dim}
+    first.discard("")
+    if len(first) != 1:
+        return
+    (symbol,) = first
+    for value in [*values, *proto.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param == symbol:
+                dim.dim_param = "batch"
 
 
 def strip_debug_info(proto: onnx.ModelProto) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from edgekd.data import DataBundle
@@ -19,6 +18,7 @@ from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.export.failures import conversion_error
 from edgekd.export.tflite_io import float_interface
 from edgekd.export_plan import TFLITE_IO, check_choice
+from edgekd.inputs import ModelInputs, call_arguments, detached, rows
 from edgekd.modes import inference
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import QuantizedModel
@@ -31,7 +31,7 @@ TFLITE_SCHEMA_VERSION = 3
 
 def to_tflite(
     model: nn.Module,
-    example: torch.Tensor,
+    example: ModelInputs,
     path: str | Path,
     io: str = "float",
     data: DataBundle | None = None,
@@ -42,7 +42,7 @@ def to_tflite(
     quantized = isinstance(model, QuantizedModel)
     if io == "int8" and not quantized:
         raise ConfigError("io: int8 input/output needs a quantized model (run the Quantize stage first)")
-    example = example.detach().cpu()[:1]
+    example = rows(detached(example), slice(0, 1))
 
     def write(staged: Path) -> dict:
         _convert(model, example, staged)
@@ -53,7 +53,7 @@ def to_tflite(
     return publish("tflite", path, write, model, example, data, gate)
 
 
-def _convert(model: nn.Module, example: torch.Tensor, staged: Path) -> None:
+def _convert(model: nn.Module, example: ModelInputs, staged: Path) -> None:
     litert_torch = quiet_import("litert_torch")
     kwargs = {}
     target = model
@@ -64,6 +64,7 @@ def _convert(model: nn.Module, example: torch.Tensor, staged: Path) -> None:
         target = model.graph_module
     try:
         with inference(model), native_stderr_captured(replay=False):
-            litert_torch.convert(target, (example,), **kwargs).export(str(staged))
+            args, keyword_inputs = call_arguments(example)
+            litert_torch.convert(target, args, keyword_inputs or None, **kwargs).export(str(staged))
     except Exception as exc:  # noqa: BLE001 - converter errors come as many types; the user gets one line
         raise conversion_error("TFLite", exc, model, example, quantized=isinstance(model, QuantizedModel)) from exc

@@ -17,6 +17,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgekd.errors import ConfigError, EdgekdError
+from edgekd.inputs import ModelInputs, Signature, forward, split_batch, to_device
 from edgekd.metrics import count_macs, count_params
 from edgekd.modes import inference
 from edgekd.naming import unknown
@@ -82,7 +83,7 @@ def _module_in_traceback(model: nn.Module, tb) -> str | None:
     return found
 
 
-def build_pruner(model: nn.Module, example: torch.Tensor, spec: PruneSpec, num_classes: int, steps: int = 1):
+def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_classes: int, steps: int = 1):
     """A torch-pruning pruner for ``model``; tracing failures become a PruningError naming the module."""
     if spec.importance not in IMPORTANCES:
         raise ConfigError(f"importance: {unknown('importance', spec.importance, IMPORTANCES)}")
@@ -126,7 +127,7 @@ def _tracing_error(model: nn.Module, exc: Exception) -> PruningError:
     return PruningError(f"torch-pruning cannot trace this model: {first}; add the failing module to ignore")
 
 
-def prune_step(pruner, model: nn.Module, example: torch.Tensor) -> None:
+def prune_step(pruner, model: nn.Module, example: ModelInputs) -> None:
     """One pruning step, attention modules told their new head layout, and a forward pass to prove it.
 
     A module with hard-coded channel counts (a ``view(b, 48, -1)``) survives tracing but breaks on
@@ -140,7 +141,7 @@ def prune_step(pruner, model: nn.Module, example: torch.Tensor) -> None:
             attention.num_heads = pruner.num_heads[attention.qkv]
             attention.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
         with inference(model):
-            model(example)
+            forward(model, example)
     except EdgekdError:
         raise
     except Exception as exc:
@@ -151,11 +152,12 @@ def accumulate_gradients(model: nn.Module, loader: Iterable, device: torch.devic
     """Loss gradients on a few batches, for gradient-based importance (Taylor)."""
     model.train()
     model.zero_grad(set_to_none=True)
-    for i, (x, y, *_rest) in enumerate(loader):
+    for i, batch in enumerate(loader):
         if i >= batches:
             break
-        F.cross_entropy(logits_of(model(x.to(device))), y.to(device)).backward()
+        x, y, _ = split_batch(batch)
+        F.cross_entropy(logits_of(forward(model, to_device(x, device))), y.to(device)).backward()
 
 
-def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    return {"params": count_params(model), "macs": count_macs(model, input_shape)}
+def model_cost(model: nn.Module, inputs: Signature) -> dict[str, int]:
+    return {"params": count_params(model), "macs": count_macs(model, inputs)}

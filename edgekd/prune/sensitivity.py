@@ -18,7 +18,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgekd.batchnorm import recalibrate_batchnorm
-from edgekd.data import DataBundle
+from edgekd.data import DataBundle, example_inputs
 from edgekd.fileio import atomic_write, atomic_write_text
 from edgekd.metrics import count_macs
 from edgekd.prune.engine import (
@@ -72,12 +72,12 @@ def layer_sensitivity(
     """One row per (layer, ratio): the validation accuracy with only that layer's group pruned."""
     device = torch.device(device)
     model = model.to(device).eval()
-    example = next(iter(data.val))[0][:2].to(device)
+    example = example_inputs(data.val, 2, device)
     ignore = default_ignore(model, data.num_classes) if ignore is None else ignore
     reference = copy.deepcopy(model)  # recalibrated like every trial, so only the pruning differs
     recalibrate_batchnorm(reference, data.train, device, calibration_batches)
     baseline = evaluate(reference, data.val, device)
-    full_macs = count_macs(model, data.input_shape)
+    full_macs = count_macs(model, data.signature)
     modules = dict(model.named_modules())
     rows = []
     for layer in prunable_layers(model, example, ignore):
@@ -95,7 +95,7 @@ def layer_sensitivity(
                     channels_left=_out_channels(dict(trial.named_modules())[layer]),
                     val_accuracy=accuracy,
                     drop_points=round(100 * (baseline - accuracy), 3),
-                    macs_fraction=round(count_macs(trial, data.input_shape) / full_macs, 4),
+                    macs_fraction=round(count_macs(trial, data.signature) / full_macs, 4),
                 )
             )
     return rows

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from edgekd.batchnorm import recalibrate_batchnorm, refresh_note
+from edgekd.data import example_inputs
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.inputs import ModelInputs
 from edgekd.prune.engine import (
     IMPORTANCES,
     NEEDS_GRADIENTS,
@@ -80,8 +82,8 @@ class Prune(TeachingConfig):
     def run(self, ctx, student: nn.Module) -> nn.Module:
         work = copy.deepcopy(student)  # the input model is never left half-pruned
         data, device = ctx.data, ctx.device
-        example = next(iter(data.val))[0][:2].to(device)
-        before = model_cost(work, data.input_shape)
+        example = example_inputs(data.val, 2, device)
+        before = model_cost(work, data.signature)
         ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
         pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
         steps = []
@@ -93,7 +95,7 @@ class Prune(TeachingConfig):
             recalibrate_batchnorm(work, data.train, device, self.calibration_batches)
             record = {
                 "step": step,
-                **model_cost(work, data.input_shape),
+                **model_cost(work, data.signature),
                 "val_accuracy_pruned": evaluate(work, data.val, device),
             }
             if self.epochs > 0:
@@ -101,7 +103,7 @@ class Prune(TeachingConfig):
                 history, facts = train_with_teacher(ctx, work, self, desc=desc)
                 record.update(val_accuracy_recovered=history.best_val_accuracy, **facts)
             steps.append(record)
-        after = model_cost(work, data.input_shape)
+        after = model_cost(work, data.signature)
         ctx.notes.update(
             ratio=ratio,
             ignore=self.ignore if self.ignore is not None else default_ignore(student, data.num_classes),
@@ -125,10 +127,10 @@ class Prune(TeachingConfig):
             return "params", self.target_params
         return None
 
-    def ratio_for_target(self, model: nn.Module, example: torch.Tensor, data, device: torch.device) -> float:
+    def ratio_for_target(self, model: nn.Module, example: ModelInputs, data, device: torch.device) -> float:
         """The smallest channel ratio whose pruned model keeps at most the target fraction (bisection)."""
         metric, target = self._target
-        full = model_cost(model, data.input_shape)[metric]
+        full = model_cost(model, data.signature)[metric]
         low, high = 0.0, 0.95
         for _ in range(SEARCH_ITERATIONS):
             middle = (low + high) / 2
@@ -137,7 +139,7 @@ class Prune(TeachingConfig):
             if self.importance in NEEDS_GRADIENTS:
                 accumulate_gradients(trial, data.train, device, batches=2)
             prune_step(pruner, trial, example)
-            if model_cost(trial, data.input_shape)[metric] / full <= target:
+            if model_cost(trial, data.signature)[metric] / full <= target:
                 high = middle
             else:
                 low = middle

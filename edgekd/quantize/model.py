@@ -59,8 +59,8 @@ class QuantizedModel(nn.Module):
         self.scheme = scheme
         self.graph_module: GraphModule = program.module()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph_module(x)
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.graph_module(*args, **kwargs)
 
     def train(self, mode: bool = True) -> QuantizedModel:
         # A converted graph computes the same either way; the flag is kept for callers that read or
@@ -72,11 +72,21 @@ class QuantizedModel(nn.Module):
     @property
     def input_quantization(self) -> TensorQuantization | None:
         """The quantize op applied to the model input (None if the first layer was excluded)."""
-        placeholder = next(n for n in self.graph_module.graph.nodes if n.op == "placeholder" and n.users)
-        for user in placeholder.users:
-            if user.target in QUANTIZE_OPS[:1]:
-                return TensorQuantization(float(user.args[1]), int(user.args[2]))
-        return None
+        quantized = self.input_quantizations
+        return next(iter(quantized.values())) if len(quantized) == 1 else None
+
+    @property
+    def input_quantizations(self) -> dict[str, TensorQuantization]:
+        """Input name -> the quantize op applied to it, for each input that enters int8 directly."""
+        found = {}
+        for node in self.graph_module.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            for user in node.users:
+                if user.target in QUANTIZE_OPS[:1]:
+                    found[node.name] = TensorQuantization(float(user.args[1]), int(user.args[2]))
+                    break
+        return found
 
     @property
     def output_quantization(self) -> TensorQuantization | None:
@@ -92,6 +102,7 @@ class QuantizedModel(nn.Module):
         inp, out = self.input_quantization, self.output_quantization
         return {
             "input": asdict(inp) if inp else None,
+            "inputs": {name: asdict(q) for name, q in self.input_quantizations.items()},
             "output": asdict(out) if out else None,
             "scheme": asdict(self.scheme),
         }

@@ -21,9 +21,11 @@ from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, 
 
 from edgekd.distill.taps import resolve_module
 from edgekd.errors import first_line
+from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
+from edgekd.quantize.bias import snap_biases_to_int32
 from edgekd.quantize.compat import fix_pattern_export
-from edgekd.quantize.graph import CaptureError, batch_dynamic_shapes, capture
+from edgekd.quantize.graph import CaptureError, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 
@@ -39,8 +41,8 @@ class ObservedGraph(nn.Module):
         super().__init__()
         self.graph = graph
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph(x)
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.graph(*args, **kwargs)
 
     def train(self, mode: bool = True) -> ObservedGraph:
         (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
@@ -49,7 +51,7 @@ class ObservedGraph(nn.Module):
         return self
 
 
-def prepare(model: nn.Module, example: torch.Tensor, qat: bool, exclude: Sequence[str] = ()) -> ObservedGraph:
+def prepare(model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = ()) -> ObservedGraph:
     """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched."""
     for name in exclude:
         resolve_module(model, name, "exclude")
@@ -78,13 +80,13 @@ def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: to
     for batch in batches:
         if seen >= limit:
             break
-        observed(batch[0].to(device))
+        forward(observed, to_device(split_batch(batch, labels=False)[0], device))
         seen += 1
     observed.graph.apply(disable_observer)
     return seen
 
 
-def convert(observed: ObservedGraph, example: torch.Tensor, scheme: QuantizationScheme) -> QuantizedModel:
+def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationScheme) -> QuantizedModel:
     """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
     observed.eval()
     graph = copy.deepcopy(observed.graph).cpu()  # artifacts are built and checked on the CPU
@@ -92,7 +94,6 @@ def convert(observed: ObservedGraph, example: torch.Tensor, scheme: Quantization
         converted = convert_pt2e(graph, fold_quantize=False)
     except Exception as exc:  # noqa: BLE001
         raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
-    if example.shape[0] < 2:
-        example = torch.cat([example, example])
-    program = torch.export.export(converted, (example.cpu(),), dynamic_shapes=batch_dynamic_shapes(example))
+    snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
+    program = export_with_free_batch(converted, to_device(example, "cpu"))
     return QuantizedModel(program, scheme)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from edgekd.data import example_inputs
 from edgekd.distill.taps import resolve_module
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.errors import ConfigError
@@ -47,7 +48,7 @@ class Quantize(TeachingConfig):
     def run(self, ctx, student: nn.Module) -> nn.Module:
         self.validate(ctx.teachers, student)
         data, device = ctx.data, ctx.device
-        example = next(iter(data.val))[0][:2].to(device)
+        example = example_inputs(data.val, 2, device)
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
         observed = prepare(student, example, qat=qat, exclude=self.exclude)
