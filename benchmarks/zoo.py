@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def parity_cell(entry: dict) -> str:
     if not entry["passed"]:
-        return "refused: " + entry["error"].split("(", 1)[-1][:80]
+        return "refused: " + entry["error"].split("(", 1)[-1].split(";", 1)[0].rstrip(")")
     return f"{100 * entry['top1_agreement']:.1f}%, max {entry['max_error_steps']:.0f} steps"
 
 
@@ -200,20 +200,28 @@ def _mb(entry: dict) -> str:
     return f"{entry['size_bytes'] / 1e6:.2f} MB" if entry.get("size_bytes") else "-"
 
 
+def _accuracy(entry: dict) -> str:
+    value = entry.get("test_accuracy")
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def table_markdown(results: dict) -> str:
-    header = ["family", "INT8", "parity ONNX", "parity TFLite", "size ONNX / TFLite", "p50 ONNX", "p50 TFLite"]
+    header = ["family", "file", "parity ONNX", "parity TFLite", "accuracy ONNX / TFLite", "size ONNX / TFLite",
+              "p50 ONNX", "p50 TFLite"]  # fmt: skip
     rows = []
     for name, family in results["families"].items():
         if "error" in family:
-            rows.append([name, "-", family["error"][:120], "-", "-", "-", "-"])
+            rows.append([name, "-", family["error"][:120], "-", "-", "-", "-", "-"])
             continue
         fp32 = family["fp32"]
         rows.append([f"{name}, {family['params'] / 1e6:.1f}M params", "FP32", "-", "-",
+                     f"{_accuracy(fp32['onnx'])} / {_accuracy(fp32['tflite'])}",
                      f"{_mb(fp32['onnx'])} / {_mb(fp32['tflite'])}", _ms(fp32["onnx"]["p50_ms"]),
                      _ms(fp32["tflite"]["p50_ms"])])  # fmt: skip
         for mode in ("ptq", "qat"):
             files = family[mode]
             rows.append([name, mode.upper(), parity_cell(files["onnx"]), parity_cell(files["tflite"]),
+                         f"{_accuracy(files['onnx'])} / {_accuracy(files['tflite'])}",
                          f"{_mb(files['onnx'])} / {_mb(files['tflite'])}", _ms(files["onnx"].get("p50_ms")),
                          _ms(files["tflite"].get("p50_ms"))])  # fmt: skip
     return markdown_table(header, rows)

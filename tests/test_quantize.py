@@ -180,3 +180,42 @@ def test_int8_biases_lie_on_the_int32_grid_the_runtimes_add_them_on(small_net_in
         assert torch.allclose(levels, levels.round(), atol=1e-3), node.name
         checked += 1
     assert checked >= 3  # the folded convs (BatchNorm gives them a bias) and the head
+
+
+class DropConnect(nn.Module):
+    """EfficientNet's stochastic depth: a random per-sample mask, only while training."""
+
+    def __init__(self, always: bool = False) -> None:
+        super().__init__()
+        self.always = always
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        if self.training or self.always:
+            h = h * (torch.rand(h.shape[0], 1, 1, 1, device=h.device) > 0.2).to(h.dtype) / 0.8
+        return self.head(h.mean((-1, -2)))
+
+
+def test_qat_never_bakes_training_only_randomness_into_the_int8_graph(tiny_images):
+    from edgekd.quantize import QuantizationScheme, calibrate, convert, prepare
+
+    example = ek.data.example_inputs(tiny_images.val)
+    observed = prepare(DropConnect().train(), example, qat=True)
+    calibrate(observed, tiny_images.train, 2, torch.device("cpu"))
+    quantized = convert(observed, example, QuantizationScheme("qat"))
+    x = ek.data.example_inputs(tiny_images.test, 8)
+    assert torch.equal(quantized(x), quantized(x))  # the same answer on every call
+    assert not [n for n in quantized.program.graph.nodes if "rand" in str(n.target)]
+
+
+def test_an_op_that_always_draws_random_numbers_is_named(tiny_images):
+    from edgekd.quantize import QuantizationScheme, calibrate, convert, prepare
+    from edgekd.quantize.graph import CaptureError
+
+    example = ek.data.example_inputs(tiny_images.val)
+    observed = prepare(DropConnect(always=True), example, qat=False)
+    calibrate(observed, tiny_images.train, 2, torch.device("cpu"))
+    with pytest.raises(CaptureError, match=r"draws random numbers \(rand\) in module '<model>'"):
+        convert(observed, example, QuantizationScheme("ptq"))

@@ -51,6 +51,19 @@ class ObservedGraph(nn.Module):
         return self
 
 
+def capture_mode(model: nn.Module, qat: bool) -> None:
+    """Everything in eval form, BatchNorm in training form for QAT (so it can be folded as it learns).
+
+    A whole model in training form would bake its random ops into the graph: EfficientNet's
+    drop-connect (``torch.rand`` behind ``if self.training``) survives ``move_exported_model_to_eval``
+    and convert, and the INT8 model and its files then differ on every call."""
+    model.eval()
+    if qat:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train()
+
+
 def prepare(model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = ()) -> ObservedGraph:
     """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched."""
     for name in exclude:
@@ -59,7 +72,7 @@ def prepare(model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence
     work = copy.deepcopy(model)
     if output_selection(work) is None:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
-    work.train(qat)  # QAT captures BatchNorm in training form so it can be folded as it learns
+    capture_mode(work, qat)
     graph = capture(work, example).module()
     quantizer = Int8Quantizer(qat=qat, exclude=exclude)
     try:
@@ -94,6 +107,24 @@ def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationS
         converted = convert_pt2e(graph, fold_quantize=False)
     except Exception as exc:  # noqa: BLE001
         raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
+    refuse_random_ops(converted)
     snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
     program = export_with_free_batch(converted, to_device(example, "cpu"))
     return QuantizedModel(program, scheme)
+
+
+_RANDOM_OPS = {"rand", "rand_like", "randn", "randn_like", "randint", "bernoulli", "native_dropout", "normal"}
+
+
+def refuse_random_ops(graph: GraphModule) -> None:
+    """An INT8 model must compute the same thing on every call; a random op left in its graph would
+    make the PyTorch model and its files disagree by chance. Names the module that draws."""
+    for node in graph.graph.nodes:
+        name = getattr(node.target, "__name__", str(node.target)).split(".")[0]
+        if node.op == "call_function" and name in _RANDOM_OPS:
+            stack = node.meta.get("nn_module_stack") or {}
+            where = (list(stack.values())[-1][0].removeprefix("L['self'].") if stack else "") or "<model>"
+            raise CaptureError(
+                f"the INT8 graph draws random numbers ({name}) in module '{where}' on every call; "
+                "make that op depend on self.training, or keep the module float with Quantize(exclude=[...])"
+            )
