@@ -212,7 +212,8 @@ class Trainer:
         """Train ``model`` in place; on return it holds the weights of its best validation epoch."""
         objective = objective or CrossEntropy()
         seed_everything(self.seed)
-        data.train.epoch = 0  # the same seed gives the same batch order, whatever ran before
+        if hasattr(data.train, "epoch"):
+            data.train.epoch = 0  # the same seed gives the same batch order, whatever ran before
         model.to(self.device)
         extra = objective.extra_modules
         params = [p for p in model.parameters() if p.requires_grad]
@@ -224,7 +225,8 @@ class Trainer:
         resumed = self._resume_point(model, extra, optimizer, scheduler) if self.resume else None
         if resumed is not None:
             history, best_state, done, bad_epochs = resumed
-            data.train.epoch = done  # the batch order of epoch done+1, as an unbroken run would see it
+            if hasattr(data.train, "epoch"):
+                data.train.epoch = done  # the batch order of epoch done+1, as an unbroken run would see it
             self._log(f"{self.desc}: resumed after epoch {done}/{self.config.epochs}")
         else:
             # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
