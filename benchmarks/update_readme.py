@@ -231,8 +231,9 @@ def zoo_block() -> str:
         text = f"{name}: INT8 speed over FP32 {', '.join(shown) or 'not measured'}"
         parts.append(text + (f"; refused by the parity gate: {', '.join(refused)}" if refused else ""))
     footer = (
-        f"{'. '.join(parts)}. Digits scaled to {results['size']}x{results['size']} RGB, {results['train']} "
-        f"training and {results['test']} test images (a stand-in task; parity is on the test images); "
+        f"{'. '.join(parts)}. Digits scaled to {results['size']}x{results['size']} and painted in colour, "
+        f"{results['train']} training and {results['test']} test images "
+        "(a stand-in task; parity is on the test images); "
         "parity is top-1 agreement with the PyTorch INT8 graph and the largest logit error in output steps, "
         "accuracy is measured on each file in its runtime (the FP32 models had one fine-tuning epoch: the "
         "randomly initialised ViT stays near chance); "

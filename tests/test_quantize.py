@@ -11,6 +11,7 @@ from torch import nn
 import edgekd as ek
 from edgekd.errors import CheckpointError, ConfigError
 from edgekd.modelfile import save_model
+from edgekd.models import TransformerBlock
 from edgekd.quantize import QuantizedModel
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import DEQUANTIZE_OPS, QUANTIZE_OPS
@@ -219,3 +220,37 @@ def test_an_op_that_always_draws_random_numbers_is_named(tiny_images):
     calibrate(observed, tiny_images.train, 2, torch.device("cpu"))
     with pytest.raises(CaptureError, match=r"draws random numbers \(rand\) in module '<model>'"):
         convert(observed, example, QuantizationScheme("ptq"))
+
+
+class ClassTokenViT(nn.Module):
+    """A class token concatenated to 3x3 patch embeddings, one pre-norm block, read from the token."""
+
+    def __init__(self, dim: int = 16, classes: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, 3, stride=3)
+        self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, dim))
+        self.pos = nn.Parameter(0.02 * torch.randn(1, 17, dim))
+        self.block = TransformerBlock(dim, num_heads=2)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = self.embed(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), patches], 1) + self.pos
+        return self.head(self.norm(self.block(tokens))[:, 0])
+
+
+def test_the_residual_stream_a_layernorm_reads_stays_float(tiny_images):
+    """The class token is a small row among large ones: a scale shared over the stream would leave it
+    a few int8 levels, and LayerNorm magnifies every one-level difference between runtimes."""
+    torch.manual_seed(0)
+    model = ClassTokenViT().eval()
+    graph = ptq(model, tiny_images).graph_module.graph
+    norms = [n for n in graph.nodes if n.target == torch.ops.aten.layer_norm.default]
+    assert len(norms) == 3
+    for norm in norms:
+        assert norm.args[0].target not in DEQUANTIZE_OPS  # an add of the stream, computed in float
+    (cat,) = [n for n in graph.nodes if n.target == torch.ops.aten.cat.default]
+    assert not any(arg.target in DEQUANTIZE_OPS for arg in cat.args[0])  # the token keeps its precision
+    linears = [n for n in graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert len(linears) == 5 and all(n.args[0].target in DEQUANTIZE_OPS for n in linears)  # still int8
