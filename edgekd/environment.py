@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
-CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "neon", "asimddp")
+CPU_FLAGS_OF_INTEREST = (
+    "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "neon", "asimddp",
+)  # fmt: skip
 LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "torch-pruning")
 
 

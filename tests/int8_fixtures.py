@@ -47,10 +47,10 @@ def example_batch(data: ek.data.DataBundle):
     return ek.data.example_inputs(data.val)
 
 
-def ptq(model: nn.Module, data: ek.data.DataBundle, exclude: list[str] | None = None):
+def ptq(model: nn.Module, data: ek.data.DataBundle, exclude: list[str] | None = None, weight_range: str = "auto"):
     from edgekd.quantize import QuantizationScheme, calibrate, convert, prepare
 
     example = example_batch(data)
-    observed = prepare(model, example, qat=False, exclude=exclude or [])
+    observed = prepare(model, example, qat=False, exclude=exclude or [], weight_range=weight_range)
     calibrate(observed, data.train, 8, torch.device("cpu"))
     return convert(observed, example, QuantizationScheme("ptq", exclude or []))

@@ -15,14 +15,7 @@ from torch import nn
 
 from edgekd.errors import ConfigError
 from edgekd.export import to_onnx, to_tflite
-from edgekd.export.artifact import Gate
-from edgekd.export.onnx_int8 import (
-    VNNI_FLAGS,
-    machine_cpu_flags,
-    pool_as_global_average,
-    resolve_activation_type,
-    shift_activations_to_uint8,
-)
+from edgekd.export.onnx_int8 import pool_as_global_average, resolve_activation_type, shift_activations_to_uint8
 from edgekd.export_plan import export_plan
 from edgekd.formats.onnx import OnnxRunner
 
@@ -54,17 +47,13 @@ def _optimized_ops(path, tmp_path) -> list[str]:
 def test_uint8_activations_are_exact_and_fuse_into_integer_kernels(small_net_int8, tiny_images, tmp_path):
     example = example_batch(tiny_images)
     signed = to_onnx(small_net_int8, example, tmp_path / "s8.onnx", data=tiny_images, activations="int8")
-    # without VNNI, ONNX Runtime's U8S8 kernels saturate (see resolve_activation_type): written ungated
-    unsigned = to_onnx(
-        small_net_int8, example, tmp_path / "u8.onnx", data=tiny_images, activations="uint8", gate=Gate(min_agreement=0)
-    )
-    assert signed.parity.passed
+    unsigned = to_onnx(small_net_int8, example, tmp_path / "u8.onnx", data=tiny_images, activations="uint8")
+    assert signed.parity.passed and unsigned.parity.passed
     zero_points = _zero_point_types(onnx.load(unsigned.path))
     assert zero_points == {"activation": {TensorProto.UINT8}, "weight": {TensorProto.INT8}}
     assert _zero_point_types(onnx.load(signed.path))["activation"] == {TensorProto.INT8}
     x = torch.cat([b[0] for b in tiny_images.test]).numpy()
-    if machine_cpu_flags() & VNNI_FLAGS:  # the only x86 kernels that do not saturate
-        assert np.array_equal(OnnxRunner(signed.path).run(x), OnnxRunner(unsigned.path).run(x))  # bit for bit
+    assert np.array_equal(OnnxRunner(signed.path).run(x), OnnxRunner(unsigned.path).run(x))  # bit for bit
     ops = _optimized_ops(unsigned.path, tmp_path)
     assert "QLinearConv" in ops and "QLinearAdd" in ops and "QLinearGlobalAveragePool" in ops
     assert not {"Conv", "Add", "ReduceMean", "GlobalAveragePool"} & set(ops)  # nothing left in float
@@ -74,13 +63,10 @@ def test_uint8_activations_are_exact_and_fuse_into_integer_kernels(small_net_int
 
 
 def test_auto_activations_follow_the_machine(small_net, tmp_path):
-    vnni, avx2 = {"avx2", "avx512f", "avx512_vnni"}, {"avx2", "fma"}
-    assert resolve_activation_type("auto", "x86_64", vnni) == "uint8"
-    assert resolve_activation_type("auto", "AMD64", {"avx_vnni"}) == "uint8"
-    assert resolve_activation_type("auto", "x86_64", avx2) == "int8"  # U8S8 would saturate there
-    assert resolve_activation_type("auto", "aarch64", vnni) == "int8"
-    assert resolve_activation_type("int8", "x86_64", vnni) == "int8"
-    assert resolve_activation_type("uint8", "x86_64", avx2) == "uint8"  # asked for, given
+    assert resolve_activation_type("auto", "x86_64") == "uint8"
+    assert resolve_activation_type("auto", "AMD64") == "uint8"
+    assert resolve_activation_type("auto", "aarch64") == "int8"
+    assert resolve_activation_type("int8", "x86_64") == "int8"
     with pytest.raises(ConfigError, match="activations: must be one of auto, uint8, int8, got 'uint16'"):
         to_onnx(small_net, torch.zeros(2, 1, 12, 12), tmp_path / "m.onnx", activations="uint16")
     assert not (tmp_path / "m.onnx").exists()
@@ -183,11 +169,9 @@ def test_chained_residual_adds_are_quantized_in_both_formats(tiny_images, tmp_pa
     for add in adds:  # every input of every add is an int8 tensor brought back to float
         assert all(arg.target == dequantize for arg in add.args), [str(a.target) for a in add.args]
     example = example_batch(tiny_images)
-    # the fused form is ONNX Runtime's with uint8 activations (what `auto` writes on a VNNI machine)
-    unsigned = to_onnx(quantized, example, tmp_path / "u8.onnx", activations="uint8", gate=Gate(min_agreement=0))
-    ops = _optimized_ops(unsigned.path, tmp_path)
-    assert ops.count("QLinearAdd") == 2 and "Add" not in ops and "Conv" not in ops
     onnx_file = to_onnx(quantized, example, tmp_path / "r.onnx", data=tiny_images)
+    ops = _optimized_ops(onnx_file.path, tmp_path)
+    assert ops.count("QLinearAdd") == 2 and "Add" not in ops and "Conv" not in ops
     tflite_file = to_tflite(quantized, example, tmp_path / "r.tflite", data=tiny_images)
     assert onnx_file.parity.passed and tflite_file.parity.passed
 

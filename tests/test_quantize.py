@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import onnx
 import pytest
 import torch
 import torchao.quantization.pt2e.qat_utils as qat_utils
@@ -15,6 +18,7 @@ from edgekd.models import TransformerBlock
 from edgekd.quantize import QuantizedModel
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import DEQUANTIZE_OPS, QUANTIZE_OPS
+from edgekd.quantize.weight_range import resolve_weight_range
 
 HARDTANH = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
 
@@ -254,3 +258,44 @@ def test_the_residual_stream_a_layernorm_reads_stays_float(tiny_images):
     assert not any(arg.target in DEQUANTIZE_OPS for arg in cat.args[0])  # the token keeps its precision
     linears = [n for n in graph.nodes if n.target == torch.ops.aten.linear.default]
     assert len(linears) == 5 and all(n.args[0].target in DEQUANTIZE_OPS for n in linears)  # still int8
+
+
+def _int8_weight_ranges(quantized: QuantizedModel) -> list[tuple[int, int, int]]:
+    """(quant_min, quant_max, largest |int value|) of each quantized weight of the graph."""
+    graph = quantized.graph_module
+    out = []
+    for node in graph.graph.nodes:
+        if node.target in QUANTIZE_OPS[1:] and node.args[0].op == "get_attr":
+            weight, scale, zero, axis, low, high, dtype = (
+                functools.reduce(getattr, a.target.split("."), graph) if isinstance(a, torch.fx.Node) else a
+                for a in node.args
+            )
+            values = node.target(weight, scale, zero, axis, low, high, dtype)
+            out.append((low, high, int(values.abs().max())))
+    return out
+
+
+def test_narrow_weights_stay_in_the_range_x86_kernels_sum_without_saturating(small_net, tiny_images, tmp_path):
+    narrow = ptq(small_net, tiny_images, weight_range="narrow")
+    full = ptq(small_net, tiny_images, weight_range="full")
+    assert narrow.scheme.weight_range == "narrow" and "[-63, 63]" in narrow.scheme.weights
+    assert full.scheme.weight_range == "full"
+    assert {r[:2] for r in _int8_weight_ranges(narrow)} == {(-63, 63)}
+    assert max(r[2] for r in _int8_weight_ranges(narrow)) == 63  # the range is used, not just declared
+    assert max(r[2] for r in _int8_weight_ranges(full)) == 127
+    artifact = ek.export.to_onnx(narrow, example_batch(tiny_images), tmp_path / "n.onnx", data=tiny_images)
+    weights = [
+        onnx.numpy_helper.to_array(t) for t in onnx.load(artifact.path).graph.initializer if t.data_type == 3 and t.dims
+    ]  # int8 tensors with a shape: the folded weights
+    assert weights and max(int(abs(w.astype(int)).max()) for w in weights) == 63
+    assert artifact.manifest["int8_boundaries"]["scheme"]["weight_range"] == "narrow"
+
+
+def test_auto_weight_range_narrows_only_on_x86_without_vnni():
+    assert resolve_weight_range("auto", "x86_64", {"avx2", "fma"}) == "narrow"
+    assert resolve_weight_range("auto", "x86_64", {"avx2", "avx512f", "avx512_vnni"}) == "full"
+    assert resolve_weight_range("auto", "AMD64", {"avx2", "avx_vnni"}) == "full"
+    assert resolve_weight_range("auto", "aarch64", set()) == "full"
+    assert resolve_weight_range("full", "x86_64", {"avx2"}) == "full"
+    with pytest.raises(ConfigError, match="weight_range: must be one of auto, full, narrow, got '7bit'"):
+        ek.Quantize(weight_range="7bit")

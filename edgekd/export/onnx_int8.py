@@ -137,37 +137,15 @@ def _drop_unused_initializers(graph) -> None:
     graph.initializer.extend(keep)
 
 
-def resolve_activation_type(requested: str, machine: str | None = None, cpu_flags: set[str] | None = None) -> str:
-    """``auto`` -> what ONNX Runtime runs fastest, and exactly, on the exporting machine.
+def resolve_activation_type(requested: str, machine: str | None = None) -> str:
+    """``auto`` -> what ONNX Runtime runs fastest on the exporting machine's architecture.
 
-    uint8 on x86 with VNNI, where its U8S8 kernels are the fast integer path. On x86 without VNNI
-    (AVX2, AVX-512 before VNNI: many AMD and older Intel servers) those kernels sum u8 x s8 pairs in
-    saturating 16-bit lanes; there int8 keeps the file identical in kind to the TFLite artifact, and
-    the weights' narrow range (``edgekd.quantize.quantizer``) keeps the sums in range either way.
-    int8 also on ARM, where S8S8 runs as well as U8S8. ``cpu_flags`` default to the exporting
-    machine's."""
+    uint8 on x86 (its U8S8 kernels); int8 elsewhere, where ONNX Runtime's ARM kernels run S8S8 as
+    well as U8S8 and int8 keeps the file identical in kind to the TFLite artifact."""
     if check_choice("activations", requested, ACTIVATION_TYPES) != "auto":
         return requested
     machine = (machine or platform.machine()).lower()
-    if machine not in _X86:
-        return "int8"
-    flags = machine_cpu_flags() if cpu_flags is None else cpu_flags
-    return "uint8" if flags & VNNI_FLAGS else "int8"
-
-
-VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
-
-
-def machine_cpu_flags() -> set[str]:
-    """The CPU's feature flags where the system tells them (Linux), else none: unknown is not VNNI."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return "uint8" if machine in _X86 else "int8"
 
 
 def shift_activations_to_uint8(model: onnx.ModelProto) -> int:

@@ -46,6 +46,11 @@ class QuantizationScheme:
     exclude: list[str] = field(default_factory=list)
     weights: str = "int8 symmetric per-channel"
     activations: str = "int8 asymmetric per-tensor"
+    weight_range: str = "full"  # or "narrow": [-63, 63] (edgekd.quantize.weight_range)
+
+    def __post_init__(self) -> None:
+        if self.weight_range == "narrow" and "[-63, 63]" not in self.weights:
+            self.weights += ", range [-63, 63]"
 
 
 class QuantizedModel(nn.Module):

@@ -6,6 +6,7 @@ Each step wraps torchao / litert-torch so a failure reaches the user as one line
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -28,6 +29,7 @@ from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.graph import CaptureError, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
+from edgekd.quantize.weight_range import resolve_weight_range
 
 
 class ObservedGraph(nn.Module):
@@ -37,9 +39,10 @@ class ObservedGraph(nn.Module):
     ``eval()`` freezes observers, so validating never moves the learned scales.
     """
 
-    def __init__(self, graph: GraphModule) -> None:
+    def __init__(self, graph: GraphModule, weight_range: str = "full") -> None:
         super().__init__()
         self.graph = graph
+        self.weight_range = weight_range  # as resolved when the observers went in
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         return self.graph(*args, **kwargs)
@@ -64,8 +67,11 @@ def capture_mode(model: nn.Module, qat: bool) -> None:
                 module.train()
 
 
-def prepare(model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = ()) -> ObservedGraph:
-    """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched."""
+def prepare(
+    model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = (), weight_range: str = "auto"
+) -> ObservedGraph:
+    """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched.
+    ``weight_range``: ``full``, ``narrow`` or ``auto`` (``edgekd.quantize.weight_range``)."""
     for name in exclude:
         resolve_module(model, name, "exclude")
     fix_pattern_export()
@@ -74,12 +80,13 @@ def prepare(model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
     capture_mode(work, qat)
     graph = capture(work, example).module()
-    quantizer = Int8Quantizer(qat=qat, exclude=exclude)
+    weight_range = resolve_weight_range(weight_range)
+    quantizer = Int8Quantizer(qat=qat, exclude=exclude, weight_range=weight_range)
     try:
         prepared = (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer)
     except Exception as exc:  # noqa: BLE001
         raise CaptureError(f"inserting INT8 observers failed: {first_line(exc)}") from exc
-    observed = ObservedGraph(prepared)
+    observed = ObservedGraph(prepared, weight_range)
     observed.train(qat)
     return observed
 
@@ -110,7 +117,7 @@ def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationS
     refuse_random_ops(converted)
     snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
     program = export_with_free_batch(converted, to_device(example, "cpu"))
-    return QuantizedModel(program, scheme)
+    return QuantizedModel(program, dataclasses.replace(scheme, weight_range=observed.weight_range))
 
 
 _RANDOM_OPS = {"rand", "rand_like", "randn", "randn_like", "randint", "bernoulli", "native_dropout", "normal"}

@@ -1,4 +1,4 @@
-"""The INT8 scheme: litert-torch's TFLite-compatible PT2E quantizer, with two changes users need.
+"""The INT8 scheme: litert-torch's TFLite-compatible PT2E quantizer, with the changes users need.
 
 Weights are int8 symmetric per channel, activations int8 per tensor, BatchNorm folded. On top:
 
@@ -15,12 +15,15 @@ Weights are int8 symmetric per channel, activations int8 per tensor, BatchNorm f
   levels, and the norm then magnifies each one-level rounding difference between runtimes into a
   changed decision (a ViT-Small's files agreed with their graph on 92% of samples). The linears,
   convs and matmuls around the stream stay int8, as ONNX Runtime's own transformer recipes do;
+- with ``weight_range="narrow"``, conv and linear weights use [-63, 63], which x86 kernels without
+  VNNI sum without saturating (``edgekd.quantize.weight_range``);
 - modules named in ``exclude`` stay in float (a layer whose calibration collapses, or an op the
   integer kernels lack).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -32,6 +35,7 @@ from torchao.quantization.pt2e.quantizer import (
 )
 
 from edgekd.quantize.compat import restore_source_functions
+from edgekd.quantize.weight_range import NARROW_MAX
 from edgekd.quiet import quiet_import
 
 litert_pt2e = quiet_import("litert_torch.quantize.pt2e_quantizer")
@@ -70,16 +74,23 @@ RESHAPES = {
 }
 EMBEDDINGS = {torch.ops.aten.conv2d.default, torch.ops.aten.linear.default}
 
+WEIGHTED = {
+    torch.ops.aten.conv1d.default,
+    torch.ops.aten.conv2d.default,
+    torch.ops.aten.conv_transpose2d.input,
+    torch.ops.aten.linear.default,
+}
 _ANNOTATION = "quantization_annotation"
 
 
 class Int8Quantizer(litert_pt2e.PT2EQuantizer):
     """Static INT8 for QAT (``qat=True``) or post-training calibration."""
 
-    def __init__(self, qat: bool, exclude: Sequence[str] = ()) -> None:
+    def __init__(self, qat: bool, exclude: Sequence[str] = (), weight_range: str = "full") -> None:
         super().__init__()
         self.qat = qat
         self.exclude = list(exclude)
+        self.weight_range = weight_range  # "full" or "narrow" (edgekd.quantize.weight_range)
         self.set_global(litert_pt2e.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
     def annotate(self, model: GraphModule) -> GraphModule:
@@ -89,6 +100,10 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
             # The base class matches module names on dynamo's mangled keys, which non-strict export
             # does not produce; exclusion is done here on the module paths instead.
             drop_annotations(model, [n for n in model.graph.nodes if self.is_excluded(n)])
+        if self.weight_range == "narrow":
+            for node in model.graph.nodes:
+                if node.op == "call_function" and node.target in WEIGHTED:
+                    narrow_weight_range(node)
         stream = [n for n in model.graph.nodes if n.op == "call_function" and n.target in NORMS]
         drop_annotations(model, residual_stream([n.args[0] for n in stream]))
         for node in model.graph.nodes:
@@ -139,6 +154,17 @@ def _pads_with_zero(pad: Node) -> bool:
     mode = pad.args[2] if len(pad.args) > 2 else pad.kwargs.get("mode", "constant")
     value = pad.args[3] if len(pad.args) > 3 else pad.kwargs.get("value")
     return mode == "constant" and not value
+
+
+def narrow_weight_range(node: Node) -> None:
+    """Quantize the weight of a conv or linear to [-63, 63] (why: ``edgekd.quantize.weight_range``)."""
+    annotation = node.meta.get(_ANNOTATION)
+    weight = node.args[1] if len(node.args) > 1 else None
+    if annotation is None or weight not in annotation.input_qspec_map:
+        return
+    spec = annotation.input_qspec_map[weight]
+    if isinstance(spec, QuantizationSpec):
+        annotation.input_qspec_map[weight] = dataclasses.replace(spec, quant_min=-NARROW_MAX, quant_max=NARROW_MAX)
 
 
 def residual_stream(norm_inputs: list) -> list[Node]:

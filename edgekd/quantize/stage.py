@@ -12,6 +12,7 @@ from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.errors import ConfigError
 from edgekd.quantize.model import QuantizationScheme
 from edgekd.quantize.pt2e import calibrate, convert, prepare
+from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.train import check, evaluate
 
 
@@ -22,19 +23,23 @@ class Quantize(TeachingConfig):
     Observers are first calibrated on ``calibration_batches`` training batches, so epoch 0 is the
     post-training-quantized model; ``epochs`` of QAT then learn weights and scales with the teacher's
     logits (KD) and keep the better of the two on validation. ``epochs=0`` is PTQ. Modules named in
-    ``exclude`` stay float.
+    ``exclude`` stay float. ``weight_range``: ``auto`` (narrow on x86 without VNNI, where ONNX
+    Runtime's kernels would saturate on full-range weights), ``full`` or ``narrow`` ([-63, 63], exact
+    on every x86 CPU; see ``edgekd.quantize.weight_range``).
     """
 
     epochs: int = 1
     lr: float = 5e-4
     calibration_batches: int = 32
     exclude: list[str] = field(default_factory=list)
+    weight_range: str = "auto"
     name: str = "quantize"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.calibration_batches >= 1, "calibration_batches", f"must be >= 1, got {self.calibration_batches}")
         check(isinstance(self.exclude, list), "exclude", "must be a list of module names")
+        resolve_weight_range(self.weight_range)  # a bad choice is named before any work
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         if self.features:
@@ -51,9 +56,11 @@ class Quantize(TeachingConfig):
         example = example_inputs(data.val, 2, device)
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
-        observed = prepare(student, example, qat=qat, exclude=self.exclude)
+        weight_range = resolve_weight_range(self.weight_range)
+        observed = prepare(student, example, qat=qat, exclude=self.exclude, weight_range=weight_range)
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
+        notes["weight_range"] = weight_range
         notes["val_accuracy_float"] = float_val
         if qat:
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
@@ -63,7 +70,8 @@ class Quantize(TeachingConfig):
         notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
         ctx.notes.update(notes)
         ctx.notes["summary"] = (
-            f"{notes['mode'].upper()} int8 (per-channel weights, per-tensor activations), "
+            f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
+            "per-tensor activations), "
             f"val {100 * float_val:.2f}% float -> {100 * notes['val_accuracy_int8']:.2f}% int8"
             + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
         )
