@@ -86,6 +86,10 @@ BAD_CASES = [
         GOOD.replace("- train: {epochs: 1, optimizer: sgd}", "- quantize: {exclude: layer1}"),
         "stages[1].quantize.exclude: expected list[str], got str",
     ),
+    (
+        GOOD.replace("- train: {epochs: 1, optimizer: sgd}", "- quantize: {weight_range: 7bit}"),
+        "stages[1].quantize.weight_range: must be one of auto, full, narrow, got '7bit'",
+    ),
 ]
 
 
