@@ -12,6 +12,7 @@ import torch
 CPU_FLAGS_OF_INTEREST = (
     "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "neon", "asimddp",
 )  # fmt: skip
+X86_MACHINES = {"x86_64", "amd64", "i386", "i686", "x86"}  # platform.machine(), lowercased
 LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime", "ai-edge-litert", "litert-torch", "torch-pruning")
 
 

@@ -25,10 +25,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgekd.environment import X86_MACHINES
 from edgekd.export_plan import ONNX_ACTIVATIONS as ACTIVATION_TYPES
 from edgekd.export_plan import check_choice
-
-_X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 
 _INT_TYPES = {onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8}
 
@@ -145,7 +144,7 @@ def resolve_activation_type(requested: str, machine: str | None = None) -> str:
     if check_choice("activations", requested, ACTIVATION_TYPES) != "auto":
         return requested
     machine = (machine or platform.machine()).lower()
-    return "uint8" if machine in _X86 else "int8"
+    return "uint8" if machine in X86_MACHINES else "int8"
 
 
 def shift_activations_to_uint8(model: onnx.ModelProto) -> int:

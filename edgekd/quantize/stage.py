@@ -56,8 +56,8 @@ class Quantize(TeachingConfig):
         example = example_inputs(data.val, 2, device)
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
-        weight_range = resolve_weight_range(self.weight_range)
-        observed = prepare(student, example, qat=qat, exclude=self.exclude, weight_range=weight_range)
+        observed = prepare(student, example, qat=qat, exclude=self.exclude, weight_range=self.weight_range)
+        weight_range = observed.weight_range  # "auto" resolved for this machine
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
         notes["weight_range"] = weight_range

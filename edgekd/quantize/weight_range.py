@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import platform
 
-from edgekd.environment import cpu_flags
+from edgekd.environment import X86_MACHINES, cpu_flags
 from edgekd.train import check
 
 WEIGHT_RANGES = ("auto", "full", "narrow")
 FULL_MAX, NARROW_MAX = 127, 63
 VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
-_X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 
 
 def resolve_weight_range(requested: str, machine: str | None = None, flags: set[str] | None = None) -> str:
@@ -32,7 +31,7 @@ def resolve_weight_range(requested: str, machine: str | None = None, flags: set[
         return requested
     machine = (machine or platform.machine()).lower()
     flags = set(cpu_flags()) if flags is None else flags
-    return "narrow" if machine in _X86 and not flags & VNNI_FLAGS else "full"
+    return "narrow" if machine in X86_MACHINES and not flags & VNNI_FLAGS else "full"
 
 
 def weight_max(weight_range: str) -> int:
