@@ -1,6 +1,6 @@
 """Families users bring, at full size: PTQ and a short QAT into INT8 ONNX + TFLite, gated, sized, timed.
 
-Each family is fine-tuned for one epoch on digits scaled to 224x224 and painted in colour (a stand-in: no
+Each family is fine-tuned for ``--epochs`` epochs on digits scaled to 224x224 and painted in colour (a stand-in: no
 image dataset ships with the machine; what is measured is what the chain does to a real network),
 then quantized twice, post-training (calibration only) and with one QAT epoch distilled from its
 FP32 self, each INT8 model exported to ONNX and TFLite through the parity gate. Per family: the
@@ -140,7 +140,7 @@ def study_family(name: str, build, args, data: ek.data.DataBundle, folder: Path)
     started = time.perf_counter()
     torch.manual_seed(0)
     model = build(args.size, args.quick)
-    ek.Trainer(ek.TrainConfig(epochs=1, lr=args.lr), quiet=True).fit(model, data)  # the new head learns the task
+    ek.Trainer(ek.TrainConfig(epochs=args.epochs, lr=args.lr), quiet=True).fit(model, data)  # the new head learns
     model.eval()
     example = ek.data.example_inputs(data.val)
     fp32 = {
@@ -172,16 +172,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224, help="image side, pixels")
     parser.add_argument("--train", type=int, default=320, help="training images")
     parser.add_argument("--test", type=int, default=128, help="test images (parity and accuracy)")
+    parser.add_argument("--epochs", type=int, default=3, help="FP32 fine-tuning epochs before quantization")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--calibration-batches", type=int, default=8)
     parser.add_argument("--runs", type=int, default=30, help="timed runs per file (at least, with --min-s)")
     parser.add_argument("--min-s", type=float, default=2.0)
     parser.add_argument("--family", action="append", choices=sorted(FAMILIES), help="repeat to pick; default all")
-    quick = {"size": 32, "train": 96, "test": 48, "runs": 3, "min_s": 0.0, "family": ["vit-small"]}
+    quick = {"size": 32, "train": 96, "test": 48, "epochs": 1, "runs": 3, "min_s": 0.0, "family": ["vit-small"]}
     args = parse(parser, argv, quick)
     started = time.perf_counter()
     data = digits_at(args.size, args.train, args.test)
-    results: dict = {"size": args.size, "train": args.train, "test": args.test, "families": {}}
+    results: dict = {"size": args.size, "train": args.train, "test": args.test, "epochs": args.epochs, "families": {}}
     with tempfile.TemporaryDirectory() as scratch:
         for key in args.family or list(FAMILIES):
             name, build = FAMILIES[key]

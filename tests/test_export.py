@@ -254,3 +254,31 @@ def test_int8_parity_sets_near_ties_aside_but_fails_on_decisive_disagreement():
     decisive_flipped = compare(model, _SwapRunner(logits, [50, 60]), samples, "int8", output_step=step)
     assert not decisive_flipped.passed and "decisive samples" in decisive_flipped.reason
     assert decisive_flipped.top1_agreement == pytest.approx(88 / 90)
+
+
+class _NoisyRunner:
+    """A runtime stand-in whose every logit is off by up to ``steps`` output steps, as rounding in a deep
+    network leaves it."""
+
+    def __init__(self, logits: torch.Tensor, steps: float, step: float) -> None:
+        noise = np.random.default_rng(0).uniform(-steps, steps, logits.shape) * step
+        self.out = (logits.numpy() + noise).astype(np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.out[x[:, 0].astype(int)]
+
+
+def test_int8_near_tie_margin_grows_with_the_files_rounding_error_but_is_capped():
+    from edgekd.export.parity import MAX_TIE_STEPS, TIE_STEPS, compare
+
+    step = 0.1
+    leads = torch.linspace(0.0, 12.0, 400) * step  # runner-up behind the best by 0 to 12 steps
+    logits = torch.zeros(400, 10)
+    logits[:, 0], logits[:, 1] = 5.0, 5.0 - leads
+    model, samples = _FixedLogits(logits), torch.arange(400.0).unsqueeze(1)
+    deep_rounding = compare(model, _NoisyRunner(logits, 3.0, step), samples, "int8", output_step=step)
+    assert deep_rounding.passed, deep_rounding.reason
+    assert TIE_STEPS < deep_rounding.tie_steps <= MAX_TIE_STEPS
+    assert deep_rounding.near_ties > int(400 * TIE_STEPS / 12)  # more set aside than the fixed margin would
+    broken = compare(model, _NoisyRunner(logits, 30.0, step), samples, "int8", output_step=step)
+    assert not broken.passed and broken.tie_steps == MAX_TIE_STEPS
