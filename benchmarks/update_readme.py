@@ -214,6 +214,13 @@ def ablation_block() -> str:
     return table(["MNIST, 10,000 test images", *HEADER[1:]], cells(results), footer)
 
 
+def _int8_instructions(machine: dict) -> str:
+    """What decides INT8 speed on x86: whether the CPU has VNNI dot-product instructions."""
+    flags = set(machine.get("cpu_flags", []))
+    vnni = sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return f"INT8 dot products: {', '.join(vnni)}" if vnni else "no VNNI: INT8 weights narrowed to [-63, 63]"
+
+
 def zoo_block() -> str:
     study = _load("zoo")
     results, machine = study["results"], study["machine"]
@@ -238,7 +245,8 @@ def zoo_block() -> str:
         "accuracy is measured on each file in its runtime (the FP32 models had "
         f"{results.get('epochs', 1)} fine-tuning epoch(s); MobileNetV2 and the ViT start from random weights); "
         "p50 on the `mobile-like` target (1 thread, one pinned core, batch 1). "
-        f"`{study['command']}` ({study['wall_s'] / 60:.0f} min on {machine['cpu']}, {machine['cores']} cores), "
+        f"`{study['command']}` ({study['wall_s'] / 60:.0f} min on {machine['cpu']}, {machine['cores']} cores, "
+        f"{_int8_instructions(machine)}), "
         f"{study['date']}; details in [benchmarks/results/zoo.md](benchmarks/results/zoo.md)."
     )
     return f"{table_markdown(results)}\n{footer}"
