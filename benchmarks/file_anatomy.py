@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from edgekd.quiet import quiet_import
+from edgekd.utils.quiet import quiet_import
 
 _KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
 

@@ -29,7 +29,7 @@ import edgekd as ek
 from benchmarks.results_io import save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
-from edgekd.modes import inference
+from edgekd.utils.modes import inference
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74, "no_threes": 206, "no_threes_biased": 109}
 PAPER_ON_THREES = {"no_threes": 133, "no_threes_biased": 14}

@@ -6,22 +6,20 @@ ONNX or TFLite file never pays for importing torch.
 
 from __future__ import annotations
 
-from edgekd.lazy import lazy_attributes
-from edgekd.quiet import quiet_third_party
+from edgekd.utils.lazy import lazy_attributes
 
 __version__ = "0.1.0"
-
-quiet_third_party()
 
 _NAMES = {
     "Distill": ("edgekd.distill", "Distill"),
     "Pipeline": ("edgekd.pipeline", "Pipeline"),
     "PipelineResult": ("edgekd.pipeline", "PipelineResult"),
-    "RunContext": ("edgekd.pipeline", "RunContext"),
-    "Stage": ("edgekd.pipeline", "Stage"),
+    "RunContext": ("edgekd.stage", "RunContext"),
+    "Stage": ("edgekd.stage", "Stage"),
+    "register_stage": ("edgekd.stage", "register_stage"),
     "Prune": ("edgekd.prune", "Prune"),
     "Quantize": ("edgekd.quantize", "Quantize"),
-    "Train": ("edgekd.supervised", "Train"),
+    "Train": ("edgekd.train.stage", "Train"),
     "TrainConfig": ("edgekd.train", "TrainConfig"),
     "Trainer": ("edgekd.train", "Trainer"),
     "evaluate": ("edgekd.train", "evaluate"),

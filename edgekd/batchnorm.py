@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchao.quantization.pt2e import disable_fake_quant, enable_fake_quant
 
 from edgekd.data import DataBundle
 from edgekd.inputs import forward, split_batch, to_device
+from edgekd.utils.quiet import quiet_import
+
+torchao_pt2e = quiet_import("torchao.quantization.pt2e")  # its import logs CUDA kernels a CPU build lacks
 
 CALIBRATION_BATCHES = 50
 SLOW_MOMENTUM = 0.05  # below this, statistics lag the weights by tens of steps or more
@@ -101,7 +103,7 @@ def recalibrate_batchnorm(
     sums = [(torch.zeros_like(layer.running_mean), torch.zeros_like(layer.running_var)) for layer in layers]
     seen = 0
     model.train()
-    model.apply(disable_fake_quant)  # QAT graphs: statistics of the float computation (see above)
+    model.apply(torchao_pt2e.disable_fake_quant)  # QAT graphs: statistics of the float computation (see above)
     with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift later training
         for i, batch in enumerate(loader):
             if i >= batches:
@@ -119,7 +121,7 @@ def recalibrate_batchnorm(
             layer.running_var.copy_((var_sum / seen).clamp(min=0))
     for layer, momentum in zip((layer for layer in layers if layer.module is not None), momenta):
         layer.module.momentum = momentum
-    model.apply(enable_fake_quant)
+    model.apply(torchao_pt2e.enable_fake_quant)
     model.train(was_training)
     if epoch is not None:
         loader.epoch = epoch  # the loader's next shuffle is the one it would have been

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgekd.errors import CheckpointError
+from edgekd.errors import CheckpointError, first_line
 from edgekd.fileio import atomic_write
 
 
@@ -27,8 +27,7 @@ def safe_load(path: str | Path) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint '{source}' is corrupt or not a weights file: {first_line}") from exc
+        raise CheckpointError(f"checkpoint '{source}' is corrupt or not a weights file: {first_line(exc)}") from exc
 
 
 def state_dict_of(payload: Any, source: str | Path) -> dict[str, torch.Tensor]:

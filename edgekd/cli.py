@@ -13,7 +13,8 @@ import traceback
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
+from edgekd.utils.quiet import quiet_third_party
 
 DEMO_RECIPE = "mnist.yaml"
 
@@ -90,17 +91,17 @@ def _bench(args: argparse.Namespace) -> int:
     from edgekd import bench
     from edgekd import data as data_sources
     from edgekd.errors import ConfigError
-    from edgekd.naming import unknown
 
     targets = [bench.load_target(t.strip()) for t in args.target.split(",") if t.strip()]
     if args.out_dir and (Path(args.out_dir) / "report.json").exists() and not args.overwrite:
         raise ConfigError(f"'{args.out_dir}' already holds a benchmark report; choose another --out-dir or --overwrite")
     data = None
     if args.data:
-        sources = {"mnist": data_sources.mnist, "digits": data_sources.digits}
-        if args.data not in sources:
-            raise ConfigError(f"--data: {unknown('data source', args.data, sources)}")
-        data = sources[args.data]()
+        build = data_sources.source(args.data, "--data")
+        try:
+            data = build()
+        except TypeError as exc:
+            raise ConfigError(f"--data: '{args.data}' needs options ({first_line(exc)}); give it in a recipe") from exc
     report = bench.run(args.artifacts, targets, data, quiet=args.quiet, runs=args.runs, min_s=args.min_seconds,
                        threads=args.threads, accuracy_samples=args.samples)  # fmt: skip
     out_dir = Path(args.out_dir) if args.out_dir else _fresh_folder(Path("runs/bench"))
@@ -164,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_third_party()  # a program may set the process's logging; the library does not
     args = build_parser().parse_args(argv)
     try:
         if args.command == "prune-sensitivity":
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an edgekd bug or a library failure we did not anticipate
         if args.debug:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"edgekd: unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"edgekd: unexpected {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)",
+              file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -468,3 +468,16 @@ def _image_reader(image_size: tuple[int, int] | None, grayscale: bool) -> Callab
         return arr[..., None] if arr.ndim == 2 else arr
 
     return read
+
+
+SOURCES: dict[str, Callable[..., DataBundle]] = {"mnist": mnist, "digits": digits, "image_folder": image_folder}
+
+
+def source(name: str, key: str = "data.source") -> Callable[..., DataBundle]:
+    """The data source a recipe or the CLI names (``key`` is where the name came from, for the error)."""
+    if name not in SOURCES:
+        from edgekd.errors import ConfigError
+        from edgekd.utils.naming import unknown
+
+        raise ConfigError(f"{key}: {unknown('data source', name, SOURCES)}")
+    return SOURCES[name]

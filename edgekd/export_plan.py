@@ -9,11 +9,15 @@ from collections.abc import Mapping, Sequence
 
 from edgekd.errors import ConfigError
 from edgekd.formats import EXPORTS
-from edgekd.naming import unknown
+from edgekd.utils.naming import unknown
 
 EXPORT_OPTIONS: dict[str, dict[str, tuple]] = {name: fmt.options for name, fmt in EXPORTS.items()}
-TFLITE_IO = ("float", "int8")
-ONNX_ACTIVATIONS = ("auto", "uint8", "int8")  # the choices of edgekd.export.onnx_int8, kept import-free
+TFLITE_IO = EXPORTS["tflite"].choices["io"]
+ONNX_ACTIVATIONS = EXPORTS["onnx"].choices["activations"]
+
+
+class ExportPlan(dict):
+    """{format: options} that :func:`export_plan` has validated; passing it on validates nothing twice."""
 
 
 def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
@@ -23,14 +27,16 @@ def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> dict[str, dict]:
+def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> ExportPlan:
     """``["onnx", "tflite"]`` or ``{"tflite": {"io": "int8"}}`` -> {format: options}, validated."""
+    if isinstance(export, ExportPlan):
+        return export
     if not export:
-        return {}
+        return ExportPlan()
     if isinstance(export, str):
         raise ConfigError(f"export: must be a list of formats like ['onnx', 'tflite'], got '{export}'")
     items = export.items() if isinstance(export, Mapping) else ((name, None) for name in export)
-    plan: dict[str, dict] = {}
+    plan = ExportPlan()
     for name, options in items:
         if name not in EXPORT_OPTIONS:
             raise ConfigError(f"export: {unknown('export format', str(name), EXPORT_OPTIONS)}")
@@ -41,9 +47,7 @@ def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> 
                 raise ConfigError(f"export.{name}: {unknown('option', key, allowed)}")
             if not isinstance(value, allowed[key]) or isinstance(value, bool):
                 raise ConfigError(f"export.{name}.{key}: wrong type {type(value).__name__}")
-        if name == "tflite":
-            check_choice("export.tflite.io", options.get("io", "float"), TFLITE_IO)
-        if name == "onnx":
-            check_choice("export.onnx.activations", options.get("activations", "auto"), ONNX_ACTIVATIONS)
+        for key, choices in EXPORTS[name].choices.items():
+            check_choice(f"export.{name}.{key}", options.get(key, choices[0]), choices)
         plan[name] = options
     return plan

@@ -10,11 +10,11 @@ import torch
 
 from edgekd import recipe as recipes
 from edgekd.modelfile import load_model
-from edgekd.naming import unknown
 from edgekd.outputs import output_selection, select_output
 from edgekd.pipeline import Pipeline, PipelineResult
 from edgekd.pretraining import pretrain
-from edgekd.prune import IMPORTANCES, Prune
+from edgekd.prune import Prune
+from edgekd.prune.engine import check_importance
 from edgekd.prune.sensitivity import DEFAULT_RATIOS, layer_sensitivity, write_report
 from edgekd.train import resolve_device, seed_everything
 
@@ -29,6 +29,8 @@ def quick_variant(recipe: recipes.Recipe) -> recipes.Recipe:
     data_args |= {k: v for k, v in QUICK_LIMITS.items() if k in accepted}
 
     def shorten(config):
+        if not dataclasses.is_dataclass(config) or not isinstance(getattr(config, "epochs", None), int):
+            return config  # a stage with no epochs has nothing to shorten
         return dataclasses.replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS))
 
     teachers = [dataclasses.replace(t, pretrain=shorten(t.pretrain) if t.pretrain else None) for t in recipe.teachers]
@@ -71,14 +73,15 @@ def run_recipe(
         config=recipe.raw,
     )
     pipe.preflight(resume)  # before minutes of teacher training, not after
+    notes = []
     for i, (spec, teacher) in enumerate(zip(recipe.teachers, teachers)):
         note = {"notes": "loaded from checkpoint" if spec.checkpoint else "as built, no training"}
         if spec.pretrain is not None:
             result = pretrain(teacher, data, spec.pretrain, seed=recipe.seed + i, device=recipe.device, quiet=quiet)
             note = {"notes": result.note, "wall_s": result.wall_s}
-        pipe.teacher_notes[i] = note
+        notes.append(note)
     torch.manual_seed(recipe.seed)
-    return pipe.run(resume=resume)
+    return pipe.run(resume=resume, teacher_notes=notes)
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -101,8 +104,7 @@ def run_sensitivity(
 ) -> tuple[list, dict[str, Path]]:
     """Per-layer pruning sensitivity of a recipe's student (optionally with trained weights)."""
     recipe = recipes.load(path)
-    if importance not in IMPORTANCES:
-        raise recipes.ConfigError(f"--importance: {unknown('importance', importance, IMPORTANCES)}")
+    check_importance(importance, "--importance")
     data = recipes.build_data(recipe)
     seed_everything(recipe.seed)
     student = recipes.build_model(recipe.student, "student")

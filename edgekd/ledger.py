@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgekd.bench.report import summary_table
 from edgekd.fileio import atomic_write_text
 
 REPORT_SCHEMA_VERSION = 1
@@ -88,23 +89,8 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
     ]
     if report.get("bench"):
         lines += ["## Benchmark", "", "Measured on the exported files: bench/report.md, bench/report.html.", ""]
-        lines += [_bench_lines(report["bench"])]
+        lines += [summary_table(report["bench"])]
     return "\n".join(lines)
-
-
-def _bench_lines(bench: dict) -> str:
-    rows = ["| artifact | target | batch | p50 | p99 | peak memory | accuracy |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in bench["results"]:
-        if r.get("status") != "ok":
-            rows.append(f"| {r['artifact']} | {r['target']} | {r.get('batch', '-')} | {r['status']}: "
-                        f"{r.get('error') or r.get('reason')} | | | |")  # fmt: skip
-            continue
-        accuracy = f"{100 * r['accuracy']['top1']:.2f}%" if r.get("accuracy") else "-"
-        rows.append(
-            f"| {r['artifact']} | {r['target']} | {r['batch']} | {r['latency']['p50_ms']:.3f} ms | "
-            f"{r['latency']['p99_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
-        )
-    return "\n".join(rows) + "\n"
 
 
 def _inputs_text(data: dict) -> str:

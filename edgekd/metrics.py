@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from edgekd.inputs import Signature, as_signature, forward
-from edgekd.modes import inference
+from edgekd.utils.modes import inference
 
 
 def count_params(model: nn.Module) -> int:

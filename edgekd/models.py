@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError
-from edgekd.naming import unknown
+from edgekd.utils.naming import unknown
 
 ModelFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}

@@ -8,7 +8,6 @@ exactly what the API accepts and nothing drifts apart.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import types
 import typing
@@ -26,21 +25,12 @@ from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, EdgekdError
 from edgekd.export_plan import export_plan
 from edgekd.modelfile import load_model
-from edgekd.naming import unknown
 from edgekd.outputs import resolve_selector, select_output
+from edgekd.stage import stage_class
 from edgekd.train import TrainConfig
+from edgekd.utils.naming import unknown
 
-STAGE_TYPES: dict[str, str] = {
-    "distill": "edgekd.distill:Distill",
-    "prune": "edgekd.prune:Prune",
-    "train": "edgekd.supervised:Train",
-    "quantize": "edgekd.quantize:Quantize",  # imported on use: it pulls in torchao and litert-torch
-}
-DATA_SOURCES: dict[str, Callable[..., DataBundle]] = {
-    "mnist": data_sources.mnist,
-    "digits": data_sources.digits,
-    "image_folder": data_sources.image_folder,
-}
+DATA_SOURCES = data_sources.SOURCES
 TOP_KEYS = {
     "name",
     "out_dir",
@@ -82,7 +72,7 @@ class Recipe:
     student: ModelSpec
     stages: list[Any]
     export: dict[str, dict]
-    targets: list[str]
+    targets: list  # bench Targets, loaded and checked
     raw: dict
 
 
@@ -151,10 +141,9 @@ def _parse_data(section: Any) -> tuple[str, dict]:
     if not isinstance(section, dict) or "source" not in section:
         raise ConfigError(f"data: must be a mapping with 'source' (one of {', '.join(DATA_SOURCES)})")
     source = section["source"]
-    if source not in DATA_SOURCES:
-        raise ConfigError(f"data.source: {unknown('data source', source, DATA_SOURCES)}")
+    build = data_sources.source(source)
     args = {k: v for k, v in section.items() if k != "source"}
-    return source, _check_call_args(DATA_SOURCES[source], args, "data.")
+    return source, _check_call_args(build, args, "data.")
 
 
 def _check_call_args(fn: Callable, args: dict, where: str) -> dict:
@@ -208,27 +197,34 @@ def _parse_stages(section: Any) -> list[Any]:
                 f"stages[{i}]: must be one stage name mapped to its options, e.g. 'distill: {{epochs: 5}}'"
             )
         ((kind, options),) = item.items()
-        if kind not in STAGE_TYPES:
-            raise ConfigError(f"stages[{i}]: {unknown('stage', kind, STAGE_TYPES)}")
-        stages.append(_build_dataclass(stage_type(kind), options or {}, f"stages[{i}].{kind}."))
+        try:
+            cls = stage_class(str(kind))
+        except ConfigError as exc:
+            raise ConfigError(f"stages[{i}]: {exc}") from exc
+        stages.append(_build_stage(cls, options or {}, f"stages[{i}].{kind}."))
     return stages
 
 
-def _checked_targets(names: list[str]) -> list[str]:
+def _checked_targets(names: list[str]) -> list:
+    """The named targets, loaded once here: the Pipeline takes them as they are."""
     from edgekd.bench.targets import load_target
 
+    loaded = []
     for name in names:
         try:
-            load_target(name)
+            loaded.append(load_target(name))
         except ConfigError as exc:
             raise ConfigError(f"targets: {exc}") from exc
-    return names
+    return loaded
 
 
-def stage_type(kind: str) -> type:
-    """The stage class a recipe names, imported on first use."""
-    module_name, class_name = STAGE_TYPES[kind].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+def _build_stage(cls: type, options: Any, where: str) -> Any:
+    """A stage from its recipe options: a dataclass checks them against its typed fields."""
+    if dataclasses.is_dataclass(cls):
+        return _build_dataclass(cls, options, where)
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where.rstrip('.')}: must be a mapping of options")
+    return cls(**_check_call_args(cls, dict(options), where))
 
 
 def _build_dataclass(cls: type, options: Any, where: str) -> Any:

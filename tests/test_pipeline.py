@@ -52,7 +52,7 @@ def test_pipeline_runs_stages_and_writes_the_run_folder(tiny_images, tmp_path):
     assert "| distill | stage |" in (tmp_path / "run" / "report.md").read_text()
     checkpoint = tmp_path / "run" / "checkpoints" / "01-distill" / "model.pt"
     restored = load_weights(_student(), checkpoint)
-    assert isinstance(restored, nn.Module)
+    assert ek.evaluate(restored, tiny_images.test) == pytest.approx(report["ledger"][2]["test_accuracy"])
     hooks = [h for m in result.model.modules() for h in m._forward_hooks.values()]
     assert [output_selection(result.model)] == [h.edgekd_selector for h in hooks] == ["auto"]  # taps gone
     assert set(result.model.state_dict()) == set(_student().state_dict())
@@ -104,13 +104,14 @@ def test_a_custom_stage_plugs_in_without_touching_the_pipeline(tiny_images, tmp_
             with torch.no_grad():
                 for p in student.parameters():
                     p.mul_(0.5)
-            ctx.notes["summary"] = "halved"
+            ctx.record("halved", factor=0.5)
             return student
 
     result = ek.Pipeline(
         teacher=_teacher(), student=_student(), data=tiny_images, stages=[HalveWeights()], out_dir=tmp_path, quiet=True
     ).run()
     assert result.report["ledger"][-1]["notes"] == "halved"
+    assert result.report["ledger"][-1]["details"] == {"factor": 0.5}
 
 
 def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path):

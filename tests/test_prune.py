@@ -90,7 +90,7 @@ def test_bad_prune_options(kwargs, message):
 
 
 def test_unknown_ignore_name_lists_the_nearest():
-    with pytest.raises(ConfigError, match="ignore: unknown module 'classifer'"):
+    with pytest.raises(ConfigError, match="ignore module 'classifer' does not exist; nearest valid names: "):
         _prune(_convnet(), ignore=["classifer"])
 
 

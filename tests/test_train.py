@@ -74,9 +74,19 @@ def test_early_stopping_after_patience_epochs(tiny_images):
 @pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_every_optimizer_and_schedule_runs(tiny_images, optimizer, schedule):
-    config = ek.TrainConfig(epochs=1, optimizer=optimizer, schedule=schedule, lr=1e-2, grad_clip=1.0)
-    history = ek.Trainer(config, quiet=True).fit(_small_net(), tiny_images)
-    assert history.epochs[0].train_loss > 0
+    config = ek.TrainConfig(epochs=2, optimizer=optimizer, schedule=schedule, lr=1e-2, grad_clip=1.0, gamma=0.5)
+    trainer = ek.Trainer(config, quiet=True)
+    model = _small_net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = trainer.fit(model, tiny_images)
+    built = trainer._optimizer(list(_small_net().parameters()))
+    assert type(built).__name__.lower() == optimizer
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # it stepped
+    first, second = (e.lr for e in history.epochs)
+    if schedule == "constant":
+        assert first == second == pytest.approx(1e-2)
+    else:
+        assert second < first <= 1e-2  # cosine decays, step halves each epoch
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ the runtime it measures.
 
 from __future__ import annotations
 
-from edgekd.lazy import lazy_attributes
+from edgekd.utils.lazy import lazy_attributes
 
 _NAMES = {
     "Target": ("edgekd.bench.targets", "Target"),

@@ -27,7 +27,7 @@ from edgekd.bench.targets import Target, load_target
 from edgekd.data import DataBundle, first_samples
 from edgekd.environment import machine_facts
 from edgekd.errors import ConfigError
-from edgekd.formats import format_of, runtime_of, suffixes
+from edgekd.formats import files_of, format_of, manifest_path, runtime_of, suffixes
 from edgekd.inputs import named_inputs
 from edgekd.runtimes import file_problem
 
@@ -64,7 +64,19 @@ def run(
     threads: int | None = None,
     accuracy_samples: int | None = None,
 ) -> dict:
-    """Measure each artifact on each target; returns the report (see :mod:`edgekd.bench.report`)."""
+    """Measure each artifact on each target, each in a fresh process; returns the report.
+
+    Args:
+        artifacts: ``.onnx``, ``.tflite`` or ``.pt2`` files.
+        targets: ``cpu``, ``mobile-like``, ``gpu``, a target TOML file or a
+            :class:`~edgekd.bench.targets.Target` (threads, pinned cores, memory cap, batch sizes).
+        data: when given, each file's top-1 accuracy on its test inputs (and real inputs for timing).
+        quiet: no progress lines.
+        runs / min_s: override the target's timed runs (at least) and seconds (at least).
+        threads: override the target's thread count.
+        accuracy_samples: how many test samples the accuracy is measured on (default: all).
+    Write it with :func:`edgekd.bench.write_report` (JSON, Markdown and a self-contained HTML).
+    """
     resolved = [t if isinstance(t, Target) else load_target(t) for t in targets]
     if not artifacts:
         raise ConfigError("nothing to benchmark: give at least one .onnx, .tflite or .pt2 file")
@@ -202,9 +214,8 @@ def _target_facts(target: Target) -> dict:
 def _artifact_facts(path: Path) -> dict:
     facts = {"name": path.name, "path": str(path), "runtime": runtime_of(path)}
     if path.is_file():
-        side = path.with_name(path.name + ".data")
-        facts["size_bytes"] = path.stat().st_size + (side.stat().st_size if side.exists() else 0)
-        manifest = path.with_name(path.name + ".json")
+        facts["size_bytes"] = sum(part.stat().st_size for part in files_of(path))
+        manifest = manifest_path(path)
         if manifest.is_file():
             try:
                 content = json.loads(manifest.read_text())

@@ -77,6 +77,22 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_table(bench: dict) -> str:
+    """The short table a run's report.md shows: p50, p99, memory and accuracy, problems inline."""
+    rows = ["| artifact | target | batch | p50 | p99 | peak memory | accuracy |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in bench["results"]:
+        if r.get("status") != "ok":
+            rows.append(f"| {r['artifact']} | {r['target']} | {r.get('batch', '-')} | {r['status']}: "
+                        f"{r.get('error') or r.get('reason')} | | | |")  # fmt: skip
+            continue
+        accuracy = f"{100 * r['accuracy']['top1']:.2f}%" if r.get("accuracy") else "-"
+        rows.append(
+            f"| {r['artifact']} | {r['target']} | {r['batch']} | {r['latency']['p50_ms']:.3f} ms | "
+            f"{r['latency']['p99_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def _flags(machine: dict) -> str:
     return ", ".join(machine.get("cpu_flags", [])) or "-"
 

@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from edgekd.errors import ConfigError
-from edgekd.naming import unknown
+from edgekd.utils.naming import unknown
 
 RUNTIMES = ("onnx", "tflite", "torch")
 DEVICES = ("cpu", "cuda")

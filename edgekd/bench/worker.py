@@ -21,6 +21,7 @@ import numpy as np
 from edgekd.bench import memory
 from edgekd.bench.stats import summarize
 from edgekd.errors import first_line
+from edgekd.utils.quiet import quiet_third_party
 
 
 def pin(cores: int | None) -> list[int]:
@@ -139,6 +140,7 @@ def _accuracy(runner, data: dict, batch: int) -> dict:
 
 
 def main() -> None:
+    quiet_third_party()  # this process is ours: its stderr carries no converter chatter
     spec_path, out_path = Path(sys.argv[1]), Path(sys.argv[2])
     spec = json.loads(spec_path.read_text())
     try:

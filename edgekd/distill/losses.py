@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from edgekd.errors import ConfigError
-from edgekd.naming import unknown
+from edgekd.utils.naming import unknown
 
 FeatureLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _FEATURE_LOSSES: dict[str, FeatureLoss] = {}

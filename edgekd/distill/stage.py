@@ -8,21 +8,27 @@ from torch import nn
 
 from edgekd.batchnorm import refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.stage import RunContext, Stage, register_stage
 
 
+@register_stage("distill")
 @dataclass
-class Distill(TeachingConfig):
-    """Knowledge distillation: KD on soft targets, plus feature hints when ``features`` is set."""
+class Distill(TeachingConfig, Stage):
+    """Knowledge distillation: KD on soft targets, plus feature hints when ``features`` is set.
+
+    ``ek.Distill(epochs=5, temperature=4.0, alpha=0.5, features={"blocks.3": "layer2"})``. Options:
+    those of :class:`~edgekd.distill.teaching.TeachingConfig` (temperature, alpha, features,
+    feature_loss, ...) and of :class:`~edgekd.train.TrainConfig` (epochs, lr, optimizer, ...). The best
+    epoch on validation is kept; several teachers' soft targets are averaged (``teacher_weights``).
+    """
 
     name: str = "distill"
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         self.validate_taps(teachers, student)
 
-    def run(self, ctx, student: nn.Module) -> nn.Module:
+    def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
         history, facts = train_with_teacher(ctx, student, self, desc=self.name)
-        ctx.notes.update(history=history.as_dict(), **facts)
-        ctx.notes["summary"] = (
-            f"{self.describe()}; best epoch {history.best_epoch}/{len(history.epochs)}{refresh_note(facts)}"
-        )
+        best = f"best epoch {history.best_epoch}/{len(history.epochs)}"
+        ctx.record(f"{self.describe()}; {best}{refresh_note(facts)}", history=history.as_dict(), **facts)
         return student

@@ -6,25 +6,14 @@ counts. They live beside the student, train with it, and are never part of the e
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgekd.errors import ConfigError
 from edgekd.inputs import ModelInputs, forward
-from edgekd.modes import inference
-
-
-def resolve_module(model: nn.Module, name: str, role: str) -> nn.Module:
-    """The submodule called ``name``, or an error naming the nearest valid module names."""
-    modules = dict(model.named_modules())
-    if name in modules and name != "":
-        return modules[name]
-    valid = [n for n in modules if n]
-    near = difflib.get_close_matches(name, valid, n=5, cutoff=0.4) or valid[:5]
-    raise ConfigError(f"{role} module '{name}' does not exist; nearest valid names: {', '.join(near)}")
+from edgekd.utils.modes import inference
+from edgekd.utils.modules import resolve_module
 
 
 class FeatureTaps:

@@ -11,21 +11,31 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from edgekd.batchnorm import after_training
-from edgekd.data import example_inputs
 from edgekd.distill.losses import get_feature_loss
 from edgekd.distill.objective import DistillObjective
-from edgekd.distill.taps import resolve_module
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.errors import ConfigError
+from edgekd.stage import RunContext
 from edgekd.train import History, TrainConfig, check
+from edgekd.utils.modules import resolve_module
 
 
 @dataclass
 class TeachingConfig(TrainConfig):
     """Training options plus how the teacher teaches: KD temperature and weight, feature hints.
 
-    ``features`` maps student module names to teacher module names; ``feature_loss`` is any name in
-    the feature-loss registry (mse, cosine, attention, rkd, sp).
+    Every :class:`~edgekd.train.TrainConfig` option applies (``epochs``, ``lr``, ``optimizer``,
+    ``schedule``, ``weight_decay``, ``patience``, ``grad_clip``...), and:
+
+    Args:
+        temperature: softens both distributions in the KD loss (Hinton et al.); > 0.
+        alpha: weight of the KD loss; ``1 - alpha`` goes to cross-entropy on the labels. In [0, 1].
+        features: ``{student module: teacher module}`` pairs whose outputs are matched (an adapter
+            fills any channel or size gap; it trains with the student and is never exported).
+        feature_loss: how features are matched: mse, cosine, attention, rkd or sp.
+        feature_weight: weight of the feature loss against the KD loss.
+        cache_teacher: keep the teacher's logits from the first epoch when the training data comes in
+            a fixed order without augmentation, instead of running the teacher every epoch.
     """
 
     temperature: float = 4.0
@@ -60,14 +70,14 @@ class TeachingConfig(TrainConfig):
         return "; ".join(parts)
 
 
-def train_with_teacher(ctx, student: nn.Module, config: TeachingConfig, desc: str) -> tuple[History, dict]:
+def train_with_teacher(ctx: RunContext, student: nn.Module, config: TeachingConfig, desc: str) -> tuple[History, dict]:
     """Run the Trainer on the distillation objective; returns the history and facts for the ledger."""
     config.validate_taps(ctx.teachers, student)
     train = ctx.data.train
     cache = (
         TeacherCache(train.dataset_size) if config.cache_teacher and getattr(train, "deterministic", False) else None
     )
-    sample = example_inputs(ctx.data.val, 2, ctx.device)
+    sample = ctx.example
     objective = DistillObjective(
         ctx.teachers,
         student,

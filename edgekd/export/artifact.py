@@ -25,7 +25,7 @@ from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
 from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
-from edgekd.formats import FORMATS
+from edgekd.formats import FORMATS, side_data_path
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
@@ -162,7 +162,7 @@ def publish(
 def _move_files(staged: Path, folder: Path, suffix: str = "") -> Path:
     """Rename the staged file (and its side data file) into ``folder``; the data file first, so the
     model never points at a missing side file."""
-    side = staged.with_name(staged.name + ".data")
+    side = side_data_path(staged)
     if side.exists():
         os.replace(side, folder / (side.name + suffix))
     target = folder / (staged.name + suffix)

@@ -16,19 +16,10 @@ from pathlib import Path
 from edgekd import __version__
 from edgekd.data import DataBundle
 from edgekd.fileio import atomic_write_text
+from edgekd.formats import files_of, manifest_path  # noqa: F401 - manifest_path is read from here too
 from edgekd.runtimes import TensorSpec
 
 MANIFEST_SCHEMA_VERSION = 1
-
-
-def manifest_path(artifact: Path) -> Path:
-    return artifact.with_name(artifact.name + ".json")
-
-
-def files_of(artifact: Path) -> list[Path]:
-    """The artifact and its side files (ONNX external data), all of which an app must ship."""
-    side = artifact.with_name(artifact.name + ".data")
-    return [artifact, side] if side.exists() else [artifact]
 
 
 def sha256_of(path: Path) -> str:

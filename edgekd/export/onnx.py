@@ -23,11 +23,12 @@ from edgekd.export.onnx_int8 import (
     resolve_activation_type,
     shift_activations_to_uint8,
 )
+from edgekd.formats import side_data_path
 from edgekd.inputs import ModelInputs, call_arguments, detached, rows
-from edgekd.modes import inference
 from edgekd.quantize.graph import at_least_two, batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
-from edgekd.quiet import native_stderr_captured
+from edgekd.utils.modes import inference
+from edgekd.utils.quiet import native_stderr_captured
 
 OUTPUT_NAME = "logits"
 SINGLE_FILE_LIMIT = 1 << 30  # below this, weights stay inside the .onnx (protobuf's own cap is 2 GiB)
@@ -44,8 +45,20 @@ def to_onnx(
 ) -> Artifact:
     """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in ONNX Runtime.
 
-    ``activations`` (INT8 only): ``uint8``, ``int8`` or ``auto`` (uint8 on x86, where ONNX Runtime
-    fuses only uint8 activations into integer kernels throughout); the learned scales are kept."""
+    Args:
+        model: an FP32 ``nn.Module`` or the :class:`QuantizedModel` the Quantize stage returns.
+        example: one input batch (a tensor, or a dict of named tensors) that fixes shapes and dtypes;
+            the batch axis stays dynamic.
+        path: where the ``.onnx`` goes (with ``.onnx.data`` beside it above 1 GiB of weights, and the
+            ``.onnx.json`` manifest). A file that fails its parity gate is kept as ``.rejected``.
+        data: when given, the parity gate runs on its test inputs and the file's test accuracy is
+            measured in ONNX Runtime; without it, on ``example``.
+        gate: parity tolerances (:class:`~edgekd.export.artifact.Gate`); the defaults suit most models.
+        opset: the ONNX opset (default: the exporter's).
+        activations: INT8 only: ``uint8``, ``int8`` or ``auto`` (uint8 on x86, where ONNX Runtime
+            fuses only uint8 activations into integer kernels throughout); the learned scales are kept.
+    Returns: the :class:`~edgekd.export.artifact.Artifact` (path, size, sha256, parity, accuracy).
+    """
     activation_type = resolve_activation_type(activations)
     quantized = isinstance(model, QuantizedModel)
     example = detached(example)
@@ -128,6 +141,5 @@ def _save(proto: onnx.ModelProto, staged: Path) -> None:
     if proto.ByteSize() < SINGLE_FILE_LIMIT:
         onnx.save(proto, staged)
     else:
-        onnx.save(
-            proto, staged, save_as_external_data=True, all_tensors_to_one_file=True, location=staged.name + ".data"
-        )
+        side = side_data_path(staged).name
+        onnx.save(proto, staged, save_as_external_data=True, all_tensors_to_one_file=True, location=side)

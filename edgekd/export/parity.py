@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from edgekd.inputs import ModelInputs, count, detached, forward, rows, to_numpy
-from edgekd.modes import inference
 from edgekd.outputs import logits_of
 from edgekd.runtimes import Runner
+from edgekd.utils.modes import inference
 
 # Float runtimes fuse Conv+BatchNorm and reorder sums: a pretrained EfficientNet-Lite0 at 224x224 differs
 # from PyTorch by 1.6e-4 of its largest logit in ONNX Runtime. A broken file is off by orders more.

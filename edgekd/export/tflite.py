@@ -19,11 +19,11 @@ from edgekd.export.failures import conversion_error
 from edgekd.export.tflite_io import float_interface
 from edgekd.export_plan import TFLITE_IO, check_choice
 from edgekd.inputs import ModelInputs, call_arguments, detached, rows
-from edgekd.modes import inference
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
-from edgekd.quiet import native_stderr_captured, quiet_import
+from edgekd.utils.modes import inference
+from edgekd.utils.quiet import native_stderr_captured, quiet_import
 
 IO_TYPES = TFLITE_IO  # the one list, shared with recipe validation
 TFLITE_SCHEMA_VERSION = 3
@@ -37,7 +37,20 @@ def to_tflite(
     data: DataBundle | None = None,
     gate: Gate | None = None,
 ) -> Artifact:
-    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in LiteRT."""
+    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in LiteRT.
+
+    Args:
+        model: an FP32 ``nn.Module`` or the :class:`QuantizedModel` the Quantize stage returns.
+        example: one input batch (a tensor, or a dict of named tensors); the file is written for it.
+        path: where the ``.tflite`` goes, with its ``.tflite.json`` manifest; a file that fails its
+            parity gate is kept as ``.rejected``.
+        io: INT8 only: ``float`` (float tensors in and out, a QUANTIZE op in front and a DEQUANTIZE
+            behind: easiest for apps) or ``int8`` (the app quantizes with the manifest's scales).
+        data: when given, the parity gate runs on its test inputs and the file's test accuracy is
+            measured in LiteRT; without it, on ``example``.
+        gate: parity tolerances (:class:`~edgekd.export.artifact.Gate`).
+    Returns: the :class:`~edgekd.export.artifact.Artifact`.
+    """
     check_choice("io", io, IO_TYPES)
     quantized = isinstance(model, QuantizedModel)
     if io == "int8" and not quantized:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import flatbuffers
 
-from edgekd.quiet import quiet_import
+from edgekd.utils.quiet import quiet_import
 
 schema = quiet_import("ai_edge_litert.schema_py_generated")
 

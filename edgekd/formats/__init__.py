@@ -24,6 +24,7 @@ class Format:
     runner: str
     writer: str | None = None  # "module:function" of ``edgekd.export``; None: not a recipe export
     options: dict[str, tuple] = field(default_factory=dict)  # export option -> accepted types
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # export option -> its values, default first
     devices: tuple[str, ...] = ("cpu",)
     counted: bool = True  # whether ``cost`` can count its layers for the roofline estimate
 
@@ -52,16 +53,35 @@ class Format:
 FORMATS: dict[str, Format] = {
     "onnx": Format(
         "onnx", ".onnx", "onnx", "ONNX Runtime", "edgekd.formats.onnx", "OnnxRunner", "edgekd.export.onnx:to_onnx",
-        {"opset": (int, type(None)), "activations": (str,)}, ("cpu", "cuda"),
+        {"opset": (int, type(None)), "activations": (str,)}, {"activations": ("auto", "uint8", "int8")},
+        ("cpu", "cuda"),
     ),
     "tflite": Format(
         "tflite", ".tflite", "tflite", "LiteRT", "edgekd.formats.tflite", "LiteRTRunner",
-        "edgekd.export.tflite:to_tflite", {"io": (str,)},
+        "edgekd.export.tflite:to_tflite", {"io": (str,)}, {"io": ("float", "int8")},
     ),
     "pt2": Format("pt2", ".pt2", "torch", "PyTorch", "edgekd.formats.pt2", "TorchRunner", devices=("cpu", "cuda"),
                   counted=False),
 }  # fmt: skip
 EXPORTS = {name: fmt for name, fmt in FORMATS.items() if fmt.writer}
+
+
+def side_data_path(path: str | Path) -> Path:
+    """Where a model file keeps its weights when they do not fit inside it (ONNX external data)."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
+def manifest_path(path: str | Path) -> Path:
+    """The manifest written beside every exported file (``model.onnx.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def files_of(path: str | Path) -> list[Path]:
+    """The file and its side data file, when it has one: all that an app must ship."""
+    side = side_data_path(path)
+    return [Path(path), side] if side.exists() else [Path(path)]
 
 
 def format_of(path: str | Path) -> Format | None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import first_line
-from edgekd.quiet import quiet_import
 from edgekd.runtimes import Runner, RuntimeLoadError, TensorSpec
+from edgekd.utils.quiet import quiet_import
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import first_line
-from edgekd.quiet import native_stderr_captured, quiet_import
 from edgekd.runtimes import Runner, RuntimeLoadError, TensorSpec
+from edgekd.utils.quiet import native_stderr_captured, quiet_import
 
 _CONV_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 

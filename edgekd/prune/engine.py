@@ -16,12 +16,12 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
-from edgekd.errors import ConfigError, EdgekdError
+from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.inputs import ModelInputs, Signature, forward, split_batch, to_device
 from edgekd.metrics import count_macs, count_params
-from edgekd.modes import inference
-from edgekd.naming import unknown
 from edgekd.outputs import logits_of
+from edgekd.utils.modes import inference
+from edgekd.utils.modules import resolve_module
 
 IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
@@ -62,13 +62,7 @@ def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
 
 
 def resolve_ignore(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
-    modules = dict(model.named_modules())
-    resolved = []
-    for name in names:
-        if name not in modules or name == "":
-            raise ConfigError(f"ignore: {unknown('module', name, [n for n in modules if n])}")
-        resolved.append(modules[name])
-    return resolved
+    return [resolve_module(model, name, "ignore") for name in names]
 
 
 def _module_in_traceback(model: nn.Module, tb) -> str | None:
@@ -83,10 +77,15 @@ def _module_in_traceback(model: nn.Module, tb) -> str | None:
     return found
 
 
+def check_importance(name: str, key: str = "importance") -> None:
+    """The one check of an importance name, for the Prune stage, the sensitivity probe and the CLI."""
+    if name not in IMPORTANCES:
+        raise ConfigError(f"{key}: must be one of {', '.join(IMPORTANCES)}, got '{name}'")
+
+
 def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_classes: int, steps: int = 1):
     """A torch-pruning pruner for ``model``; tracing failures become a PruningError naming the module."""
-    if spec.importance not in IMPORTANCES:
-        raise ConfigError(f"importance: {unknown('importance', spec.importance, IMPORTANCES)}")
+    check_importance(spec.importance)
     ignore_names = default_ignore(model, num_classes) if spec.ignore is None else list(spec.ignore)
     ignored = resolve_ignore(model, ignore_names)
     per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
@@ -117,7 +116,7 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
 
 def _tracing_error(model: nn.Module, exc: Exception) -> PruningError:
     where = _module_in_traceback(model, sys.exc_info()[2])
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     if where:
         kind = type(dict(model.named_modules())[where]).__name__
         return PruningError(

@@ -9,33 +9,41 @@ import torch
 from torch import nn
 
 from edgekd.batchnorm import recalibrate_batchnorm, refresh_note
-from edgekd.data import example_inputs
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.inputs import ModelInputs
 from edgekd.prune.engine import (
-    IMPORTANCES,
     NEEDS_GRADIENTS,
     PruneSpec,
     accumulate_gradients,
     build_pruner,
+    check_importance,
     default_ignore,
     model_cost,
     prune_step,
     resolve_ignore,
 )
+from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
 
 SEARCH_ITERATIONS = 12
 
 
+@register_stage("prune")
 @dataclass
-class Prune(TeachingConfig):
-    """Structured channel pruning with teacher-guided recovery.
+class Prune(TeachingConfig, Stage):
+    """Structured channel pruning (torch-pruning's dependency graph) with teacher-guided recovery.
 
-    Prune ``ratio`` of the channels (or as many as it takes to keep ``target_macs`` / ``target_params``
-    of the input model), in ``iterative_steps`` steps with ``epochs`` recovery epochs after each.
-    Layers named in ``ignore`` are never pruned (default: the classifier head). Channel counts stay
-    multiples of ``round_to``. Distillation options (temperature, features, ...) steer the recovery.
+    Args:
+        ratio: fraction of channels to remove, in [0, 1).
+        target_macs / target_params: instead of ``ratio``, keep at most this fraction of the input
+            model's MACs (or parameters); the ratio is found by bisection. Give one at most.
+        importance: how channels are ranked: l1, l2, taylor (gradients), bn_scale, lamp, fpgm.
+        global_pruning: rank channels across layers instead of the same ratio in every layer.
+        iterative_steps: prune in this many steps, with ``epochs`` recovery epochs after each.
+        round_to: keep channel counts multiples of this (SIMD-friendly); None for exact counts.
+        ignore: module names never pruned (default: the classifier head).
+        calibration_batches: training batches that re-estimate BatchNorm statistics after pruning.
+        epochs, lr and the distillation options (temperature, alpha, features, ...): the recovery.
     """
 
     epochs: int = 2
@@ -62,11 +70,7 @@ class Prune(TeachingConfig):
             "target_macs",
             "give target_macs or target_params, not both",
         )
-        check(
-            self.importance in IMPORTANCES,
-            "importance",
-            f"must be one of {', '.join(IMPORTANCES)}, got '{self.importance}'",
-        )
+        check_importance(self.importance)
         check(self.iterative_steps >= 1, "iterative_steps", f"must be >= 1, got {self.iterative_steps}")
         check(self.round_to is None or self.round_to >= 1, "round_to", f"must be >= 1, got {self.round_to}")
         check(self.calibration_batches >= 0, "calibration_batches", f"must be >= 0, got {self.calibration_batches}")
@@ -79,10 +83,9 @@ class Prune(TeachingConfig):
     def spec(self, ratio: float) -> PruneSpec:
         return PruneSpec(ratio, self.importance, self.global_pruning, self.round_to, self.ignore)
 
-    def run(self, ctx, student: nn.Module) -> nn.Module:
+    def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
         work = copy.deepcopy(student)  # the input model is never left half-pruned
-        data, device = ctx.data, ctx.device
-        example = example_inputs(data.val, 2, device)
+        data, device, example = ctx.data, ctx.device, ctx.example
         before = model_cost(work, data.signature)
         ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
         pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
@@ -104,18 +107,16 @@ class Prune(TeachingConfig):
                 record.update(val_accuracy_recovered=history.best_val_accuracy, **facts)
             steps.append(record)
         after = model_cost(work, data.signature)
-        ctx.notes.update(
+        ctx.record(
+            f"{self.importance} ratio {ratio:.3f}, round_to {self.round_to}: "
+            f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
+            f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
+            + refresh_note(steps[-1] if steps else {}),
             ratio=ratio,
             ignore=self.ignore if self.ignore is not None else default_ignore(student, data.num_classes),
             before=before,
             after=after,
             steps=steps,
-        )
-        ctx.notes["summary"] = (
-            f"{self.importance} ratio {ratio:.3f}, round_to {self.round_to}: "
-            f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
-            f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
-            + refresh_note(steps[-1] if steps else {})
         )
         return work
 

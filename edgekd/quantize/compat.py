@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx import GraphModule, Node
 
-from edgekd.quiet import quiet_import
+from edgekd.utils.quiet import quiet_import
 
 # Modules that bind the pattern-export helper by name at import time, so each needs the fixed one.
 _USERS = (

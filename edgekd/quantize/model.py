@@ -12,13 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torchao.quantization.pt2e  # noqa: F401 - registers the quantized_decomposed ops used below
 from torch import nn
 from torch.fx import GraphModule
 
 from edgekd.errors import CheckpointError
 from edgekd.fileio import atomic_write
 from edgekd.quantize.safe_archive import check_archive
+from edgekd.utils.quiet import quiet_import
+
+quiet_import("torchao.quantization.pt2e")  # registers the quantized_decomposed ops used below (quietly)
 
 QUANTIZE_OPS = (
     torch.ops.quantized_decomposed.quantize_per_tensor.default,

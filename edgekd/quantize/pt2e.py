@@ -20,7 +20,6 @@ from torchao.quantization.pt2e import (
 )
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
 
-from edgekd.distill.taps import resolve_module
 from edgekd.errors import first_line
 from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
@@ -30,6 +29,7 @@ from edgekd.quantize.graph import CaptureError, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 from edgekd.quantize.weight_range import resolve_weight_range
+from edgekd.utils.modules import resolve_module
 
 
 class ObservedGraph(nn.Module):

@@ -36,7 +36,7 @@ from torchao.quantization.pt2e.quantizer import (
 
 from edgekd.quantize.compat import restore_source_functions
 from edgekd.quantize.weight_range import NARROW_MAX
-from edgekd.quiet import quiet_import
+from edgekd.utils.quiet import quiet_import
 
 litert_pt2e = quiet_import("litert_torch.quantize.pt2e_quantizer")
 

@@ -6,26 +6,35 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from edgekd.data import example_inputs
-from edgekd.distill.taps import resolve_module
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.errors import ConfigError
 from edgekd.quantize.model import QuantizationScheme
 from edgekd.quantize.pt2e import calibrate, convert, prepare
 from edgekd.quantize.weight_range import resolve_weight_range
+from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
+from edgekd.utils.modules import resolve_module
 
 
+@register_stage("quantize")
 @dataclass
-class Quantize(TeachingConfig):
+class Quantize(TeachingConfig, Stage):
     """Train the student for INT8: symmetric per-channel int8 weights, int8 activations, BatchNorm folded.
 
     Observers are first calibrated on ``calibration_batches`` training batches, so epoch 0 is the
     post-training-quantized model; ``epochs`` of QAT then learn weights and scales with the teacher's
-    logits (KD) and keep the better of the two on validation. ``epochs=0`` is PTQ. Modules named in
-    ``exclude`` stay float. ``weight_range``: ``auto`` (narrow on x86 without VNNI, where ONNX
-    Runtime's kernels would saturate on full-range weights), ``full`` or ``narrow`` ([-63, 63], exact
-    on every x86 CPU; see ``edgekd.quantize.weight_range``).
+    logits (KD) and keep the better of the two on validation.
+
+    Args:
+        epochs: QAT epochs; 0 is post-training quantization (calibration only).
+        lr: QAT learning rate (small: the weights are already trained).
+        calibration_batches: training batches the observers see before any QAT step.
+        exclude: module names that stay float (a layer INT8 hurts, or one a converter cannot take).
+        weight_range: ``auto`` (narrow on x86 without VNNI, where ONNX Runtime's kernels would
+            saturate on full-range weights), ``full`` or ``narrow`` ([-63, 63], exact on every x86
+            CPU; see ``edgekd.quantize.weight_range``).
+        temperature, alpha and the training options: how QAT learns from the teacher's logits
+            (feature hints are not available on a traced graph).
     """
 
     epochs: int = 1
@@ -50,10 +59,9 @@ class Quantize(TeachingConfig):
         for name in self.exclude:
             resolve_module(student, name, "exclude")
 
-    def run(self, ctx, student: nn.Module) -> nn.Module:
+    def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
         self.validate(ctx.teachers, student)
-        data, device = ctx.data, ctx.device
-        example = example_inputs(data.val, 2, device)
+        data, device, example = ctx.data, ctx.device, ctx.example
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
         observed = prepare(student, example, qat=qat, exclude=self.exclude, weight_range=self.weight_range)
@@ -68,11 +76,11 @@ class Quantize(TeachingConfig):
             notes.update(facts)
         quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)))
         notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
-        ctx.notes.update(notes)
-        ctx.notes["summary"] = (
+        ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "
             f"val {100 * float_val:.2f}% float -> {100 * notes['val_accuracy_int8']:.2f}% int8"
-            + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
+            + (f"; excluded {', '.join(self.exclude)}" if self.exclude else ""),
+            **notes,
         )
         return quantized

@@ -29,8 +29,8 @@ from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
 from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
-from edgekd.modes import inference
 from edgekd.outputs import logits_of
+from edgekd.utils.modes import inference
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")

@@ -1,7 +1,11 @@
 """Keep third-party chatter off the user's terminal: TensorFlow's C++ start-up lines (pulled in by
 litert-torch), litert-torch's progress lines, and torch deprecation notes raised inside torchao.
 
-Only defaults are set, so a user who asks for those logs through the environment still gets them.
+A library must leave its host program's logging alone, so the package itself only quiets the calls
+it makes into converters, for their duration (:func:`third_party_quieted`, used by
+:func:`native_stderr_captured` and :func:`quiet_import`). The CLI and the bench worker are programs:
+they call :func:`quiet_third_party` once for their whole process. Only defaults are set either way, so
+a user who asks for those logs through the environment still gets them.
 """
 
 from __future__ import annotations
@@ -24,12 +28,31 @@ _NOISY_LOGGERS = ("torch.utils._pytree", "torch.onnx._internal.exporter._registr
 
 
 def quiet_third_party() -> None:
+    """For a program's whole process (the CLI, the bench worker)."""
     for name, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
     logging.getLogger("torchao").addFilter(_skip_missing_gpu_kernels)
+
+
+@contextlib.contextmanager
+def third_party_quieted() -> Iterator[None]:
+    """The same quiet for one block only: environment, loggers and warning filters are put back after."""
+    unset = [name for name in _ENV_DEFAULTS if name not in os.environ]
+    levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
+    torchao = logging.getLogger("torchao")
+    with warnings.catch_warnings():
+        try:
+            quiet_third_party()
+            yield
+        finally:
+            for name in unset:
+                os.environ.pop(name, None)
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            torchao.removeFilter(_skip_missing_gpu_kernels)
 
 
 def _skip_missing_gpu_kernels(record: logging.LogRecord) -> bool:
@@ -44,7 +67,7 @@ def native_stderr_captured(replay: bool = True) -> Iterator[None]:
     (unless ``replay`` is False: converters whose failure is reported as one line anyway)."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    with tempfile.TemporaryFile() as sink, third_party_quieted():
         os.dup2(sink.fileno(), 2)
         try:
             yield

@@ -1,0 +1,31 @@
+"""Training: the one loop every training stage runs (``loop``) and the labels-only Train stage (``stage``)."""
+
+from edgekd.train.loop import (
+    CrossEntropy,
+    EpochRecord,
+    History,
+    Objective,
+    TrainConfig,
+    Trainer,
+    check,
+    evaluate,
+    resolve_device,
+    restore_rng,
+    rng_state,
+    seed_everything,
+)
+
+__all__ = [
+    "CrossEntropy",
+    "EpochRecord",
+    "History",
+    "Objective",
+    "TrainConfig",
+    "Trainer",
+    "check",
+    "evaluate",
+    "resolve_device",
+    "restore_rng",
+    "rng_state",
+    "seed_everything",
+]
