@@ -171,6 +171,7 @@ def test_nan_loss_stops_names_the_step_and_keeps_the_last_good_checkpoint(world,
     assert "failed" in (out / "report.json").read_text()
 
 
+@pytest.mark.slow
 def test_an_op_the_converters_lack_names_the_op_and_the_module(world, capsys):
     text = BASE.replace("{model: hinton-student, args: {in_features: 64}}", "{model: 'bad_models:digamma_net'}")
     text = text.replace("{epochs: 1, features: {features: features}}", "{epochs: 0}") + "export: [onnx]\n"
@@ -187,6 +188,7 @@ def onnx_file(world):
     return export.to_onnx(model, torch.zeros(2, 64), world["tmp"] / "ok.onnx").path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -242,6 +244,7 @@ def test_disk_full_while_writing_keeps_the_previous_file(world, monkeypatch):
     atomic_write_text(target, '{"status": "completed"}')  # and the folder still takes a good write
 
 
+@pytest.mark.slow
 def test_disk_full_or_no_permission_while_exporting_keeps_the_previous_artifact(world, onnx_file, monkeypatch):
     import edgekd.export.artifact as artifact
     import edgekd.export.onnx as onnx_export

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -81,6 +82,7 @@ def test_the_chance_warning_names_what_it_can():
     assert "normalized" in chance_warning(nn.Linear(4, 4), 0.95, 0.25, 4)
 
 
+@pytest.mark.slow
 def test_a_qat_graph_gets_the_same_statistics_as_its_float_model(tiny_images):
     from int8_fixtures import SmallNet
 

@@ -86,6 +86,7 @@ def test_unknown_target_name():
         bench.load_target("cpuu")
 
 
+@pytest.mark.slow
 def test_each_runtime_measures_its_file_in_a_fresh_process(files, tiny_images):
     report = bench.run(list(files.values()), [_fast("cpu")], data=tiny_images, quiet=True)
     rows = [r for r in report["results"] if r["status"] == "ok"]
@@ -153,6 +154,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow
 def test_html_report_renders_with_its_plots_in_chromium(files, tiny_images, tmp_path):
     report = bench.run([files["onnx"], files["tflite"]], [_fast("cpu", batch_sizes=[1])], data=tiny_images, quiet=True)
     paths = bench.write_report(report, tmp_path)
@@ -171,6 +173,7 @@ def test_html_report_renders_with_its_plots_in_chromium(files, tiny_images, tmp_
     assert 'data-plots-loaded="3"' in dom  # all three embedded plots decoded to real images
 
 
+@pytest.mark.slow
 def test_cli_bench_and_compare(files, tmp_path, capsys):
     args = ["bench", str(files["onnx"]), "--target", "cpu", "--runs", "5", "--min-seconds", "0", "--quiet"]
     assert main([*args, "--out-dir", str(tmp_path / "a")]) == 0

@@ -56,6 +56,7 @@ def _check_int8_latency(results: dict, table: str) -> None:
 CHECKS = {"hinton2015_mnist": _check_hinton, "pipeline_ablation": _check_ablation, "int8_latency": _check_int8_latency}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_study_runs_at_toy_size_through_the_single_entry_point(study, tmp_path, monkeypatch):
     import json

@@ -16,6 +16,8 @@ from torch import nn
 
 import edgekd as ek
 
+pytestmark = pytest.mark.slow  # every case converts a real graph
+
 
 @pytest.fixture(scope="module")
 def quadrants28() -> ek.data.DataBundle:

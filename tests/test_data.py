@@ -22,6 +22,7 @@ def test_bundled_mnist_has_the_canonical_split_and_class_counts():
     assert np.bincount(y_test).tolist() == MNIST_TEST_COUNTS
 
 
+@pytest.mark.slow
 def test_mnist_bundle_is_normalized_split_and_deterministic():
     a = ek.data.mnist(batch_size=64)
     assert (a.train.dataset_size, a.val.dataset_size, a.test.dataset_size) == (55000, 5000, 10000)

@@ -26,6 +26,7 @@ def _manifest(path) -> dict:
     return json.loads(path.with_name(path.name + ".json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_fp32_export_passes_parity_and_writes_a_manifest(small_net, tiny_images, tmp_path, fmt):
     writer = to_onnx if fmt == "onnx" else to_tflite
@@ -43,6 +44,7 @@ def test_fp32_export_passes_parity_and_writes_a_manifest(small_net, tiny_images,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
+@pytest.mark.slow
 def test_int8_onnx_has_int8_weights_that_onnx_runtime_fuses(small_net_int8, tiny_images, tmp_path):
     import onnxruntime as ort
 
@@ -66,6 +68,7 @@ def test_int8_onnx_has_int8_weights_that_onnx_runtime_fuses(small_net_int8, tiny
     assert runner.run(np.zeros((5, 1, 12, 12), np.float32)).shape == (5, 4)
 
 
+@pytest.mark.slow
 def test_int8_tflite_float_and_int8_interfaces(small_net_int8, tiny_images, tmp_path):
     example = example_batch(tiny_images)
     floating = to_tflite(small_net_int8, example, tmp_path / "f.tflite", data=tiny_images)
@@ -84,6 +87,7 @@ def test_int8_tflite_float_and_int8_interfaces(small_net_int8, tiny_images, tmp_
     assert integer.test_accuracy == pytest.approx(ek.evaluate(small_net_int8, tiny_images.test), abs=0.02)
 
 
+@pytest.mark.slow
 def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8, tiny_images, tmp_path, monkeypatch):
     example = example_batch(tiny_images)
     good = to_onnx(small_net_int8, example, tmp_path / "q.onnx", data=tiny_images)
@@ -109,6 +113,7 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
     assert good.path.read_bytes() == before  # the last good artifact is untouched
 
 
+@pytest.mark.slow
 def test_a_pruned_model_exports_in_fp32_and_after_quantization(small_net, tiny_images, tmp_path):
     import copy
 
@@ -126,6 +131,7 @@ def test_a_pruned_model_exports_in_fp32_and_after_quantization(small_net, tiny_i
     assert to_tflite(quantized, example, tmp_path / "pq.tflite", data=tiny_images).parity.passed
 
 
+@pytest.mark.slow
 def test_an_excluded_layer_stays_float_in_the_onnx_file(small_net, tiny_images, tmp_path):
     from int8_fixtures import ptq
 
@@ -141,6 +147,7 @@ def test_an_excluded_layer_stays_float_in_the_onnx_file(small_net, tiny_images, 
     assert sorted(weight_kinds) == ["DequantizeLinear", "DequantizeLinear", "float"]
 
 
+@pytest.mark.slow
 def test_an_unsupported_op_names_the_op_and_the_module(tiny_images, tmp_path):
     class Digamma(nn.Module):
         def forward(self, x):
@@ -209,6 +216,7 @@ def test_weight_quantize_folding_matches_onnx_semantics():
     assert folded.dtype == np.int8 and folded.tolist() == [[50, -126], [100, 1]]
 
 
+@pytest.mark.slow
 def test_float_interface_rewrites_only_the_boundary(small_net_int8, tiny_images, tmp_path):
     integer = to_tflite(small_net_int8, example_batch(tiny_images), tmp_path / "i.tflite", io="int8")
     rewritten = tmp_path / "f.tflite"

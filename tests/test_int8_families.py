@@ -15,6 +15,9 @@ quantize_op = torch.ops.quantized_decomposed.quantize_per_tensor.default
 dequantize_op = torch.ops.quantized_decomposed.dequantize_per_tensor.default
 
 
+pytestmark = pytest.mark.slow  # every case converts a real graph
+
+
 def _trained(model: nn.Module, data) -> nn.Module:
     torch.manual_seed(0)
     ek.Trainer(ek.TrainConfig(epochs=3, lr=1e-2), quiet=True).fit(model, data)

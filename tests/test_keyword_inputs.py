@@ -81,6 +81,7 @@ def test_bad_named_arrays_are_named(train, test, message):
         ek.data.from_named_arrays(train, np.zeros(8), test, np.zeros(8))
 
 
+@pytest.mark.slow
 def test_a_token_model_goes_through_distill_prune_qat_and_both_exporters(tokens, token_teacher, tmp_path):
     torch.manual_seed(0)
     student = TokenClassifier(32)
@@ -113,6 +114,7 @@ def test_a_token_model_goes_through_distill_prune_qat_and_both_exporters(tokens,
         assert set(measured[name]["inputs"]) == {"input_ids", "attention_mask"}
 
 
+@pytest.mark.slow
 def test_a_runner_fed_the_wrong_inputs_names_what_it_needs(tokens, token_teacher, tmp_path):
     artifact = ek.export.to_onnx(token_teacher, ek.data.example_inputs(tokens.val), tmp_path / "fp32.onnx", data=tokens)
     runner = open_runner(artifact.path)
@@ -140,6 +142,7 @@ class PixelModel(nn.Module):
         return Output(self.head(self.body(pixel_values).mean((-1, -2))))
 
 
+@pytest.mark.slow
 def test_pixel_values_given_by_name_export_and_benchmark(tiny_images, tmp_path):
     x, y = ek.data.first_samples(tiny_images.train)
     xt, yt = ek.data.first_samples(tiny_images.test)

@@ -44,6 +44,7 @@ def _optimized_ops(path, tmp_path) -> list[str]:
     return [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node]
 
 
+@pytest.mark.slow
 def test_uint8_activations_are_exact_and_fuse_into_integer_kernels(small_net_int8, tiny_images, tmp_path):
     example = example_batch(tiny_images)
     signed = to_onnx(small_net_int8, example, tmp_path / "s8.onnx", data=tiny_images, activations="int8")
@@ -72,6 +73,7 @@ def test_auto_activations_follow_the_machine(small_net, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.slow
 def test_fp32_export_ignores_the_activation_type(small_net, tiny_images, tmp_path):
     artifact = to_onnx(small_net, example_batch(tiny_images), tmp_path / "m.onnx", activations="uint8")
     assert artifact.precision == "fp32" and artifact.manifest["activations"] is None
@@ -160,6 +162,7 @@ class ChainedResiduals(nn.Module):
         return self.head(x.mean((-1, -2)))
 
 
+@pytest.mark.slow
 def test_chained_residual_adds_are_quantized_in_both_formats(tiny_images, tmp_path):
     torch.manual_seed(0)
     quantized = ptq(ChainedResiduals().eval(), tiny_images)

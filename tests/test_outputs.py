@@ -79,6 +79,7 @@ def test_the_selection_hook_survives_copies_and_can_be_released():
     assert output_selection(model) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dict", "object", "tuple"])
 def test_models_as_they_come_go_through_the_pipeline_and_export(kind, tiny_images, tmp_path):
     torch.manual_seed(0)
@@ -117,6 +118,7 @@ def test_a_forward_with_no_tensor_in_it_is_one_line_naming_the_role(tiny_images,
         pipe.preflight()
 
 
+@pytest.mark.slow
 def test_int8_export_of_a_dict_model(tiny_images, tmp_path):
     torch.manual_seed(0)
     model = SmallConv("dict")

@@ -114,6 +114,7 @@ def test_a_custom_stage_plugs_in_without_touching_the_pipeline(tiny_images, tmp_
     assert result.report["ledger"][-1]["details"] == {"factor": 0.5}
 
 
+@pytest.mark.slow
 def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
@@ -146,6 +147,7 @@ def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path)
     assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
 
 
+@pytest.mark.slow
 def test_demo_quick_runs_the_bundled_recipe(tmp_path):
     env = {**os.environ, "EDGEKD_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(

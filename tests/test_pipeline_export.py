@@ -11,6 +11,7 @@ import edgekd as ek
 from edgekd.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_pipeline_exports_int8_artifacts_with_rows_measured_on_the_files(small_net, tiny_images, tmp_path):
     stage = ek.Quantize(epochs=0, calibration_batches=4)
     export = {"onnx": None, "tflite": {"io": "int8"}}
@@ -32,6 +33,7 @@ def test_pipeline_exports_int8_artifacts_with_rows_measured_on_the_files(small_n
     assert "| onnx | artifact |" in (run / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_pipeline_exports_fp32_when_there_is_no_quantize_stage(small_net, tiny_images, tmp_path):
     result = ek.Pipeline(
         teacher=small_net,
@@ -57,6 +59,7 @@ def test_export_and_targets_are_checked_before_training(small_net, tiny_images, 
         ek.Pipeline(small_net, SmallNet(), tiny_images, [], export=["onnx"], targets=["mobile"], out_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_pipeline_benchmarks_its_artifacts_and_the_pytorch_reference(small_net, tiny_images, tmp_path):
     from edgekd import bench
 

@@ -33,6 +33,7 @@ def _prune(model: nn.Module, example: torch.Tensor = EXAMPLE, num_classes: int =
     return model
 
 
+@pytest.mark.slow
 def test_prune_stage_removes_channels_recovers_and_exports(tiny_images, tmp_path):
     teacher = _teacher()
     ek.Trainer(ek.TrainConfig(epochs=2, lr=1e-2), quiet=True).fit(teacher, tiny_images)
@@ -63,6 +64,7 @@ def test_round_to_and_ignore_are_honoured():
     assert kept[0].out_channels == 32 and kept[3].out_channels == 16
 
 
+@pytest.mark.slow
 def test_target_macs_and_taylor_importance(tiny_images, tmp_path):
     student = _convnet(32)
     full = count_macs(student, (1, 12, 12))

@@ -70,6 +70,7 @@ def test_activation_observer_sits_after_relu6(small_net_int8):
     assert int(quantize.args[2]) == -128  # zero point at the bottom: nothing below 0 is representable
 
 
+@pytest.mark.slow
 def test_exclude_keeps_a_layer_float(small_net, tiny_images):
     q = ptq(small_net, tiny_images, exclude=["project"])
     graph = q.graph_module.graph
@@ -87,6 +88,7 @@ def test_exclude_names_an_unknown_module_before_any_work(small_net, tiny_images)
         prepare(small_net, example_batch(tiny_images), qat=False, exclude=["projet"])
 
 
+@pytest.mark.slow
 def test_quantize_stage_trains_with_the_teacher_and_saves_a_pt2(small_net, tiny_images, tmp_path):
     stage = ek.Quantize(epochs=1, lr=1e-3, calibration_batches=4)
     result = quantize_run(small_net, tiny_images, tmp_path / "run", stage)
@@ -203,6 +205,7 @@ class DropConnect(nn.Module):
         return self.head(h.mean((-1, -2)))
 
 
+@pytest.mark.slow
 def test_qat_never_bakes_training_only_randomness_into_the_int8_graph(tiny_images):
     from edgekd.quantize import QuantizationScheme, calibrate, convert, prepare
 
@@ -215,6 +218,7 @@ def test_qat_never_bakes_training_only_randomness_into_the_int8_graph(tiny_image
     assert not [n for n in quantized.program.graph.nodes if "rand" in str(n.target)]
 
 
+@pytest.mark.slow
 def test_an_op_that_always_draws_random_numbers_is_named(tiny_images):
     from edgekd.quantize import QuantizationScheme, calibrate, convert, prepare
     from edgekd.quantize.graph import CaptureError
@@ -244,6 +248,7 @@ class ClassTokenViT(nn.Module):
         return self.head(self.norm(self.block(tokens))[:, 0])
 
 
+@pytest.mark.slow
 def test_the_residual_stream_a_layernorm_reads_stays_float(tiny_images):
     """The class token is a small row among large ones: a scale shared over the stream would leave it
     a few int8 levels, and LayerNorm magnifies every one-level difference between runtimes."""
@@ -275,6 +280,7 @@ def _int8_weight_ranges(quantized: QuantizedModel) -> list[tuple[int, int, int]]
     return out
 
 
+@pytest.mark.slow
 def test_narrow_weights_stay_in_the_range_x86_kernels_sum_without_saturating(small_net, tiny_images, tmp_path):
     narrow = ptq(small_net, tiny_images, weight_range="narrow")
     full = ptq(small_net, tiny_images, weight_range="full")

@@ -48,6 +48,7 @@ def _ledger(folder) -> list[tuple]:
     return [tuple(row[k] for k in COMPARED) for row in report["ledger"]]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_result(setup, tmp_path):
     recipe, env = setup
     whole, broken = tmp_path / "whole", tmp_path / "broken"
@@ -80,6 +81,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(setup, tmp_path):
     assert not (broken / "run.lock").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_recipe_and_a_finished_run(setup, tmp_path):
     recipe, env = setup
     short = (
@@ -122,6 +124,7 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path):
     assert not (tmp_path / "run.lock").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["prune", "quantize"])
 def test_pruning_and_qat_stages_resume_from_their_last_epoch(small_net, tiny_images, tmp_path, monkeypatch, kind):
     import torch

@@ -94,6 +94,7 @@ def test_teacher_notes_are_passed_to_run_and_counted_in_the_wall_time(tiny_image
         )
 
 
+@pytest.mark.slow
 def test_import_edgekd_leaves_the_host_programs_logging_alone():
     probe = """
         import json, logging, os, warnings
