@@ -8,13 +8,10 @@ how it resumes is :mod:`edgekd.run_folder`; the rows the ledger gets are :mod:`e
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from edgekd import __version__
@@ -25,15 +22,14 @@ from edgekd.errors import ConfigError
 from edgekd.export_plan import export_plan
 from edgekd.formats import FORMATS
 from edgekd.inputs import ModelInputs
-from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger
+from edgekd.ledger import Ledger
 from edgekd.measure import artifact_row, model_row
 from edgekd.modelfile import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.preflight import check_models_accept_data
-from edgekd.run_folder import RunFolder, stage_config
+from edgekd.run_folder import RunFolder, RunReport, stage_config
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.train import resolve_device
-from edgekd.utils.modes import inference
 
 __all__ = ["Pipeline", "PipelineResult", "RunContext", "Stage"]
 
@@ -141,7 +137,7 @@ class Pipeline:
         return result
 
     def _run(self, resume: bool, teacher_notes: list[dict]) -> PipelineResult:
-        run = _Progress(self, teacher_notes)
+        run = RunReport(self.folder, self._report_facts(), teacher_notes)
         ctx = RunContext(
             self.teachers, self.teacher_weights, self.data, self.out_dir, self.device, self.seed, self.quiet
         )
@@ -203,32 +199,19 @@ class Pipeline:
     def _bench(self, student: nn.Module, artifacts: dict[str, Path], ledger: Ledger) -> dict:
         """Every artifact (and the PyTorch model as the reference) on every target, in fresh processes."""
         from edgekd import bench  # the harness and its plotting load on first use
+        from edgekd.export.reference import torch_reference
+        from edgekd.quantize.graph import CaptureError
 
         self._log(f"benchmark on {', '.join(t.name for t in self.targets)}")
         files = list(artifacts.values())
-        reference = self._torch_reference(student, self.out_dir / "artifacts" / "model.pt2")
-        if reference is not None:
-            files.append(reference)
+        try:
+            files.append(torch_reference(student, self._example(), self.out_dir / "artifacts" / "model.pt2"))
+        except CaptureError as exc:
+            self._log(f"no PyTorch reference in the benchmark: {exc}")
         result = bench.run(files, self.targets, data=self.data, quiet=self.quiet)
         paths = bench.write_report(result, self.out_dir / "bench", ledger_md=ledger.to_markdown())
         self._log(f"benchmark report: {paths['html']}")
         return result
-
-    def _torch_reference(self, student: nn.Module, path: Path) -> Path | None:
-        """The final student as a ``torch.export`` archive, measured as the PyTorch eager reference."""
-        from edgekd.fileio import atomic_write
-        from edgekd.quantize.graph import CaptureError, capture
-
-        program = getattr(student, "program", None)
-        if program is None:
-            try:
-                with inference(student):
-                    program = capture(student.cpu(), self._example())
-            except CaptureError as exc:
-                self._log(f"no PyTorch reference in the benchmark: {exc}")
-                return None
-        atomic_write(path, lambda handle: torch.export.save(program, handle))
-        return path
 
     def _run_record(self) -> dict:
         """What a resume must match: the recipe (or the Python arguments) and the code version."""
@@ -240,6 +223,21 @@ class Pipeline:
             "targets": [t.name for t in self.targets],
             "seed": self.seed,
             "data": self.data.describe(),
+        }
+
+    def _report_facts(self) -> dict:
+        """What the report says about the run besides its ledger: data, models, stages, machine."""
+        return {
+            "data": self.data.describe(),
+            "teachers": [type(t).__name__ for t in self.teachers],
+            "teacher_weights": self.teacher_weights,
+            "student": type(self.student).__name__,
+            "stages": [{"name": s.name, "config": stage_config(s)} for s in self.stages],
+            "export": self.export,
+            "targets": [t.name for t in self.targets],
+            "seed": self.seed,
+            "config": self.config,
+            "environment": machine_facts(str(self.device)),
         }
 
     def _row(self, stage: str, kind: str, model: nn.Module, wall: float, notes: str):
@@ -255,49 +253,3 @@ class Pipeline:
     def _log(self, line: str) -> None:
         if not self.quiet:
             print(f"[edgekd] {line}", flush=True)
-
-
-class _Progress:
-    """The report being built as the run goes: rewritten after every step, so a crash leaves the last good state."""
-
-    def __init__(self, pipe: Pipeline, teacher_notes: list[dict]) -> None:
-        self.folder, self.ledger, self.started = pipe.folder, Ledger(), time.perf_counter()
-        self.pretrain_s = sum(note.get("wall_s", 0.0) for note in teacher_notes)
-        self.report = {
-            "schema_version": REPORT_SCHEMA_VERSION,
-            "edgekd_version": __version__,
-            "run_name": pipe.out_dir.name,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "data": pipe.data.describe(),
-            "teachers": [type(t).__name__ for t in pipe.teachers],
-            "teacher_weights": pipe.teacher_weights,
-            "student": type(pipe.student).__name__,
-            "stages": [{"name": s.name, "config": stage_config(s)} for s in pipe.stages],
-            "export": pipe.export,
-            "targets": [t.name for t in pipe.targets],
-            "seed": pipe.seed,
-            "config": pipe.config,
-            "environment": machine_facts(str(pipe.device)),
-        }
-
-    def write(self, status: str) -> dict:
-        wall = time.perf_counter() - self.started + self.pretrain_s + self.report.get("previous_wall_s", 0.0)
-        report = {
-            **self.report,
-            "status": status,
-            "wall_s": round(wall, 2),
-            "teacher_pretrain_s": round(self.pretrain_s, 2),
-            "ledger": self.ledger.as_dicts(),
-        }
-        self.folder.write_report(report, self.ledger)
-        return report
-
-    @contextmanager
-    def stop_recorded(self, where: str) -> Iterator[None]:
-        """The report says where the run stopped (failed or interrupted), then the error goes on."""
-        try:
-            yield
-        except BaseException as exc:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
-            self.write(f"{reason} ({where})")
-            raise

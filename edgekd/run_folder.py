@@ -11,15 +11,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from edgekd import __version__
 from edgekd.errors import ConfigError
 from edgekd.fileio import atomic_write_text
-from edgekd.ledger import Ledger, LedgerRow, write_reports
+from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
 from edgekd.modelfile import load_model
 from edgekd.runlock import RunLock
 
@@ -114,3 +118,40 @@ def stage_config(stage: object) -> dict:
     if dataclasses.is_dataclass(stage):
         return json.loads(json.dumps(dataclasses.asdict(stage), default=str))
     return {}
+
+
+class RunReport:
+    """The report being built as the run goes: rewritten after every step, so a crash leaves the last good state."""
+
+    def __init__(self, folder: RunFolder, skeleton: dict, teacher_notes: list[dict]) -> None:
+        self.folder, self.ledger, self.started = folder, Ledger(), time.perf_counter()
+        self.pretrain_s = sum(note.get("wall_s", 0.0) for note in teacher_notes)
+        self.report = {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "edgekd_version": __version__,
+            "run_name": folder.path.name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **skeleton,
+        }
+
+    def write(self, status: str) -> dict:
+        wall = time.perf_counter() - self.started + self.pretrain_s + self.report.get("previous_wall_s", 0.0)
+        report = {
+            **self.report,
+            "status": status,
+            "wall_s": round(wall, 2),
+            "teacher_pretrain_s": round(self.pretrain_s, 2),
+            "ledger": self.ledger.as_dicts(),
+        }
+        self.folder.write_report(report, self.ledger)
+        return report
+
+    @contextmanager
+    def stop_recorded(self, where: str) -> Iterator[None]:
+        """The report says where the run stopped (failed or interrupted), then the error goes on."""
+        try:
+            yield
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+            self.write(f"{reason} ({where})")
+            raise
