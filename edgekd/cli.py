@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("artifacts", nargs="+", help="model files")
     bench.add_argument("--target", default="cpu", help="comma-separated target names or .toml files (default: cpu)")
-    bench.add_argument("--data", help="test data for accuracy: mnist or digits (default: random inputs, no accuracy)")
+    bench.add_argument("--data", help="test data for accuracy: mnist, digits, an image folder, an .npz with x/y or a "
+                       "recipe file whose data block is used (default: random inputs, no accuracy)")
     bench.add_argument("--samples", type=int, help="test samples for accuracy (default: the whole test set)")
     bench.add_argument("--runs", type=int, help="timed runs at least (default: the target's, 50)")
     bench.add_argument("--min-seconds", type=float, help="timed seconds at least (default: the target's, 1.0)")
@@ -89,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bench(args: argparse.Namespace) -> int:
     from edgekd import bench
-    from edgekd import data as data_sources
     from edgekd.errors import ConfigError
 
     targets = [bench.load_target(t.strip()) for t in args.target.split(",") if t.strip()]
@@ -97,11 +97,9 @@ def _bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"'{args.out_dir}' already holds a benchmark report; choose another --out-dir or --overwrite")
     data = None
     if args.data:
-        build = data_sources.source(args.data, "--data")
-        try:
-            data = build()
-        except TypeError as exc:
-            raise ConfigError(f"--data: '{args.data}' needs options ({first_line(exc)}); give it in a recipe") from exc
+        from edgekd.launch import data_for
+
+        data = data_for(args.data)
     report = bench.run(args.artifacts, targets, data, quiet=args.quiet, runs=args.runs, min_s=args.min_seconds,
                        threads=args.threads, accuracy_samples=args.samples)  # fmt: skip
     out_dir = Path(args.out_dir) if args.out_dir else _fresh_folder(Path("runs/bench"))

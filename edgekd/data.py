@@ -470,6 +470,44 @@ def _image_reader(image_size: tuple[int, int] | None, grayscale: bool) -> Callab
     return read
 
 
+def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
+    """Test data saved with ``np.savez``: inputs ``x`` (or ``x_test``) and labels ``y`` (or ``y_test``),
+    or several named inputs (``input_ids``, ``attention_mask``...) beside ``y``.
+
+    The inputs are fed to the model as they are, with no normalization: they are what the exported
+    file takes. The same samples serve as train, validation and test split (a benchmark reads test)."""
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"data file '{source}' does not exist")
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"'{source}' is not a readable .npz file: {exc}") from exc
+    label_key = next((k for k in ("y_test", "y") if k in arrays), None)
+    input_key = next((k for k in ("x_test", "x") if k in arrays), None)
+    if label_key is None:
+        raise DataError(f"'{source}' has no labels: expected an array 'y' or 'y_test', found {', '.join(arrays)}")
+    labels = arrays.pop(label_key)
+    named = {input_key: arrays[input_key]} if input_key else {
+        k: v for k, v in arrays.items() if not k.startswith(("x_train", "y_train", "x_val", "y_val"))
+    }  # fmt: skip
+    if not named:
+        raise DataError(f"'{source}' has labels '{label_key}' but no inputs ('x', 'x_test' or named arrays)")
+    if input_key is None:
+        return from_named_arrays(named, labels, named, labels, batch_size=batch_size, name=source.name)
+    x = _named_array(input_key, named[input_key])
+    y = torch.from_numpy(np.asarray(labels).astype(np.int64).reshape(-1))
+    if len(x) != len(y):
+        raise DataError(f"'{source}': {len(x)} inputs but {len(y)} labels")
+    num_classes = int(y.max().item()) + 1 if len(y) else 1
+    loader = ArrayLoader(x, y, batch_size)
+    return DataBundle(
+        name=source.name, train=loader, val=loader, test=loader, input_shape=tuple(x.shape[1:]),
+        num_classes=num_classes, labels=[str(i) for i in range(num_classes)], mean=[], std=[],
+    )  # fmt: skip
+
+
 SOURCES: dict[str, Callable[..., DataBundle]] = {"mnist": mnist, "digits": digits, "image_folder": image_folder}
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from edgekd import data as data_sources
 from edgekd import recipe as recipes
+from edgekd.data import DataBundle
 from edgekd.modelfile import load_model
 from edgekd.outputs import output_selection, select_output
 from edgekd.pipeline import Pipeline, PipelineResult
@@ -82,6 +84,27 @@ def run_recipe(
         notes.append(note)
     torch.manual_seed(recipe.seed)
     return pipe.run(resume=resume, teacher_notes=notes)
+
+
+def data_for(spec: str, key: str = "--data") -> DataBundle:
+    """The test data a command names: a source (``mnist``, ``digits``), an image folder, an ``.npz`` with
+    ``x``/``y`` (see :func:`edgekd.data.from_npz`) or a recipe whose ``data:`` block is built."""
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return recipes.build_data(recipes.load(path))
+    if path.suffix.lower() == ".npz":
+        return data_sources.from_npz(path)
+    if path.is_dir():
+        return data_sources.image_folder(path)
+    if spec in data_sources.SOURCES:
+        try:
+            return data_sources.SOURCES[spec]()
+        except TypeError as exc:
+            raise recipes.ConfigError(f"{key}: '{spec}' needs options; name its folder or a recipe instead") from exc
+    known = ", ".join(name for name in data_sources.SOURCES if name != "image_folder")
+    raise recipes.ConfigError(
+        f"{key}: '{spec}' is not a data source ({known}), an image folder, an .npz file or a recipe"
+    )
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:

@@ -20,6 +20,7 @@ from edgekd.bench.stats import summarize
 from edgekd.bench.targets import Target, parse_target
 from edgekd.cli import main
 from edgekd.errors import ConfigError
+from edgekd.runtimes import open_runner
 
 FAST = {"warmup_runs": 2, "warmup_s": 0.0, "runs": 5, "min_s": 0.0}
 
@@ -213,3 +214,28 @@ def test_timed_inputs_read_only_the_rows_they_need(tmp_path):
     np.save(tmp_path / "x.npy", x[:3])
     (tiled,) = _inputs({"batch": 7, "data": {"inputs": {"x": str(tmp_path / "x.npy")}}}, model_inputs).values()
     assert tiled.shape == (7, 1, 28, 28) and np.array_equal(tiled[3:6], x[:3])
+
+
+@pytest.mark.slow
+def test_cli_bench_data_takes_an_npz_a_recipe_or_says_what_it_accepts(files, tiny_images, tmp_path, capsys):
+    from edgekd.data import first_samples
+
+    x, y = first_samples(tiny_images.test, None)
+    np.savez(tmp_path / "test.npz", x=x.numpy(), y=y.numpy())
+    args = ["bench", str(files["onnx"]), "--target", "cpu", "--runs", "5", "--min-seconds", "0", "--quiet"]
+    assert main([*args, "--data", str(tmp_path / "test.npz"), "--out-dir", str(tmp_path / "a")]) == 0
+    measured = json.loads((tmp_path / "a" / "report.json").read_text())["results"][0]["accuracy"]
+    logits = open_runner(files["onnx"]).run(x.numpy())  # the arrays are fed as they are, not normalized again
+    assert measured["samples"] == len(y)
+    assert measured["top1"] == pytest.approx(float((logits.argmax(-1) == y.numpy()).mean()))
+    recipe = tmp_path / "r.yaml"  # a recipe's data block: digits are 8x8, the file takes 12x12
+    recipe.write_text("data: digits\nteacher: hinton-teacher\nstudent: hinton-student\nstages: [train]\n")
+    assert main([*args, "--data", str(recipe), "--out-dir", str(tmp_path / "b")]) == 1
+    assert "shaped [1, 8, 8], the model expects [1, 12, 12]" in capsys.readouterr().err
+    assert main([*args, "--data", "cifar", "--out-dir", str(tmp_path / "c")]) == 2
+    assert "--data: 'cifar' is not a data source (mnist, digits), an image folder, an .npz file or a recipe" in (
+        capsys.readouterr().err
+    )
+    np.savez(tmp_path / "nolabels.npz", x=np.zeros((4, 1, 12, 12), np.float32))
+    assert main([*args, "--data", str(tmp_path / "nolabels.npz"), "--out-dir", str(tmp_path / "d")]) != 0
+    assert "has no labels: expected an array 'y' or 'y_test', found x" in capsys.readouterr().err
