@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("artifacts", nargs="+", help="model files")
     bench.add_argument("--target", default="cpu", help="comma-separated target names or .toml files (default: cpu)")
-    bench.add_argument("--data", help="test data for accuracy: mnist, digits, an image folder, an .npz with x/y or a "
-                       "recipe file whose data block is used (default: random inputs, no accuracy)")
+    bench.add_argument(
+        "--data",
+        help="test data for accuracy: mnist, digits, an image folder, an .npz with x/y or a "
+        "recipe file whose data block is used (default: random inputs, no accuracy)",
+    )
     bench.add_argument("--samples", type=int, help="test samples for accuracy (default: the whole test set)")
     bench.add_argument("--runs", type=int, help="timed runs at least (default: the target's, 50)")
     bench.add_argument("--min-seconds", type=float, help="timed seconds at least (default: the target's, 1.0)")
