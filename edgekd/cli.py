@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("run_a", help="a bench folder, its report.json, or a pipeline run folder")
     comparison.add_argument("run_b", help="the same for the other run")
 
+    report = sub.add_parser(
+        "report", help="write a run's or a benchmark's reports again from its report.json",
+        description="Re-render report.md and report.html (a run folder's and its bench/ ones, or a benchmark "
+        "folder's) from report.json, without measuring anything.",
+    )  # fmt: skip
+    report.add_argument("folder", help="a run folder or a benchmark folder")
+
     sub.add_parser("models", help="list the reference models", description="List the registered model names.")
     return parser
 
@@ -175,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "report":
+            from edgekd.bench.rerender import rerender
+
+            print("\n".join(f"[edgekd] written: {path}" for path in rerender(args.folder)))
+            return 0
         if args.command == "models":
             from edgekd import models
 

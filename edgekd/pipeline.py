@@ -209,7 +209,7 @@ class Pipeline:
         except CaptureError as exc:
             self._log(f"no PyTorch reference in the benchmark: {exc}")
         result = bench.run(files, self.targets, data=self.data, quiet=self.quiet)
-        paths = bench.write_report(result, self.out_dir / "bench", ledger_md=ledger.to_markdown())
+        paths = bench.write_report(result, self.out_dir / "bench", ledger=ledger.as_dicts())
         self._log(f"benchmark report: {paths['html']}")
         return result
 

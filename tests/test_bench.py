@@ -156,22 +156,44 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.slow
-def test_html_report_renders_with_its_plots_in_chromium(files, tiny_images, tmp_path):
+def test_html_report_is_a_page_with_tables_and_charts_in_chromium(files, tiny_images, tmp_path):
     report = bench.run([files["onnx"], files["tflite"]], [_fast("cpu", batch_sizes=[1])], data=tiny_images, quiet=True)
-    paths = bench.write_report(report, tmp_path)
+    paths = bench.write_report(report, tmp_path / "with-data")
     assert json.loads(paths["json"].read_text())["kind"] == "edgekd-bench"
     assert "| fp32.onnx | cpu | onnx | 1 |" in paths["md"].read_text()
+    no_data = bench.write_report(
+        {
+            **report,
+            "data": None,
+            "results": [{k: v for k, v in r.items() if k != "accuracy"} for r in report["results"]],
+        },
+        tmp_path / "no-data",
+    )
     browser = _chromium()
     if browser is None:
         if os.environ.get("CI"):
             pytest.fail("CI must have Chromium (.ci/run installs Debian's chromium)")
         pytest.skip("Chromium is not installed here; CI installs it")
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom",
-         paths["html"].as_uri()],
-        capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
-    assert 'data-plots-loaded="3"' in dom  # all three embedded plots decoded to real images
+
+    def render(page, *extra):
+        return subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", *extra,
+             page.as_uri()], capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+
+    dom = render(paths["html"], "--dump-dom")
+    rows = [r for r in report["results"] if r["status"] == "ok"]
+    assert f'data-result-rows="{len(rows)}"' in dom and 'data-charts="4"' in dom  # accuracy, latency, memory, size
+    for row in rows:  # the table holds the numbers of the JSON, as table cells
+        assert f'data-value="{row["latency"]["p50_ms"]:.6g}">{row["latency"]["p50_ms"]:.3f} ms</td>' in dom
+        assert f"{100 * row['accuracy']['top1']:.2f}%</td>" in dom
+    assert "Pareto front" in dom and dom.count("<details>") == 2  # each file's manifest
+    bare = render(no_data["html"], "--dump-dom")
+    assert 'data-charts="3"' in bare and "not drawn, no accuracy was measured (run the benchmark with --data)" in bare
+    for width in (1280, 390):  # a desktop window and a phone-width one
+        shot = tmp_path / f"report-{width}.png"
+        render(paths["html"], f"--screenshot={shot}", f"--window-size={width},1800")
+        assert shot.is_file() and shot.stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -239,3 +261,19 @@ def test_cli_bench_data_takes_an_npz_a_recipe_or_says_what_it_accepts(files, tin
     np.savez(tmp_path / "nolabels.npz", x=np.zeros((4, 1, 12, 12), np.float32))
     assert main([*args, "--data", str(tmp_path / "nolabels.npz"), "--out-dir", str(tmp_path / "d")]) != 0
     assert "has no labels: expected an array 'y' or 'y_test', found x" in capsys.readouterr().err
+
+
+def test_the_page_leaves_out_charts_without_data_and_says_why():
+    from edgekd.bench.html_page import to_html
+    from edgekd.bench.stats import histogram
+
+    failed = {"artifact": "m.onnx", "target": "cpu", "runtime": "onnx", "status": "error", "error": "cannot load"}
+    report = {"created": "2026-12-03", "edgekd_version": "0", "wall_s": 1.0, "data": None, "results": [failed],
+              "artifacts": [{"name": "m.onnx", "path": "/nowhere/m.onnx"}], "targets": [],
+              "machine": {"cpu": "test cpu", "cores": 1}}  # fmt: skip
+    page = to_html(report)
+    assert "<svg" not in page and page.count('class="missing"') == 5  # four charts and the manifests
+    assert "not drawn, no accuracy was measured" in page and "m.onnx @ cpu: error: cannot load" in page
+    spread = histogram([1.0, 1.0, 2.0, 4.0], bins=3)
+    assert spread == {"edges_ms": [1.0, 2.0, 3.0, 4.0], "counts": [2, 1, 1]}
+    assert histogram([2.0, 2.0]) == {"edges_ms": [1.5, 2.5], "counts": [2]}  # one value: one bin around it

@@ -74,5 +74,14 @@ def test_pipeline_benchmarks_its_artifacts_and_the_pytorch_reference(small_net, 
     assert all(r["accuracy"]["top1"] > 0.8 for r in rows)
     for name in ("report.json", "report.md", "report.html"):
         assert (tmp_path / "run" / "bench" / name).is_file()
-    assert "Pipeline ledger" in (tmp_path / "run" / "bench" / "report.html").read_text()
+    page = (tmp_path / "run" / "bench" / "report.html").read_text()
+    assert '<table class="sortable" id="ledger">' in page and "came out" in page  # the run's story beside the bench
     assert "## Benchmark" in (tmp_path / "run" / "report.md").read_text()
+    for name in ("report.md", "bench/report.html", "bench/report.md"):
+        (tmp_path / "run" / name).unlink()
+    from edgekd.cli import main
+
+    assert main(["report", str(tmp_path / "run")]) == 0  # written again from report.json, nothing measured
+    assert (tmp_path / "run" / "bench" / "report.html").read_text() == page
+    assert "## Benchmark" in (tmp_path / "run" / "report.md").read_text()
+    assert main(["report", str(tmp_path / "run" / "checkpoints")]) == 2

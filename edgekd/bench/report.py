@@ -1,13 +1,10 @@
 """Benchmark reports people read: ``report.json`` (versioned), ``report.md`` and a self-contained
-``report.html`` whose plots (accuracy vs latency with the Pareto front, size, memory) are embedded
-as PNG data, so the file can be mailed or attached to a ticket as it is.
+``report.html`` (:mod:`edgekd.bench.html_page`: tables, inline SVG charts, no network), so the file
+can be mailed or attached to a ticket as it is.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from pathlib import Path
 
@@ -111,83 +108,18 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def plots(report: dict) -> dict[str, str]:
-    """Base64 PNGs: accuracy vs latency (Pareto front marked), file size, peak memory."""
-    import matplotlib
+def to_html(report: dict, ledger: list[dict] | None = None) -> str:
+    from edgekd.bench.html_page import to_html as page  # the page module builds on the helpers above
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = ok_rows(report)
-    images = {}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    scored = [r for r in rows if r.get("accuracy")]
-    if scored:
-        points = [(r["latency"]["p50_ms"], 100 * r["accuracy"]["top1"]) for r in scored]
-        ax.scatter(*zip(*points), color="#4c72b0")
-        for row, (x, y) in zip(scored, points):
-            ax.annotate(label(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        front = pareto_front(points)
-        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="#dd8452", label="Pareto front")
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no accuracy measured (no data given)", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("p50 latency (ms)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs latency")
-    images["accuracy_vs_latency"] = _png(fig)
-    sizes = {a["name"]: a.get("size_bytes", 0) for a in report["artifacts"]}
-    images["size"] = _bars(plt, list(sizes), [v / 2**20 for v in sizes.values()], "file size (MiB)")
-    memory = {label(r): r["peak_memory_bytes"] / 2**20 for r in rows}
-    images["memory"] = _bars(plt, list(memory), list(memory.values()), "peak memory over baseline (MiB)")
-    return images
+    return page(report, ledger)
 
 
-def _bars(plt, names: list[str], values: list[float], title: str) -> str:
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * max(len(names), 1)))
-    ax.barh(names or ["-"], values or [0], color="#55a868")
-    ax.set_title(title)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    return _png(fig)
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    fig.clf()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def to_html(report: dict, ledger_md: str | None = None) -> str:
-    images = plots(report)
-    figures = "\n".join(
-        f'<figure><img class="plot" alt="{name}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{name}</figcaption></figure>"
-        for name, data in images.items()
-    )
-    body = html.escape(to_markdown(report))
-    ledger = f"<h2>Pipeline ledger</h2><pre>{html.escape(ledger_md)}</pre>" if ledger_md else ""
-    script = (
-        "<script>window.addEventListener('load',()=>{const ok=[...document.querySelectorAll('img.plot')]"
-        ".filter(i=>i.complete&&i.naturalWidth>0).length;document.body.dataset.plotsLoaded=ok;});</script>"
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>edgekd benchmark</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{white-space:pre-wrap;"
-        "font-size:12px}figure{display:inline-block;margin:0.5em}img{max-width:100%}</style>"
-        f"{script}</head><body><h1>edgekd benchmark</h1>{figures}<h2>Results</h2><pre>{body}</pre>{ledger}"
-        "</body></html>\n"
-    )
-
-
-def write(report: dict, folder: str | Path, ledger_md: str | None = None) -> dict[str, Path]:
+def write(report: dict, folder: str | Path, ledger: list[dict] | None = None) -> dict[str, Path]:
+    """``report.json``, ``report.md`` and ``report.html`` in ``folder``; ``ledger``: a pipeline run's rows,
+    which the HTML page shows beside the benchmark."""
     folder = Path(folder)
     paths = {"json": folder / "report.json", "md": folder / "report.md", "html": folder / "report.html"}
     atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")
     atomic_write_text(paths["md"], to_markdown(report))
-    atomic_write_text(paths["html"], to_html(report, ledger_md))
+    atomic_write_text(paths["html"], to_html(report, ledger))
     return paths

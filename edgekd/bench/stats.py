@@ -27,5 +27,15 @@ def summarize(times_ms: list[float]) -> dict[str, float]:
     }
 
 
+def histogram(times_ms: list[float], bins: int = 24) -> dict[str, list]:
+    """The distribution of the timed runs, compact enough for every report: bin edges and counts over
+    [min, max] (a long tail shows as far, sparse bins)."""
+    values = np.asarray(times_ms, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no timings to summarize")
+    counts, edges = np.histogram(values, bins=bins if values.max() > values.min() else 1)
+    return {"edges_ms": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
+
+
 def unstable(summary: dict[str, float]) -> bool:
     return summary["cv"] > CV_WARNING

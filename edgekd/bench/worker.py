@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.bench import memory
-from edgekd.bench.stats import summarize
+from edgekd.bench.stats import histogram, summarize
 from edgekd.errors import first_line
 from edgekd.utils.quiet import quiet_third_party
 
@@ -72,6 +72,7 @@ def measure(spec: dict) -> dict:
         "init_s": init_s,
         "first_inference_ms": first_ms,
         "latency": summarize(times),
+        "latency_histogram": histogram(times),
         "peak_memory_bytes": max(peak - baseline, 0),
         "baseline_rss_bytes": baseline,
         "memory_cap": cap,
