@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from edgekd.bench.report import read_report
 from edgekd.errors import ConfigError
 
 
@@ -15,15 +15,10 @@ def load_report(path: str | Path) -> dict:
     bench_dir = path / "bench" / "report.json" if path.is_dir() else None
     if bench_dir is not None and bench_dir.is_file():
         file = bench_dir
-    if not file.is_file():
-        raise ConfigError(f"{path}: no report.json there")
-    try:
-        report = json.loads(file.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{file}: not valid JSON ({exc})") from exc
-    if isinstance(report, dict) and isinstance(report.get("bench"), dict):
+    report = read_report(file, path)
+    if isinstance(report.get("bench"), dict):
         report = report["bench"]
-    if not isinstance(report, dict) or report.get("kind") != "edgekd-bench":
+    if report.get("kind") != "edgekd-bench":
         raise ConfigError(f"{file}: not an edgekd benchmark report")
     return report
 

@@ -8,7 +8,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgekd.errors import ConfigError
 from edgekd.fileio import atomic_write_text
+
+
+def read_report(file: Path, where: str | Path) -> dict:
+    """A ``report.json`` as a dict; ConfigError naming ``where`` when it is missing or not JSON."""
+    if not file.is_file():
+        raise ConfigError(f"{where}: no report.json there")
+    try:
+        report = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(report, dict):
+        raise ConfigError(f"{file}: not an edgekd report")
+    return report
 
 
 def ok_rows(report: dict) -> list[dict]:

@@ -3,10 +3,9 @@ so a report made by an earlier edgekd (or one deleted by hand) gets today's page
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from edgekd.bench.report import write
+from edgekd.bench.report import read_report, write
 from edgekd.errors import ConfigError
 
 
@@ -15,14 +14,7 @@ def rerender(folder: str | Path) -> list[Path]:
     benchmark folder; returns the files written."""
     folder = Path(folder)
     source = folder / "report.json"
-    if not source.is_file():
-        raise ConfigError(f"{folder}: no report.json there (give a run folder or a benchmark folder)")
-    try:
-        report = json.loads(source.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{source}: not valid JSON ({exc})") from exc
-    if not isinstance(report, dict):
-        raise ConfigError(f"{source}: not an edgekd report")
+    report = read_report(source, folder)
     if report.get("kind") == "edgekd-bench":
         return list(write(report, folder).values())
     if not isinstance(report.get("ledger"), list):
