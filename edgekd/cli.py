@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comparison.add_argument("run_a", help="a bench folder, its report.json, or a pipeline run folder")
     comparison.add_argument("run_b", help="the same for the other run")
+    comparison.add_argument("--out-dir", help="also write compare.md and compare.html (a page like report.html)")
 
     report = sub.add_parser(
         "report", help="write a run's or a benchmark's reports again from its report.json",
@@ -126,7 +127,18 @@ def _compare(args: argparse.Namespace) -> int:
     from edgekd import bench
 
     a, b = bench.load_report(args.run_a), bench.load_report(args.run_b)
-    print(bench.compare(a, b, (Path(args.run_a).name or "A", Path(args.run_b).name or "B")))
+    names = (Path(args.run_a).name or "A", Path(args.run_b).name or "B")
+    table = bench.compare(a, b, names)
+    print(table)
+    if args.out_dir:
+        from edgekd.bench.html_page import comparison_html
+        from edgekd.fileio import atomic_write_text
+
+        folder = Path(args.out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / "compare.md", table)
+        atomic_write_text(folder / "compare.html", comparison_html(a, b, names))
+        print(f"[edgekd] written: {folder / 'compare.md'}, {folder / 'compare.html'}")
     return 0
 
 

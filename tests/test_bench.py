@@ -202,9 +202,15 @@ def test_cli_bench_and_compare(files, tmp_path, capsys):
     assert main([*args, "--out-dir", str(tmp_path / "a")]) == 0
     assert main([*args, "--out-dir", str(tmp_path / "b")]) == 0
     capsys.readouterr()
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out-dir", str(tmp_path / "ab")]) == 0
     out = capsys.readouterr().out
     assert "| fp32.onnx | cpu | onnx | 1 |" in out and "p50 a" in out
+    page = (tmp_path / "ab" / "compare.html").read_text()
+    p50 = {run: json.loads((tmp_path / run / "report.json").read_text())["results"][0]["latency"]["p50_ms"]
+           for run in "ab"}  # fmt: skip
+    assert f">{p50['a']:.3f} ms</td>" in page and f">{p50['b']:.3f} ms</td>" in page
+    assert f">{p50['b'] / p50['a']:.2f}x</td>" in page and page.count('<svg class="chart"') == 1
+    assert "| fp32.onnx | cpu | onnx | 1 |" in (tmp_path / "ab" / "compare.md").read_text()
     assert main(["bench", str(files["onnx"]), "--target", "phone"]) == 2
     assert "edgekd: error: unknown target 'phone'" in capsys.readouterr().err
 

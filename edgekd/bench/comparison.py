@@ -27,17 +27,21 @@ def _key(row: dict) -> tuple:
     return (row["artifact"], row["target"], row["runtime"], row.get("batch"))
 
 
-def compare(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
+def matched_rows(a: dict, b: dict) -> list[tuple[tuple, dict | None, dict | None]]:
+    """(artifact, target, runtime, batch) with the row each report measured for it (or None)."""
     rows_a = {_key(r): r for r in a["results"] if r.get("status") == "ok"}
     rows_b = {_key(r): r for r in b["results"] if r.get("status") == "ok"}
+    return [(key, rows_a.get(key), rows_b.get(key)) for key in sorted(set(rows_a) | set(rows_b), key=str)]
+
+
+def compare(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
     left, right = names
     lines = [
         f"| artifact | target | runtime | batch | p50 {left} | p50 {right} | {right}/{left} | "
         f"accuracy {left} | accuracy {right} | memory {left} | memory {right} |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in sorted(set(rows_a) | set(rows_b), key=str):
-        ra, rb = rows_a.get(key), rows_b.get(key)
+    for key, ra, rb in matched_rows(a, b):
         p50a = ra["latency"]["p50_ms"] if ra else None
         p50b = rb["latency"]["p50_ms"] if rb else None
         ratio = f"{p50b / p50a:.2f}x" if p50a and p50b else "-"

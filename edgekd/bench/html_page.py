@@ -242,3 +242,43 @@ def to_html(report: dict, ledger: list[dict] | None = None) -> str:
         f"{ledger_part}{_estimates(report)}<h2>Artifacts and their manifests</h2>{_manifests(report)}"
         f"{_machine(report)}<script>{SCRIPT}</script></body></html>\n"
     )
+
+
+def comparison_html(a: dict, b: dict, names: tuple[str, str]) -> str:
+    """Two benchmark reports side by side: the rows both measured, their p50 ratio, and both on one chart."""
+    from edgekd.bench.comparison import matched_rows
+
+    left, right = names
+    pairs = matched_rows(a, b)
+    rows, groups, p50 = [], [], {f"p50 {left} (ms)": [], f"p50 {right} (ms)": []}
+    for key, ra, rb in pairs:
+        pa = ra["latency"]["p50_ms"] if ra else None
+        pb = rb["latency"]["p50_ms"] if rb else None
+        ratio = pb / pa if pa and pb else None
+        rows.append("<tr>" + "".join([
+            _cell(key[0]), _cell(key[1]), _cell(key[2]), _cell(key[3], key[3] or 0),
+            _cell(f"{pa:.3f} ms" if pa else "-", pa or -1.0), _cell(f"{pb:.3f} ms" if pb else "-", pb or -1.0),
+            _cell(f"{ratio:.2f}x" if ratio else "-", ratio or -1.0),
+            _cell(f"{100 * ra['accuracy']['top1']:.2f}%" if ra and ra.get("accuracy") else "-"),
+            _cell(f"{100 * rb['accuracy']['top1']:.2f}%" if rb and rb.get("accuracy") else "-"),
+        ]) + "</tr>")  # fmt: skip
+        if pa and pb:
+            groups.append(f"{key[0]} @ {key[1]} b{key[3]}")
+            p50[f"p50 {left} (ms)"].append(pa)
+            p50[f"p50 {right} (ms)"].append(pb)
+    header = ["artifact", "target", "runtime", "batch", f"p50 {left}", f"p50 {right}", f"{right}/{left}",
+              f"accuracy {left}", f"accuracy {right}"]  # fmt: skip
+    chart = _figure(
+        svg.grouped_bars(groups, p50, "p50 latency of both runs", shared_scale=True),
+        f"p50 latency, {left} against {right} (one scale)",
+        "the two runs measured no file in common",
+    )
+    machines = "".join(f"<li>{escape(n)}: {escape(r['machine']['cpu'])}, {r['machine']['cores']} cores, created "
+                       f"{escape(r['created'])}</li>" for n, r in ((left, a), (right, b)))  # fmt: skip
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>edgekd compare</title>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head>"
+        f"<body><h1>edgekd compare: {escape(left)} against {escape(right)}</h1>"
+        f"<h2>Results</h2>{_table('results', header, rows)}<h2>Charts</h2>{chart}"
+        f"<h2>Machines</h2><ul>{machines}</ul><script>{SCRIPT}</script></body></html>\n"
+    )

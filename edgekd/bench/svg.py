@@ -109,9 +109,12 @@ def histograms(series: list[tuple[str, dict]], unit: str, title: str) -> str:
     return _svg(12 + len(series) * row, "".join(parts), title)
 
 
-def grouped_bars(groups: list[str], series: dict[str, list[float | None]], title: str) -> str:
+def grouped_bars(
+    groups: list[str], series: dict[str, list[float | None]], title: str, shared_scale: bool = False
+) -> str:
     """Per group (a ledger row) one bar per series, each series scaled to its own maximum (the labels
-    carry the values): how each stage moved accuracy, size and latency."""
+    carry the values): how each stage moved accuracy, size and latency. ``shared_scale``: one scale for
+    all series, for series of the same quantity (two runs' latencies)."""
     names = [n for n, values in series.items() if any(v for v in values if v is not None)]
     if not groups or not names:
         return ""
@@ -124,7 +127,7 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], title
         top = 24 + g * row
         parts.append(f'<text x="{left - 6}" y="{top + row / 2 + 2}" text-anchor="end">{escape(group[:32])}</text>')
         for n, name in enumerate(names):
-            values = [v for v in series[name] if v is not None]
+            values = [v for key in (names if shared_scale else [name]) for v in series[key] if v is not None]
             value = series[name][g]
             if value is None:
                 continue
