@@ -178,6 +178,12 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = run_recipe(args.recipe, args.out_dir, args.overwrite, args.quiet, args.quick, args.resume)
     print((result.run_dir / "report.md").read_text().split("## Ledger", 1)[-1].strip())
+    from edgekd.bench.report import teacher_against_shipped
+
+    for line in teacher_against_shipped(result.report):
+        print(f"[edgekd] {line}")
+    if (result.run_dir / "bench" / "report.html").is_file():
+        print(f"[edgekd] benchmark page: {result.run_dir / 'bench' / 'report.html'}")
     total = time.perf_counter() - started
     print(f"[edgekd] done in {total:.0f} s wall time (pipeline {result.report['wall_s']:.0f} s, the rest data loading "
           f"and teacher pretraining); report: {result.run_dir / 'report.md'}")  # fmt: skip

@@ -22,6 +22,7 @@ from edgekd.train import resolve_device, seed_everything
 
 QUICK_LIMITS = {"limit_train": 6000, "limit_test": 1000}
 QUICK_MAX_EPOCHS = 2
+QUICK_TIMING = {"warmup_runs": 2, "warmup_s": 0.0, "runs": 5, "min_s": 0.0}
 
 
 def quick_variant(recipe: recipes.Recipe) -> recipes.Recipe:
@@ -36,8 +37,9 @@ def quick_variant(recipe: recipes.Recipe) -> recipes.Recipe:
         return dataclasses.replace(config, epochs=min(config.epochs, QUICK_MAX_EPOCHS))
 
     teachers = [dataclasses.replace(t, pretrain=shorten(t.pretrain) if t.pretrain else None) for t in recipe.teachers]
+    targets = [dataclasses.replace(t, **QUICK_TIMING) for t in recipe.targets]  # a few timed runs, no minimum time
     return dataclasses.replace(
-        recipe, data_args=data_args, stages=[shorten(s) for s in recipe.stages], teachers=teachers
+        recipe, data_args=data_args, stages=[shorten(s) for s in recipe.stages], teachers=teachers, targets=targets
     )
 
 
@@ -68,6 +70,7 @@ def run_recipe(
         teacher_weights=[t.weight for t in recipe.teachers] if len(recipe.teachers) > 1 else None,
         export=recipe.export,
         targets=recipe.targets,
+        bench_teacher=recipe.bench_teacher,
         seed=recipe.seed,
         device=recipe.device,
         quiet=quiet,

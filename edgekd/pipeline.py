@@ -30,6 +30,7 @@ from edgekd.preflight import check_models_accept_data
 from edgekd.run_folder import RunFolder, RunReport, stage_config
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.train import resolve_device
+from edgekd.utils.quiet import torch_deprecations_quieted
 
 __all__ = ["Pipeline", "PipelineResult", "RunContext", "Stage"]
 
@@ -58,6 +59,9 @@ class Pipeline:
             written from the final student and must pass its parity gate.
         targets: benchmark targets (``"cpu"``, ``"mobile-like"``, ``"gpu"``, a TOML path or a Target) that
             measure the exported files; needs ``export``.
+        bench_teacher: with ``targets``, also export the (first) teacher in FP32 to each format
+            (``artifacts/teacher.onnx``...) and benchmark it beside the shipped files: the report then shows
+            what the chain bought in size, latency and accuracy against where it started.
         seed: seeds every stage's Trainer. device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         quiet: no progress lines. config: what to record as the run's recipe (the CLI passes the YAML).
     """
@@ -72,6 +76,7 @@ class Pipeline:
         teacher_weights: Sequence[float] | None = None,
         export: Sequence[str] | Mapping[str, dict | None] = (),
         targets: Sequence[str | Target] = (),
+        bench_teacher: bool = False,
         seed: int = 0,
         device: str = "auto",
         quiet: bool = False,
@@ -95,6 +100,9 @@ class Pipeline:
             raise ConfigError(f"targets: {exc}") from exc
         if self.targets and not self.export:
             raise ConfigError("targets: benchmarking measures exported files; add export: [onnx, tflite]")
+        if bench_teacher and not self.targets:
+            raise ConfigError("bench_teacher: the teacher is benchmarked beside the shipped files; add targets")
+        self.bench_teacher = bench_teacher
         self.student, self.data, self.stages = student, data, list(stages)
         self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
         self.folder = RunFolder(out_dir, overwrite)
@@ -120,6 +128,7 @@ class Pipeline:
                 raise ConfigError(f"stages[{index}].{stage.name}: {exc}") from exc
         self._checked_for = resume
 
+    @torch_deprecations_quieted()
     def run(self, resume: bool = False, teacher_notes: Sequence[dict] | None = None) -> PipelineResult:
         """Run every stage; with ``resume`` continue a killed run from its last completed stage and, inside
         the stage it was in, from its last completed epoch. ``teacher_notes``: per teacher, ``notes`` and
@@ -204,6 +213,8 @@ class Pipeline:
 
         self._log(f"benchmark on {', '.join(t.name for t in self.targets)}")
         files = list(artifacts.values())
+        if self.bench_teacher:
+            files += self._teacher_files()
         try:
             files.append(torch_reference(student, self._example(), self.out_dir / "artifacts" / "model.pt2"))
         except CaptureError as exc:
@@ -213,6 +224,16 @@ class Pipeline:
         self._log(f"benchmark report: {paths['html']}")
         return result
 
+    def _teacher_files(self) -> list[Path]:
+        """The first teacher as FP32 files in the run's formats, parity-gated like every artifact."""
+        teacher = self.teachers[0].cpu().eval()
+        paths = []
+        for fmt in self.export:
+            self._log(f"export the teacher to {fmt} for the benchmark")
+            path = self.out_dir / "artifacts" / f"teacher{FORMATS[fmt].suffix}"
+            paths.append(FORMATS[fmt].write_function()(teacher, self._example(), path, data=self.data).path)
+        return paths
+
     def _run_record(self) -> dict:
         """What a resume must match: the recipe (or the Python arguments) and the code version."""
         return {
@@ -221,6 +242,7 @@ class Pipeline:
             "stages": [{"name": s.name, "config": stage_config(s)} for s in self.stages],
             "export": self.export,
             "targets": [t.name for t in self.targets],
+            "bench_teacher": self.bench_teacher,
             "seed": self.seed,
             "data": self.data.describe(),
         }

@@ -43,6 +43,7 @@ TOP_KEYS = {
     "stages",
     "export",
     "targets",
+    "bench_teacher",
 }
 MODEL_KEYS = {"model", "args", "checkpoint", "pretrain", "weight", "output"}
 
@@ -74,6 +75,7 @@ class Recipe:
     export: dict[str, dict]
     targets: list  # bench Targets, loaded and checked
     raw: dict
+    bench_teacher: bool = False
 
 
 def load(path: str | Path) -> Recipe:
@@ -125,6 +127,7 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
         export=export_plan(raw.get("export") or []),
         targets=_checked_targets(_typed(raw.get("targets", []), list[str], "targets")),
         raw=raw,
+        bench_teacher=_typed(raw.get("bench_teacher", False), bool, "bench_teacher"),
     )
 
 

@@ -122,6 +122,28 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def teacher_against_shipped(report: dict, target: str = "mobile-like") -> list[str]:
+    """One line per format: the teacher's FP32 file against the shipped file on ``target``, from a run report
+    whose Pipeline had ``bench_teacher`` (empty otherwise)."""
+    rows = {(r["artifact"], r["target"]): r for r in report.get("bench", {}).get("results", []) if r["status"] == "ok"}
+    sizes = {a["name"]: a.get("size_bytes", 0) for a in report.get("bench", {}).get("artifacts", [])}
+    lines = []
+    for shipped, teacher in (("model.tflite", "teacher.tflite"), ("model.onnx", "teacher.onnx")):
+        a, b = rows.get((teacher, target)), rows.get((shipped, target))
+        if not a or not b:
+            continue
+
+        def facts(row: dict, name: str) -> str:
+            accuracy = f", {100 * row['accuracy']['top1']:.2f}%" if row.get("accuracy") else ""
+            return f"{name} {sizes.get(name, 0) / 1024:.0f} KiB, p50 {row['latency']['p50_ms']:.3f} ms{accuracy}"
+
+        smaller = sizes.get(teacher, 0) / max(sizes.get(shipped, 1), 1)
+        faster = a["latency"]["p50_ms"] / max(b["latency"]["p50_ms"], 1e-9)
+        lines.append(f"{target}: teacher {facts(a, teacher)} -> shipped {facts(b, shipped)}: "
+                     f"{smaller:.1f}x smaller, {faster:.1f}x faster")  # fmt: skip
+    return lines
+
+
 def to_html(report: dict, ledger: list[dict] | None = None) -> str:
     from edgekd.bench.html_page import to_html as page  # the page module builds on the helpers above
 

@@ -30,6 +30,7 @@ from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.utils.modules import resolve_module
+from edgekd.utils.quiet import torch_deprecations_quieted
 
 
 class ObservedGraph(nn.Module):
@@ -67,6 +68,7 @@ def capture_mode(model: nn.Module, qat: bool) -> None:
                 module.train()
 
 
+@torch_deprecations_quieted()
 def prepare(
     model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = (), weight_range: str = "auto"
 ) -> ObservedGraph:
@@ -106,6 +108,7 @@ def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: to
     return seen
 
 
+@torch_deprecations_quieted()
 def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationScheme) -> QuantizedModel:
     """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
     observed.eval()

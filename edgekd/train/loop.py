@@ -31,6 +31,7 @@ from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.outputs import logits_of
 from edgekd.utils.modes import inference
+from edgekd.utils.quiet import torch_deprecations_quieted
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -208,6 +209,7 @@ class Trainer:
             return torch.optim.lr_scheduler.StepLR(optimizer, step_size=c.step_epochs * steps_per_epoch, gamma=c.gamma)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
 
+    @torch_deprecations_quieted()
     def fit(self, model: nn.Module, data: DataBundle, objective: Objective | None = None) -> History:
         """Train ``model`` in place; on return it holds the weights of its best validation epoch."""
         objective = objective or CrossEntropy()

@@ -38,6 +38,15 @@ def quiet_third_party() -> None:
 
 
 @contextlib.contextmanager
+def torch_deprecations_quieted() -> Iterator[None]:
+    """torch's deprecation notes raised inside its own pytree code (deep copies of exported graphs while
+    training, preparing and converting), for one block or, as a decorator, one call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        yield
+
+
+@contextlib.contextmanager
 def third_party_quieted() -> Iterator[None]:
     """The same quiet for one block only: environment, loggers and warning filters are put back after."""
     unset = [name for name in _ENV_DEFAULTS if name not in os.environ]
