@@ -225,3 +225,8 @@ def test_a_failing_stage_leaves_a_report_that_says_where_it_stopped(tiny_images,
     assert report["status"] == "failed: loss is nan at epoch 1, step 2 (stage 2: broken)"
     assert [r["stage"] for r in report["ledger"]] == ["teacher", "student", "distill"]
     assert (tmp_path / "checkpoints" / "01-distill" / "model.pt").is_file()
+
+
+def test_bench_teacher_needs_targets_to_measure_on(tiny_images, tmp_path):
+    with pytest.raises(ConfigError, match="bench_teacher: the teacher is benchmarked beside the shipped files; add"):
+        ek.Pipeline(_teacher(), _student(), tiny_images, [ek.Distill(epochs=1)], out_dir=tmp_path, bench_teacher=True)

@@ -45,11 +45,13 @@ def test_shipped_demo_recipe_is_valid():
 
     recipe = recipes.load(str(files("edgekd.recipes").joinpath("mnist.yaml")))
     assert recipe.teachers[0].model == "mnist-resnet" and recipe.student.model == "mnist-mobilenet"
-    assert [s.name for s in recipe.stages] == ["distill", "quantize"]
+    assert [s.name for s in recipe.stages] == ["distill", "prune", "quantize"]
     assert recipe.export == {"onnx": {}, "tflite": {}}
+    assert [t.name for t in recipe.targets] == ["cpu", "mobile-like"] and recipe.bench_teacher is True
 
 
 BAD_CASES = [
+    (GOOD + "bench_teacher: 3\n", "bench_teacher: expected bool, got int 3"),
     (GOOD.replace("name: tiny", "nmae: tiny"), ": unknown key 'nmae'; did you mean 'name'?"),
     (GOOD.replace("epochs: 1, temperature: 3", "epochs: -1, temperature: 3"), "stages[0].distill.epochs: must be >= 0"),
     (GOOD.replace("temperature: 3", "temperature: hot"), "stages[0].distill.temperature: expected float, got str"),
