@@ -110,3 +110,23 @@ def test_import_edgekd_leaves_the_host_programs_logging_alone():
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True, True, True]
     assert "Failed to load" not in out.stderr  # torchao's CUDA-kernel lines stay off the terminal
+
+
+def test_a_quieted_block_keeps_the_programs_own_torchao_filter():
+    import logging
+
+    from edgekd.utils import quiet
+
+    torchao = logging.getLogger("torchao")
+    had = quiet._skip_missing_gpu_kernels in torchao.filters
+    torchao.addFilter(quiet._skip_missing_gpu_kernels)  # as the CLI's quiet_third_party() does
+    try:
+        with quiet.third_party_quieted():
+            pass
+        assert quiet._skip_missing_gpu_kernels in torchao.filters
+    finally:
+        if not had:
+            torchao.removeFilter(quiet._skip_missing_gpu_kernels)
+    with quiet.third_party_quieted():
+        assert quiet._skip_missing_gpu_kernels in torchao.filters
+    assert (quiet._skip_missing_gpu_kernels in torchao.filters) is had  # a library call leaves nothing behind

@@ -149,14 +149,15 @@ def _summary(report: dict, ledger: list[dict] | None) -> str:
                       f"{first['size_bytes'] / 1024:.0f} KiB, {first['macs']:,} MACs"))  # fmt: skip
         shrunk = f"{last['size_bytes'] / 1024:.0f} KiB ({ratio:.1f}x smaller), {last['macs']:,} MACs"
         cards.append(("came out", f"{last['stage']}: {100 * last['test_accuracy']:.2f}%", shrunk))
-    for target in sorted({r["target"] for r in ok_rows(report)}):
-        on_target = [r for r in ok_rows(report) if r["target"] == target]
+    measured = ok_rows(report)
+    for target in sorted({r["target"] for r in measured}):
+        on_target = [r for r in measured if r["target"] == target]
         fastest = min(on_target, key=lambda r: r["latency"]["p50_ms"])
         slowest = max(on_target, key=lambda r: r["latency"]["p50_ms"])
         speedup = slowest["latency"]["p50_ms"] / max(fastest["latency"]["p50_ms"], 1e-9)
         cards.append((f"fastest on {target}", f"{fastest['latency']['p50_ms']:.3f} ms p50",
                       f"{fastest['artifact']} (batch {fastest['batch']}), {speedup:.1f}x the slowest"))  # fmt: skip
-    scored = [r for r in ok_rows(report) if r.get("accuracy")]
+    scored = [r for r in measured if r.get("accuracy")]
     if scored:
         best = max(scored, key=lambda r: r["accuracy"]["top1"])
         cards.append(("most accurate file", f"{100 * best['accuracy']['top1']:.2f}%", label(best)))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgekd.errors import ConfigError
 from edgekd.fileio import atomic_write_text
+from edgekd.formats import FORMATS
 
 
 def read_report(file: Path, where: str | Path) -> dict:
@@ -128,7 +129,8 @@ def teacher_against_shipped(report: dict, target: str = "mobile-like") -> list[s
     rows = {(r["artifact"], r["target"]): r for r in report.get("bench", {}).get("results", []) if r["status"] == "ok"}
     sizes = {a["name"]: a.get("size_bytes", 0) for a in report.get("bench", {}).get("artifacts", [])}
     lines = []
-    for shipped, teacher in (("model.tflite", "teacher.tflite"), ("model.onnx", "teacher.onnx")):
+    for fmt in ("tflite", "onnx"):
+        shipped, teacher = f"model{FORMATS[fmt].suffix}", f"teacher{FORMATS[fmt].suffix}"  # the Pipeline's names
         a, b = rows.get((teacher, target)), rows.get((shipped, target))
         if not a or not b:
             continue

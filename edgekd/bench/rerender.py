@@ -1,12 +1,14 @@
 """``edgekd report DIR``: the reports of a run or a benchmark written again from its ``report.json``,
-so a report made by an earlier edgekd (or one deleted by hand) gets today's page without rerunning."""
+so a report made by an earlier edgekd (or one deleted by hand) gets today's page without rerunning.
+``report.json`` itself is only read."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.bench.report import read_report, write
+from edgekd.bench.report import read_report, to_html, to_markdown
 from edgekd.errors import ConfigError
+from edgekd.fileio import atomic_write_text
 
 
 def rerender(folder: str | Path) -> list[Path]:
@@ -16,19 +18,27 @@ def rerender(folder: str | Path) -> list[Path]:
     source = folder / "report.json"
     report = read_report(source, folder)
     if report.get("kind") == "edgekd-bench":
-        return list(write(report, folder).values())
+        return _bench_pages(report, folder, None)
     if not isinstance(report.get("ledger"), list):
         raise ConfigError(f"{source}: neither a run report (no ledger) nor a benchmark report")
-    from edgekd.ledger import Ledger, LedgerRow, write_reports
+    from edgekd.ledger import Ledger, LedgerRow, render_markdown
 
     ledger = Ledger()
     try:
         for row in report["ledger"]:
             ledger.add(LedgerRow(**row))
-        write_reports(folder, report, ledger)
+        text = render_markdown(report, ledger)
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{source}: a run report this edgekd cannot read ({exc})") from exc
-    written = [folder / "report.json", folder / "report.md"]
+    atomic_write_text(folder / "report.md", text)
+    written = [folder / "report.md"]
     if isinstance(report.get("bench"), dict):
-        written += list(write(report["bench"], folder / "bench", ledger=report["ledger"]).values())
+        written += _bench_pages(report["bench"], folder / "bench", report["ledger"])
     return written
+
+
+def _bench_pages(report: dict, folder: Path, ledger: list[dict] | None) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "report.md", to_markdown(report))
+    atomic_write_text(folder / "report.html", to_html(report, ledger))
+    return [folder / "report.md", folder / "report.html"]

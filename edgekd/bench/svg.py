@@ -119,6 +119,8 @@ def grouped_bars(
     if not groups or not names:
         return ""
     row, left, right = 16 * len(names) + 12, 200, 90
+    maxima = {name: max(v for v in series[name] if v is not None) for name in names}
+    scale = {name: (max(maxima.values()) if shared_scale else maxima[name]) or 1.0 for name in names}
     parts = []
     for n, name in enumerate(names):
         parts.append(f'<rect x="{left + n * 150}" y="4" width="10" height="10" fill="{PALETTE[n]}"/>'
@@ -127,11 +129,10 @@ def grouped_bars(
         top = 24 + g * row
         parts.append(f'<text x="{left - 6}" y="{top + row / 2 + 2}" text-anchor="end">{escape(group[:32])}</text>')
         for n, name in enumerate(names):
-            values = [v for key in (names if shared_scale else [name]) for v in series[key] if v is not None]
             value = series[name][g]
             if value is None:
                 continue
-            length = (WIDTH - left - right) * value / (max(values) or 1.0)
+            length = (WIDTH - left - right) * value / scale[name]
             y = top + n * 16
             parts.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="13" fill="{PALETTE[n]}"/>'
                          f'<text x="{left + length + 4:.1f}" y="{y + 11}">{_fmt(value)}</text>')  # fmt: skip

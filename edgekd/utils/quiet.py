@@ -52,6 +52,7 @@ def third_party_quieted() -> Iterator[None]:
     unset = [name for name in _ENV_DEFAULTS if name not in os.environ]
     levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
     torchao = logging.getLogger("torchao")
+    filtered_before = _skip_missing_gpu_kernels in torchao.filters  # the CLI's own, for its whole process
     with warnings.catch_warnings():
         try:
             quiet_third_party()
@@ -61,7 +62,8 @@ def third_party_quieted() -> Iterator[None]:
                 os.environ.pop(name, None)
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
-            torchao.removeFilter(_skip_missing_gpu_kernels)
+            if not filtered_before:
+                torchao.removeFilter(_skip_missing_gpu_kernels)
 
 
 def _skip_missing_gpu_kernels(record: logging.LogRecord) -> bool:
