@@ -30,6 +30,7 @@ from edgekd.preflight import check_models_accept_data
 from edgekd.run_folder import RunFolder, RunReport, stage_config
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.train import resolve_device
+from edgekd.utils.progress import bars_hidden
 from edgekd.utils.quiet import torch_deprecations_quieted
 
 __all__ = ["Pipeline", "PipelineResult", "RunContext", "Stage"]
@@ -139,7 +140,7 @@ class Pipeline:
         notes = list(teacher_notes) if teacher_notes is not None else [{} for _ in self.teachers]
         if len(notes) != len(self.teachers):
             raise ConfigError(f"teacher_notes has {len(notes)} entries for {len(self.teachers)} teachers")
-        with self.folder.open(), logits_selected(*self.teachers, self.student):
+        with self.folder.open(), logits_selected(*self.teachers, self.student), bars_hidden(self.quiet):
             result = self._run(resume, notes)
         if output_selection(result.model) is None:
             select_output(result.model)  # the final student returns its logits tensor, whatever it came as
@@ -202,7 +203,8 @@ class Pipeline:
         path = self.out_dir / "artifacts" / f"model{FORMATS[fmt].suffix}"
         artifact = FORMATS[fmt].write_function()(student.cpu(), self._example(), path, data=self.data, **options)
         row = ledger.add(artifact_row(fmt, artifact, ledger.rows[-1], self.out_dir))
-        self._log(f"{fmt}: test accuracy {100 * row.test_accuracy:.2f}% measured on {artifact.path.name}")
+        self._log(f"{fmt}: test accuracy {100 * row.test_accuracy:.2f}% measured on {artifact.path.name} "
+                  f"({artifact.size_bytes / 1024:.1f} KiB, {artifact.export_s:.1f} s)")  # fmt: skip
         return artifact.path
 
     def _bench(self, student: nn.Module, artifacts: dict[str, Path], ledger: Ledger) -> dict:

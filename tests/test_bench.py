@@ -15,7 +15,7 @@ from int8_fixtures import example_batch
 
 import edgekd as ek
 from edgekd import bench
-from edgekd.bench.report import pareto_front
+from edgekd.bench.report import pareto_front, to_markdown
 from edgekd.bench.stats import summarize
 from edgekd.bench.targets import Target, parse_target
 from edgekd.cli import main
@@ -283,3 +283,45 @@ def test_the_page_leaves_out_charts_without_data_and_says_why():
     spread = histogram([1.0, 1.0, 2.0, 4.0], bins=3)
     assert spread == {"edges_ms": [1.0, 2.0, 3.0, 4.0], "counts": [2, 1, 1]}
     assert histogram([2.0, 2.0]) == {"edges_ms": [1.5, 2.5], "counts": [2]}  # one value: one bin around it
+
+
+MNIST_NORMALIZATION = {"mean": [0.1307], "std": [0.3081], "pixel_scale": 1 / 255, "formula": "x = (p/255 - m)/s"}
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        (lambda p: (p / 255 - 0.1307) / 0.3081, None),
+        (lambda p: p, "raw pixels?"),
+        (lambda p: p / 255, "scaled to [0, 1] and not normalized?"),
+    ],
+)
+def test_data_not_normalized_as_the_manifest_says_gets_a_warning(pixels, expected):
+    from edgekd.bench.input_range import range_warning
+
+    raw = np.random.default_rng(0).integers(0, 256, (16, 1, 28, 28)).astype(np.float32)
+    warning = range_warning(MNIST_NORMALIZATION, pixels(raw).astype(np.float32))
+    assert warning is None if expected is None else expected in warning
+    if expected:
+        assert "[-0.424, 2.82]" in warning  # names the range the file expects
+    assert range_warning(None, raw) is None  # a file without a recorded normalization: nothing to check
+    assert range_warning(MNIST_NORMALIZATION, raw.astype(np.int64)) is None  # token ids, masks: not pixels
+
+
+def test_bench_rows_carry_the_normalization_warning(files, tiny_images, tmp_path):
+    from edgekd.data import first_samples
+    from edgekd.formats import manifest_path
+
+    artifact = tmp_path / "fp32.onnx"
+    artifact.write_bytes(files["onnx"].read_bytes())
+    manifest = json.loads(manifest_path(files["onnx"]).read_text())
+    manifest_path(artifact).write_text(json.dumps({**manifest, "normalization": MNIST_NORMALIZATION}))
+    x, y = first_samples(tiny_images.test, None)
+    raw = ek.data.from_arrays(x * 255, y, x * 255, y, name="raw")  # what a user's uint8 .npz turns into
+    report = bench.run([artifact], [_fast("cpu", batch_sizes=[1])], data=raw, quiet=True)
+    (row,) = report["results"]
+    assert row["status"] == "ok"
+    assert any("raw pixels?" in warning for warning in row["warnings"])
+    assert "fp32.onnx" in to_markdown(report) and "raw pixels?" in to_markdown(report)
+    (plain,) = bench.run([files["onnx"]], [_fast("cpu", batch_sizes=[1])], data=raw, quiet=True)["results"]
+    assert not any("pixels" in warning for warning in plain["warnings"])  # no normalization recorded: no guess

@@ -22,6 +22,7 @@ import numpy as np
 from edgekd import __version__
 from edgekd.bench import memory
 from edgekd.bench.estimate import estimates_for
+from edgekd.bench.input_range import artifact_normalization, range_warning
 from edgekd.bench.stats import unstable
 from edgekd.bench.targets import Target, load_target
 from edgekd.data import DataBundle, first_samples
@@ -30,6 +31,7 @@ from edgekd.errors import ConfigError
 from edgekd.formats import files_of, format_of, manifest_path, runtime_of, suffixes
 from edgekd.inputs import named_inputs
 from edgekd.runtimes import file_problem
+from edgekd.utils.progress import bars_hidden, say, steps
 
 BENCH_SCHEMA_VERSION = 1
 WORKER_TIMEOUT_S = 600
@@ -86,10 +88,17 @@ def run(
         data_files = _save_data(data, Path(scratch), accuracy_samples) if data is not None else None
         jobs, skipped = _plan([Path(a) for a in artifacts], resolved)
         entries.extend(skipped)
-        for number, job in enumerate(jobs, 1):
-            _progress(quiet, f"[bench {number}/{len(jobs)}] {job.target.name}: {job.artifact.name} "
-                             f"({job.runtime}, batch {job.batch})")  # fmt: skip
-            entries.append(_measure(job, data_files, Path(scratch), runs, min_s, threads))
+        data_warnings = _data_warnings({job.artifact for job in jobs}, data_files)
+        for artifact, warning in data_warnings.items():
+            _progress(quiet, f"[bench] warning: {artifact.name}: {warning}")
+        with bars_hidden(quiet):
+            for number, job in enumerate(steps(jobs, "bench"), 1):
+                _progress(quiet, f"[bench {number}/{len(jobs)}] {job.target.name}: {job.artifact.name} "
+                                 f"({job.runtime}, batch {job.batch})")  # fmt: skip
+                entry = _measure(job, data_files, Path(scratch), runs, min_s, threads)
+                if entry["status"] == "ok" and job.artifact in data_warnings:
+                    entry["warnings"].append(data_warnings[job.artifact])
+                entries.append(entry)
     _progress(quiet, f"[bench] done: {len(jobs)} measurements in {time.perf_counter() - started:.0f} s")
     return {
         "schema_version": BENCH_SCHEMA_VERSION,
@@ -205,6 +214,15 @@ def _save_data(data: DataBundle, folder: Path, limit: int | None) -> dict:
     return {"inputs": inputs, "y": str(folder / "y.npy"), "name": data.name}
 
 
+def _data_warnings(artifacts: set[Path], data_files: dict | None) -> dict[Path, str]:
+    """Per file, a warning when the data's first input is not normalized the way its manifest says."""
+    if not data_files:
+        return {}
+    first = np.load(next(iter(data_files["inputs"].values())))
+    found = {a: range_warning(artifact_normalization(a), first) for a in sorted(artifacts)}
+    return {artifact: warning for artifact, warning in found.items() if warning}
+
+
 def _target_facts(target: Target) -> dict:
     facts = {k: v for k, v in vars(target).items() if k != "reference_phones"}
     facts["threads_used"] = target.thread_count
@@ -227,4 +245,4 @@ def _artifact_facts(path: Path) -> dict:
 
 def _progress(quiet: bool, line: str) -> None:
     if not quiet:
-        print(line, file=sys.stderr, flush=True)
+        say(line)

@@ -30,6 +30,7 @@ from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
 from edgekd.runtimes import Runner, open_runner
+from edgekd.utils.progress import steps
 
 PARITY_SAMPLES = 256
 
@@ -79,10 +80,11 @@ def parity_samples(data: DataBundle | None, example: ModelInputs, count: int, se
     return grown(example)
 
 
-def runtime_accuracy(runner: Runner, loader) -> tuple[float, int]:
-    """Top-1 accuracy of the file itself, in its runtime, over a whole loader."""
+def runtime_accuracy(runner: Runner, loader, desc: str = "accuracy") -> tuple[float, int]:
+    """Top-1 accuracy of the file itself, in its runtime, over a whole loader (a bar on a terminal:
+    a TFLite file takes a while over a 10,000-image test set)."""
     correct = total = 0
-    for batch in loader:
+    for batch in steps(loader, desc):
         x, y, _ = split_batch(batch)
         predicted = runner.run(to_numpy(x)).argmax(-1)
         correct += int((predicted == y.cpu().numpy()).sum())
@@ -129,7 +131,9 @@ def publish(
             if not report.passed:
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
-            accuracy = runtime_accuracy(runner, data.test)[0] if data is not None else None
+            accuracy = None
+            if data is not None:
+                accuracy = runtime_accuracy(runner, data.test, f"{path.name}: test accuracy")[0]
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
             content = manifests.build(

@@ -31,6 +31,7 @@ from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.outputs import logits_of
 from edgekd.utils.modes import inference
+from edgekd.utils.progress import on_terminal
 from edgekd.utils.quiet import torch_deprecations_quieted
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -270,7 +271,7 @@ class Trainer:
         bar = tqdm(
             total=len(data.train),
             desc=f"{self.desc} {epoch}/{self.config.epochs}",
-            disable=self.quiet or not sys.stderr.isatty(),
+            disable=self.quiet or not on_terminal(),
             leave=False,
             dynamic_ncols=True,
         )
