@@ -368,6 +368,68 @@ def mnist(
     return bundle
 
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_LABELS = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+_IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_idx_split(folder: str | Path, how_to_get: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train and test images and labels from the four MNIST-style IDX files in ``folder`` (gzipped
+    or not); ``how_to_get`` ends the error when a file is missing."""
+    from edgekd.idx import read_idx
+
+    root = Path(folder).expanduser()
+    arrays = []
+    for name in _IDX_NAMES:
+        found = next((root / f"{name}{ext}" for ext in (".gz", "") if (root / f"{name}{ext}").is_file()), None)
+        if found is None:
+            raise DataError(f"'{root / name}.gz' does not exist; {how_to_get}")
+        arrays.append(read_idx(found))
+    for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "t10k")):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(
+                f"'{root}': {split} images shaped {list(images.shape)} do not match labels shaped {list(labels.shape)}"
+            )
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def fashion_mnist(
+    path: str | Path | None = None,
+    batch_size: int = 128,
+    val_size: int = 5000,
+    seed: int = 0,
+    shift_pixels: int = 0,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> DataBundle:
+    """Fashion-MNIST: 60,000 + 10,000 28x28 grey images of clothing in 10 classes, from the IDX files of
+    Debian's ``dataset-fashion-mnist`` package or a folder ``path`` holding the same four files.
+
+    Hard enough that a small student falls short of its teacher, so distillation shows (MNIST is not).
+    Arguments as :func:`mnist`."""
+    folder = Path(path) if path is not None else FASHION_MNIST_DIR
+    how = "install Debian's package (apt-get install dataset-fashion-mnist) or give path= a folder with the files"
+    x_train, y_train, x_test, y_test = load_idx_split(folder, how)
+    x_train, y_train = _limit(x_train, y_train, limit_train, seed)
+    x_test, y_test = _limit(x_test, y_test, limit_test, seed)
+    bundle = from_arrays(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        labels=FASHION_MNIST_LABELS,
+        val_fraction=val_size / MNIST_TRAIN_SIZE,
+        batch_size=batch_size,
+        seed=seed,
+        augment=random_shift(shift_pixels) if shift_pixels else None,
+        name="fashion-mnist",
+    )
+    bundle.extra = {"shift_pixels": shift_pixels} | ({"shift_fill": "edge"} if shift_pixels else {})
+    return bundle
+
+
 def digits(batch_size: int = 64, test_fraction: float = 0.2, seed: int = 0) -> DataBundle:
     """scikit-learn's 8x8 handwritten digits (1,797 images), split by a seeded permutation."""
     from sklearn.datasets import load_digits
@@ -508,7 +570,9 @@ def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
     )  # fmt: skip
 
 
-SOURCES: dict[str, Callable[..., DataBundle]] = {"mnist": mnist, "digits": digits, "image_folder": image_folder}
+SOURCES: dict[str, Callable[..., DataBundle]] = {
+    "mnist": mnist, "fashion-mnist": fashion_mnist, "digits": digits, "image_folder": image_folder,
+}  # fmt: skip
 
 
 def source(name: str, key: str = "data.source") -> Callable[..., DataBundle]:

@@ -112,3 +112,74 @@ def test_image_folder_errors_name_the_problem(tmp_path):
     _write_images(tmp_path / "split" / "test", ["a", "c"])
     with pytest.raises(DataError, match="differ from a, b"):
         ek.data.image_folder(tmp_path / "split")
+
+
+def _write_idx(path, array: np.ndarray, gz: bool = True) -> None:
+    import gzip
+    import struct
+
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def _fashion_folder(folder, train: int = 120, test: int = 40, gz: bool = True):
+    rng = np.random.default_rng(0)
+    folder.mkdir(exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", train), ("t10k", test)):
+        _write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
+        _write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", np.arange(n) % 10, gz)
+    return folder
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files_from_a_folder_with_class_names(tmp_path, gz):
+    bundle = ek.data.fashion_mnist(path=_fashion_folder(tmp_path / "fm", gz=gz), batch_size=16, val_size=5000)
+    assert bundle.name == "fashion-mnist" and bundle.input_shape == (1, 28, 28) and bundle.num_classes == 10
+    assert bundle.labels[0] == "T-shirt/top" and bundle.labels[9] == "Ankle boot"
+    assert (bundle.train.dataset_size + bundle.val.dataset_size, bundle.test.dataset_size) == (120, 40)
+    assert bundle.test.y.tolist() == (np.arange(40) % 10).tolist()  # labels in file order
+
+
+def test_fashion_mnist_says_how_to_get_missing_files_and_names_a_damaged_one(tmp_path):
+    with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist\) or give path="):
+        ek.data.fashion_mnist(path=tmp_path / "nowhere")
+    folder = _fashion_folder(tmp_path / "fm")
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    import gzip
+
+    images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-100]))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz' is damaged: shape \[40, 28, 28\] needs 31360"):
+        ek.data.fashion_mnist(path=folder)
+    images.write_bytes(b"not a gzip file")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz' cannot be read as an IDX file"):
+        ek.data.fashion_mnist(path=folder)
+    images.write_bytes(gzip.compress(b"\x01\x02\x03\x04 and more"))
+    with pytest.raises(DataError, match="is not an IDX file"):
+        ek.data.fashion_mnist(path=folder)
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((39, 28, 28)))
+    with pytest.raises(DataError, match=r"t10k images shaped \[39, 28, 28\] do not match labels shaped \[40\]"):
+        ek.data.fashion_mnist(path=folder)
+
+
+def test_recipes_name_fashion_mnist_as_a_source(tmp_path):
+    from edgekd import recipe
+
+    folder = _fashion_folder(tmp_path / "fm")
+    parsed = recipe.parse(
+        {"data": {"source": "fashion-mnist", "path": str(folder), "batch_size": 8}, "teacher": "mnist-resnet",
+         "student": "mnist-mobilenet", "stages": ["train"]}
+    )  # fmt: skip
+    bundle = recipe.build_data(parsed)
+    assert bundle.name == "fashion-mnist" and bundle.test.dataset_size == 40
+
+
+def test_the_installed_fashion_mnist_has_the_canonical_split():
+    import os
+
+    if not ek.data.FASHION_MNIST_DIR.is_dir() and not os.environ.get("CI"):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed here (.ci/run installs it)")
+    x_train, y_train, x_test, y_test = ek.data.load_idx_split(ek.data.FASHION_MNIST_DIR, "")
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
