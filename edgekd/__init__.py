@@ -12,6 +12,9 @@ __version__ = "0.1.0"
 
 _NAMES = {
     "Distill": ("edgekd.distill", "Distill"),
+    "MutualDistill": ("edgekd.distill.mutual", "MutualDistill"),
+    "AdversarialDistill": ("edgekd.distill.adversarial", "AdversarialDistill"),
+    "BornAgain": ("edgekd.distill.born_again", "BornAgain"),
     "Pipeline": ("edgekd.pipeline", "Pipeline"),
     "PipelineResult": ("edgekd.pipeline", "PipelineResult"),
     "RunContext": ("edgekd.stage", "RunContext"),

@@ -40,7 +40,15 @@ from edgekd.utils.naming import unknown
 
 # The packages whose stage modules register the built-in stages; imported on the first lookup by name,
 # since Quantize pulls in torchao and litert-torch.
-BUILTIN_STAGE_MODULES = ("edgekd.train.stage", "edgekd.distill.stage", "edgekd.prune.stage", "edgekd.quantize.stage")
+BUILTIN_STAGE_MODULES = (
+    "edgekd.train.stage",
+    "edgekd.distill.stage",
+    "edgekd.distill.mutual",
+    "edgekd.distill.adversarial",
+    "edgekd.distill.born_again",
+    "edgekd.prune.stage",
+    "edgekd.quantize.stage",
+)
 
 _REGISTRY: dict[str, type] = {}
 StageType = TypeVar("StageType", bound=type)

@@ -80,6 +80,14 @@ class DistillObjective:
     def __call__(
         self, model: nn.Module, x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, logits, _ = self.step(model, x, y, index)
+        return loss, logits
+
+    def step(
+        self, model: nn.Module, x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss, the student's logits and the teacher outputs: what a family built on top of this
+        objective (mutual, adversarial) adds its own terms to."""
         teacher = self.teacher_outputs(x, index)
         logits = logits_of(forward(model, x))
         teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
@@ -87,7 +95,7 @@ class DistillObjective:
         loss = kd_loss(logits, targets, y, self.temperature, self.alpha)
         if self._student_taps is not None:
             loss = loss + self.feature_weight * self._feature_term(self._student_taps.pop(), teacher)
-        return loss, logits
+        return loss, logits, teacher
 
     def _feature_term(
         self, student_features: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]

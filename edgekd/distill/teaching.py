@@ -6,6 +6,7 @@ teacher, with adapters built afresh for the student's current shape each time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -17,6 +18,7 @@ from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.errors import ConfigError
 from edgekd.stage import RunContext
 from edgekd.train import History, TrainConfig, check
+from edgekd.train.loop import Objective
 from edgekd.utils.modules import resolve_module
 
 
@@ -29,7 +31,8 @@ class TeachingConfig(TrainConfig):
 
     Args:
         temperature: softens both distributions in the KD loss (Hinton et al.); > 0.
-        alpha: weight of the KD loss; ``1 - alpha`` goes to cross-entropy on the labels. In [0, 1].
+        alpha: weight of the cross-entropy on the labels; ``1 - alpha`` goes to the KD loss on the
+            teachers' soft targets (``alpha=1``: labels only). In [0, 1].
         features: ``{student module: teacher module}`` pairs whose outputs are matched (an adapter
             fills any channel or size gap; it trains with the student and is never exported).
         feature_loss: how features are matched: mse, cosine, attention, rkd or sp.
@@ -70,8 +73,17 @@ class TeachingConfig(TrainConfig):
         return "; ".join(parts)
 
 
-def train_with_teacher(ctx: RunContext, student: nn.Module, config: TeachingConfig, desc: str) -> tuple[History, dict]:
-    """Run the Trainer on the distillation objective; returns the history and facts for the ledger."""
+def train_with_teacher(
+    ctx: RunContext,
+    student: nn.Module,
+    config: TeachingConfig,
+    desc: str,
+    wrap: Callable[[DistillObjective], Objective] | None = None,
+) -> tuple[History, dict]:
+    """Run the Trainer on the distillation objective; returns the history and facts for the ledger.
+
+    ``wrap`` turns the KD objective into a family's own (a cohort of peers, a discriminator) that adds
+    its terms to the KD loss; what it trains beside the student lives in its ``extra_modules``."""
     config.validate_taps(ctx.teachers, student)
     train = ctx.data.train
     cache = (
@@ -90,8 +102,9 @@ def train_with_teacher(ctx: RunContext, student: nn.Module, config: TeachingConf
         feature_weight=config.feature_weight,
         cache=cache,
     )
+    trained = wrap(objective) if wrap is not None else objective
     try:
-        history = ctx.trainer(config, desc=desc).fit(student, ctx.data, objective)
+        history = ctx.trainer(config, desc=desc).fit(student, ctx.data, trained)
     finally:
         objective.close()
     facts = {
