@@ -164,3 +164,40 @@ def test_a_fresh_copy_has_the_architecture_and_new_weights_or_says_why_not():
 
     with pytest.raises(ConfigError, match="Frozen: no layer has reset_parameters"):
         fresh_copy(Frozen(), 0)
+
+
+class PatchViT(nn.Module):
+    """A one-block transformer on 12x12 images: 3x3 patches (a 4x4 grid) after a class token."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.patches = nn.Conv2d(1, dim, 3, stride=3)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.block = nn.TransformerEncoderLayer(dim, 2, 32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(dim, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patches(x).flatten(2).transpose(1, 2)
+        tokens = self.block(torch.cat([self.cls.expand(len(x), -1, -1), tokens], 1))
+        return self.head(tokens[:, 0])
+
+
+def test_a_vit_teacher_teaches_a_cnn_student_through_its_patch_grid(tiny_images, tmp_path):
+    from edgekd.distill.taps import build_adapters, tokens_to_grid
+
+    tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).reshape(2, 17, 3)
+    grid = tokens_to_grid(tokens)
+    assert grid.shape == (2, 3, 4, 4) and torch.equal(grid[1, :, 0, 1], tokens[1, 2])  # class token left out
+    torch.manual_seed(0)
+    vit = PatchViT()
+    ek.Trainer(ek.TrainConfig(epochs=3, lr=3e-3), quiet=True).fit(vit, tiny_images)
+    x, _, _ = _batch(tiny_images)
+    (adapter,) = build_adapters(_net(), vit, {"1": "block"}, x[:2]).values()
+    assert adapter.teacher_tokens and adapter.size == (4, 4)  # 12x12 student map pooled to the 4x4 grid
+    stage = ek.Distill(epochs=2, lr=1e-2, features={"1": "block"}, feature_loss="mse")
+    result = ek.Pipeline(teacher=vit, student=_net(), data=tiny_images, stages=[stage],
+                         out_dir=tmp_path / "run", quiet=True).run()  # fmt: skip
+    row = result.report["ledger"][-1]
+    assert row["test_accuracy"] > 0.8 and row["details"]["adapters"] == 1
+    with pytest.raises(ConfigError, match=r"cannot match a student feature of shape \(2, 288\)"):
+        build_adapters(_net(), vit, {"2": "block"}, x[:2])  # flattened student against tokens: no grid to share

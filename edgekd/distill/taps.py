@@ -6,6 +6,8 @@ counts. They live beside the student, train with it, and are never part of the e
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,16 +49,39 @@ class FeatureTaps:
         self._handles.clear()
 
 
+def grid_shape(tokens: torch.Size) -> torch.Size:
+    """The feature-map shape ``(B, D, s, s)`` of a transformer's ``(B, N, D)`` tokens: the last ``s*s``
+    tokens are the patches, any before them (a class or distillation token) are left out."""
+    side = math.isqrt(tokens[1])
+    if side == 0:
+        raise ConfigError(f"tokens shaped {tuple(tokens)} hold no patch grid")
+    return torch.Size((tokens[0], tokens[2], side, side))
+
+
+def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """``(B, N, D)`` patch tokens laid out as a ``(B, D, s, s)`` map (see :func:`grid_shape`)."""
+    _, count, dim = tokens.shape
+    side = math.isqrt(count)
+    patches = tokens[:, count - side * side :, :]
+    return patches.transpose(1, 2).reshape(len(tokens), dim, side, side)
+
+
 class Adapter(nn.Module):
     """Projects a student feature to the teacher's channels (1x1 conv or linear).
 
     When resolutions differ, both sides are compared at the smaller one: the larger map is
     average-pooled down. Pooling invents no detail (upsampling would), and a pooled teacher map is
-    smaller to cache and cheaper to train against.
+    smaller to cache and cheaper to train against. A transformer's ``(B, N, D)`` tokens facing a
+    CNN's feature map (a ViT teacher for a CNN student, or the other way) are laid out as their patch
+    grid first, so features match across architectures.
     """
 
     def __init__(self, student_shape: torch.Size, teacher_shape: torch.Size) -> None:
         super().__init__()
+        self.student_tokens = len(student_shape) == 3 and len(teacher_shape) == 4
+        self.teacher_tokens = len(teacher_shape) == 3 and len(student_shape) == 4
+        student_shape = grid_shape(student_shape) if self.student_tokens else student_shape
+        teacher_shape = grid_shape(teacher_shape) if self.teacher_tokens else teacher_shape
         if len(student_shape) != len(teacher_shape):
             raise ConfigError(
                 f"cannot match a student feature of shape {tuple(student_shape)} "
@@ -81,11 +106,11 @@ class Adapter(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._resize(self.project(x))
+        return self._resize(self.project(tokens_to_grid(x) if self.student_tokens else x))
 
     def match_teacher(self, teacher_feature: torch.Tensor) -> torch.Tensor:
         """The teacher's feature at the resolution the adapted student feature has."""
-        return self._resize(teacher_feature)
+        return self._resize(tokens_to_grid(teacher_feature) if self.teacher_tokens else teacher_feature)
 
 
 def probe_shapes(model: nn.Module, names: list[str], sample: ModelInputs, role: str) -> dict[str, torch.Size]:
