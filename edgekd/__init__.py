@@ -15,6 +15,7 @@ _NAMES = {
     "MutualDistill": ("edgekd.distill.mutual", "MutualDistill"),
     "AdversarialDistill": ("edgekd.distill.adversarial", "AdversarialDistill"),
     "BornAgain": ("edgekd.distill.born_again", "BornAgain"),
+    "SelfDistill": ("edgekd.distill.self_distill", "SelfDistill"),
     "Pipeline": ("edgekd.pipeline", "Pipeline"),
     "PipelineResult": ("edgekd.pipeline", "PipelineResult"),
     "RunContext": ("edgekd.stage", "RunContext"),

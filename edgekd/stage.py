@@ -46,6 +46,7 @@ BUILTIN_STAGE_MODULES = (
     "edgekd.distill.mutual",
     "edgekd.distill.adversarial",
     "edgekd.distill.born_again",
+    "edgekd.distill.self_distill",
     "edgekd.prune.stage",
     "edgekd.quantize.stage",
 )

@@ -201,3 +201,33 @@ def test_a_vit_teacher_teaches_a_cnn_student_through_its_patch_grid(tiny_images,
     assert row["test_accuracy"] > 0.8 and row["details"]["adapters"] == 1
     with pytest.raises(ConfigError, match=r"cannot match a student feature of shape \(2, 288\)"):
         build_adapters(_net(), vit, {"2": "block"}, x[:2])  # flattened student against tokens: no grid to share
+
+
+def test_self_distillation_heads_learn_from_labels_and_the_final_head_and_are_dropped(tiny_images, tmp_path):
+    from edgekd.distill.self_distill import AuxiliaryHead, SelfDistillObjective
+    from edgekd.distill.taps import FeatureTaps
+
+    student = _net()
+    x, y, _ = _batch(tiny_images)
+    heads = nn.ModuleDict({"0": AuxiliaryHead(torch.Size((2, 2, 12, 12)), 4, "0")})
+    taps = FeatureTaps(student, ["0"], "heads: student")
+    base = DistillObjective([_net(8).eval()], student, x[:2], alpha=1.0)
+    loss, _ = SelfDistillObjective(base, taps, heads, temperature=3.0, weight=0.5)(student, x, y, None)
+    plain, _ = base(student, x, y, None)
+    assert loss.item() > plain.item()
+    loss.backward()
+    assert all(p.grad is not None for p in heads.parameters())
+    taps.remove()
+    stage = ek.SelfDistill(heads=["1"], epochs=2, lr=1e-2, alpha=1.0)
+    result = ek.Pipeline(teacher=_net(8), student=_net(), data=tiny_images, stages=[stage],
+                         out_dir=tmp_path / "run", quiet=True).run()  # fmt: skip
+    row = result.report["ledger"][-1]
+    assert row["test_accuracy"] > 0.8 and "1 auxiliary heads on 1 (dropped)" in row["notes"]
+    assert set(result.model.state_dict()) == set(_net().state_dict())
+    hooks = [h for m in result.model.modules() for h in m._forward_hooks.values()]
+    assert [getattr(h, "edgekd_selector", None) for h in hooks] == ["auto"]  # the tap is gone, the selector stays
+    with pytest.raises(ConfigError, match="heads: student module 'blocks.9' does not exist"):
+        ek.Pipeline(teacher=_net(8), student=_net(), data=tiny_images, quiet=True, out_dir=tmp_path / "bad",
+                    stages=[ek.SelfDistill(heads=["blocks.9"])]).preflight()  # fmt: skip
+    with pytest.raises(ConfigError, match="heads: name at least one student module"):
+        ek.SelfDistill()

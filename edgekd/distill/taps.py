@@ -23,6 +23,7 @@ class FeatureTaps:
 
     def __init__(self, model: nn.Module, names: list[str], role: str) -> None:
         self.features: dict[str, torch.Tensor] = {}
+        self.names = list(names)
         self._handles = []
         for name in names:
             module = resolve_module(model, name, role)
