@@ -22,6 +22,7 @@ STUDIES = {
     "prune_mnist": "recovered accuracy after pruning the MNIST student",
     "int8_latency": "INT8 ONNX / TFLite against FP32 and quantize_static",
     "bench_fidelity": "the benchmark harness against a bare runtime loop",
+    "kd_methods": "every distillation family on Fashion-MNIST, 3 seeds",
     "zoo": "EfficientNet-Lite0, HF MobileNetV2, a ViT-Small: PTQ and QAT into both INT8 files",
 }
 

@@ -53,7 +53,22 @@ def _check_int8_latency(results: dict, table: str) -> None:
     assert "| quantize_static QOperator, uint8 act. |" in table
 
 
-CHECKS = {"hinton2015_mnist": _check_hinton, "pipeline_ablation": _check_ablation, "int8_latency": _check_int8_latency}
+def _check_kd_methods(results: dict, table: str) -> None:
+    from benchmarks.kd_methods import methods
+
+    assert list(results["rows"]) == list(methods(1))  # every family has its row
+    for label, row in results["rows"].items():
+        assert len(row["per_seed"]) == 1 and 0 <= row["per_seed"][0] <= 1 and row["wall_s"][0] > 0
+        assert f"| {label} |" in table
+    assert {"resnet", "vit"} == set(results["teachers"]) and "Order, best first:" in table
+
+
+CHECKS = {
+    "kd_methods": _check_kd_methods,
+    "hinton2015_mnist": _check_hinton,
+    "pipeline_ablation": _check_ablation,
+    "int8_latency": _check_int8_latency,
+}
 
 
 @pytest.mark.slow
