@@ -256,8 +256,22 @@ def zoo_block() -> str:
     return f"{table_markdown(results)}\n{footer}"
 
 
+def kd_methods_block() -> str:
+    from benchmarks.kd_methods import markdown
+
+    study = _load("kd_methods")
+    results = study["results"]
+    footer = (
+        f"Fashion-MNIST, student `{results['student']['name']}` on {results['train_images']:,} training images, "
+        f"{results['epochs']} epochs per network trained, {results['seeds']} seeds; teachers on the whole training "
+        f"set. `{study['command']}` ({study['wall_s']:.0f} s), {study['date']}."
+    )
+    return f"{markdown(results, results['checks'])}\n{footer}"
+
+
 BLOCKS = {
     "ablation": ablation_block,
+    "kd-methods": kd_methods_block,
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
     "prune-latency": prune_latency_block,

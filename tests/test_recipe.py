@@ -141,3 +141,19 @@ def test_prune_stage_options_are_validated_with_their_keys(tmp_path):
         recipes.load(_write(tmp_path, text.replace("ratio: 0.5", "ratio: 1.2")))
     with pytest.raises(ConfigError, match=r"stages\[1\]\.prune\.ignore: expected list\[str\] \| None"):
         recipes.load(_write(tmp_path, text.replace("ignore: [classifier]", "ignore: classifier")))
+
+
+def test_every_example_recipe_parses():
+    from pathlib import Path
+
+    from edgekd import recipe
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "recipes"
+    parsed = {path.name: recipe.load(path) for path in sorted(folder.glob("*.yaml"))}
+    assert "fashion_mnist.yaml" in parsed and len(parsed) >= 4
+    assert [type(s).__name__ for s in parsed["fashion_mnist.yaml"].stages] == [
+        "MutualDistill",
+        "SelfDistill",
+        "Quantize",
+    ]
+    assert parsed["fashion_mnist.yaml"].data_source == "fashion-mnist"
