@@ -350,7 +350,24 @@ def mnist(
 
     ``val_size`` counts on the full 60,000 training images; a subset keeps the same proportion.
     """
-    x_train, y_train, x_test, y_test = load_mnist_arrays()
+    arrays = load_mnist_arrays()
+    return _mnist_like(arrays, "mnist", None, batch_size, val_size, seed, shift_pixels, limit_train, limit_test)
+
+
+def _mnist_like(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    name: str,
+    labels: Sequence[str] | None,
+    batch_size: int,
+    val_size: int,
+    seed: int,
+    shift_pixels: int,
+    limit_train: int | None,
+    limit_test: int | None,
+) -> DataBundle:
+    """A 60,000 + 10,000 MNIST-style split as a bundle: seeded subsets, the validation share counted on
+    the full training set, optional shift jitter."""
+    x_train, y_train, x_test, y_test = arrays
     x_train, y_train = _limit(x_train, y_train, limit_train, seed)
     x_test, y_test = _limit(x_test, y_test, limit_test, seed)
     bundle = from_arrays(
@@ -358,11 +375,12 @@ def mnist(
         y_train,
         x_test,
         y_test,
+        labels=labels,
         val_fraction=val_size / MNIST_TRAIN_SIZE,
         batch_size=batch_size,
         seed=seed,
         augment=random_shift(shift_pixels) if shift_pixels else None,
-        name="mnist",
+        name=name,
     )
     bundle.extra = {"shift_pixels": shift_pixels} | ({"shift_fill": "edge"} if shift_pixels else {})
     return bundle
@@ -411,23 +429,10 @@ def fashion_mnist(
     Arguments as :func:`mnist`."""
     folder = Path(path) if path is not None else FASHION_MNIST_DIR
     how = "install Debian's package (apt-get install dataset-fashion-mnist) or give path= a folder with the files"
-    x_train, y_train, x_test, y_test = load_idx_split(folder, how)
-    x_train, y_train = _limit(x_train, y_train, limit_train, seed)
-    x_test, y_test = _limit(x_test, y_test, limit_test, seed)
-    bundle = from_arrays(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        labels=FASHION_MNIST_LABELS,
-        val_fraction=val_size / MNIST_TRAIN_SIZE,
-        batch_size=batch_size,
-        seed=seed,
-        augment=random_shift(shift_pixels) if shift_pixels else None,
-        name="fashion-mnist",
+    arrays = load_idx_split(folder, how)
+    return _mnist_like(
+        arrays, "fashion-mnist", FASHION_MNIST_LABELS, batch_size, val_size, seed, shift_pixels, limit_train, limit_test
     )
-    bundle.extra = {"shift_pixels": shift_pixels} | ({"shift_fill": "edge"} if shift_pixels else {})
-    return bundle
 
 
 def digits(batch_size: int = 64, test_fraction: float = 0.2, seed: int = 0) -> DataBundle:

@@ -34,9 +34,7 @@ class AdversarialObjective:
 
     def __init__(self, base: DistillObjective, critic: nn.Module, lr: float, temperature: float, weight: float) -> None:
         self.base, self.temperature, self.weight = base, temperature, weight
-        self.extra_modules = nn.ModuleDict({"discriminator": critic})
-        if base.extra_modules is not None:
-            self.extra_modules["adapters"] = base.extra_modules
+        self.extra_modules = base.extras_with(discriminator=critic)
         self.optimizer = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999))
         self.last_discriminator_loss = float("nan")
 

@@ -42,9 +42,7 @@ class MutualObjective:
 
     def __init__(self, base: DistillObjective, peers: nn.ModuleList, temperature: float, weight: float) -> None:
         self.base, self.temperature, self.weight = base, temperature, weight
-        self.extra_modules = nn.ModuleDict({"peers": peers})
-        if base.extra_modules is not None:
-            self.extra_modules["adapters"] = base.extra_modules
+        self.extra_modules = base.extras_with(peers=peers)
 
     def __call__(
         self, model: nn.Module, x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None

@@ -108,6 +108,14 @@ class DistillObjective:
             terms.append(self.feature_loss(feature, teacher[f"feature/{student_name}"]))
         return torch.stack(terms).mean()
 
+    def extras_with(self, **modules: nn.Module) -> nn.ModuleDict:
+        """A family's own trained helpers (peers, heads, a discriminator) beside this objective's
+        adapters: what its ``extra_modules`` hands the Trainer to optimize and checkpoint."""
+        extras = nn.ModuleDict(modules)
+        if self.extra_modules is not None:
+            extras["adapters"] = self.extra_modules
+        return extras
+
     def close(self) -> None:
         """Detach the hooks so the student leaves this stage as a plain module."""
         for taps in (self._student_taps, self._teacher_taps):

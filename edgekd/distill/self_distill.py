@@ -59,9 +59,7 @@ class SelfDistillObjective:
     ) -> None:
         self.base, self.taps, self.temperature, self.weight = base, taps, temperature, weight
         self.names = list(taps.names)
-        self.extra_modules = nn.ModuleDict({"heads": heads})
-        if base.extra_modules is not None:
-            self.extra_modules["adapters"] = base.extra_modules
+        self.extra_modules = base.extras_with(heads=heads)
 
     def __call__(
         self, model: nn.Module, x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None
