@@ -33,6 +33,7 @@ TEACHERS = {"resnet": ("mnist-resnet", {"epochs": 4, "lr": 0.003}), "vit": ("mni
 LR = 0.005
 KD = {"temperature": 4.0, "alpha": 0.5}
 HINT = {"blocks.3": "layer2"}  # student 48x4x4 against teacher 64x7x7 (pooled to 4x4)
+EMBEDDING = {"pool": "pool"}  # relation-based losses compare the batch's penultimate embeddings (128 each)
 VIT_HINT = {"blocks.3": "blocks"}  # student 48x4x4 against the ViT's 16 patch tokens as a 4x4 grid
 
 
@@ -46,9 +47,9 @@ def methods(epochs: int) -> dict[str, tuple[str, str, Callable[[], list]]]:
         "attention transfer": ("feature", "resnet",
                                lambda: [ek.Distill(**train, **KD, features=HINT, feature_loss="attention")]),
         "RKD (distance + angle)": ("relation", "resnet",
-                                   lambda: [ek.Distill(**train, **KD, features=HINT, feature_loss="rkd")]),
+                                   lambda: [ek.Distill(**train, **KD, features=EMBEDDING, feature_loss="rkd")]),
         "similarity preserving": ("relation", "resnet",
-                                  lambda: [ek.Distill(**train, **KD, features=HINT, feature_loss="sp")]),
+                                  lambda: [ek.Distill(**train, **KD, features=EMBEDDING, feature_loss="sp")]),
         "multi-teacher (ResNet + ViT)": ("ensemble", "resnet+vit", lambda: [ek.Distill(**train, **KD)]),
         "deep mutual learning (1 peer)": ("online", "none", lambda: [ek.MutualDistill(**train, alpha=1.0, peers=1)]),
         "be your own teacher (2 heads)": ("self", "none",
