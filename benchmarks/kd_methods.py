@@ -2,11 +2,12 @@
 
 Fashion-MNIST, unlike MNIST, leaves a gap between the 26k-parameter student (``mnist-mobilenet``)
 trained on labels and its ResNet teacher (``mnist-resnet``), so the families can be told apart.
-Rows: label-only (the baseline), logit KD (Hinton 2015), FitNets hints, attention transfer, RKD,
-similarity preserving, multi-teacher (ResNet + ViT soft targets averaged), deep mutual learning
-(a peer, no teacher), Be Your Own Teacher (auxiliary heads, no teacher), born-again generations
-(label-only generation 0, then generations taught by the one before), adversarial KD, and a ViT
-teacher into the CNN student (logit + patch-grid feature KD). Every row trains the student for the
+Rows: label-only (the baseline), logit KD (Hinton 2015), FitNets hints, attention transfer (both on
+a mid-network feature map), RKD and similarity preserving (on the penultimate embeddings),
+multi-teacher (ResNet + ViT soft targets averaged), deep mutual learning (a peer, no teacher), Be
+Your Own Teacher (auxiliary heads, no teacher), born-again generations (label-only generation 0,
+then a generation taught by it), adversarial KD, and a ViT teacher into the CNN student (logit +
+patch-grid feature KD). Every row trains the student for the
 same number of epochs per network trained; test accuracy is mean +- std over seeds; wall time is the
 mean per seed. Teachers are trained once (seed 0, cached). To fit the study budget on 2 cores, the
 students train on a seeded subset of the training images for a few epochs (``--train``,
