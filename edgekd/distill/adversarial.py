@@ -92,9 +92,6 @@ class AdversarialDistill(TeachingConfig, Stage):
         hidden = self.discriminator_hidden
         check(isinstance(hidden, int) and hidden >= 1, "discriminator_hidden", f"must be an integer >= 1, got {hidden}")
 
-    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
-        self.validate_taps(teachers, student)
-
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
         critic = discriminator(ctx.data.num_classes, self.discriminator_hidden).to(ctx.device)
         built: list[AdversarialObjective] = []

@@ -92,9 +92,6 @@ class MutualDistill(TeachingConfig, Stage):
         )
         check(self.mutual_weight >= 0, "mutual_weight", f"must be >= 0, got {self.mutual_weight}")
 
-    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
-        self.validate_taps(teachers, student)
-
     def cohort(self, ctx: RunContext, student: nn.Module) -> nn.ModuleList:
         """The student's peers: fresh copies of its architecture, then the learning teacher copy."""
         members = [fresh_copy(student, ctx.seed + 1000 + k) for k in range(self.peers)]

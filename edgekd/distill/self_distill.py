@@ -103,7 +103,6 @@ class SelfDistill(TeachingConfig, Stage):
             resolve_module(student, name, "heads: student")
 
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
-        self.validate(ctx.teachers, student)
         shapes = probe_shapes(student, self.heads, ctx.example, "heads: student")
         classes = ctx.data.num_classes
         heads = nn.ModuleDict({adapter_key(n): AuxiliaryHead(shapes[n], classes, n) for n in self.heads})

@@ -24,9 +24,6 @@ class Distill(TeachingConfig, Stage):
 
     name: str = "distill"
 
-    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
-        self.validate_taps(teachers, student)
-
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
         history, facts = train_with_teacher(ctx, student, self, desc=self.name)
         best = f"best epoch {history.best_epoch}/{len(history.epochs)}"

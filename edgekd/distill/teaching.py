@@ -65,6 +65,10 @@ class TeachingConfig(TrainConfig):
             resolve_module(student, student_name, "student")
             resolve_module(teachers[0], teacher_name, "teacher")
 
+    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        """A teaching stage's check before any training: its tap names (a stage adds its own checks)."""
+        self.validate_taps(teachers, student)
+
     def describe(self) -> str:
         parts = [f"T={self.temperature:g}", f"alpha={self.alpha:g}"]
         if self.features:
