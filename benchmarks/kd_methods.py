@@ -130,11 +130,17 @@ def checks(results: dict) -> dict[str, tuple[float, bool]]:
     }  # fmt: skip
 
 
+def teacher_cost(note: str) -> str:
+    """The teacher's wall-time cell: a cached teacher's cost was paid by an earlier run (the cache's
+    path belongs to that machine, not in a table)."""
+    return "trained once (seed 0), cached" if note.startswith("trained earlier") else note
+
+
 def markdown(results: dict, check: dict) -> str:
     rows, teacher_rows = results["rows"], results["teachers"]
     baseline = statistics.fmean(rows["labels only"]["per_seed"]) if "labels only" in rows else None
-    lines = [[f"teacher {t['name']}", "-", "-", f"{100 * t['test_accuracy']:.2f}%", "-", f"{t['params']:,}", t["note"]]
-             for t in teacher_rows.values()]  # fmt: skip
+    lines = [[f"teacher {t['name']}", "-", "-", f"{100 * t['test_accuracy']:.2f}%", "-", f"{t['params']:,}",
+              teacher_cost(t["note"])] for t in teacher_rows.values()]  # fmt: skip
     for label, row in rows.items():
         mean, std = mean_std(row["per_seed"])
         delta = "-" if baseline is None or label == "labels only" else f"{100 * (mean - baseline):+.2f}"

@@ -15,7 +15,7 @@ from benchmarks import results_io
 
 STUDIES = {
     "hinton2015_mnist": "the paper's MNIST table: teacher, student, distilled student",
-    "pipeline_ablation": "every stage on MNIST, 3 seeds, against quantizing the teacher",
+    "pipeline_ablation": "every stage on Fashion-MNIST (or --dataset mnist), 3 seeds, against quantizing the teacher",
     "demo_mnist": "the demo from a cold cache against its bars",
     "distill_epoch_cost": "a distillation epoch against a label-only epoch",
     "prune_latency": "pruned MobileNetV2: MACs next to ONNX Runtime latency",

@@ -20,6 +20,19 @@ def test_result_blocks_hold_numbers_from_the_results():
     assert "| tflite int8 (edgekd) |" in rendered
 
 
+def test_ablation_rows_show_their_own_seed_means_not_the_shared_file_accuracy():
+    import json
+    import statistics
+
+    from benchmarks.pipeline_ablation import SETUPS, cells
+
+    results = json.loads((ROOT / "benchmarks" / "results" / "pipeline_ablation_mnist.json").read_text())["results"]
+    shown = {row[0]: row[1] for row in cells(results)}
+    for key in SETUPS["mnist"].trained_rows[:3]:  # labels only and both KD rows share one FP32 file
+        label = "student, labels only" if key == "labels only" else key
+        assert shown[label].startswith(f"{100 * statistics.fmean(results['per_seed'][key]):.2f}%")
+
+
 def _check_hinton(results: dict, table: str) -> None:
     assert results["epochs"] == 1
     assert all(isinstance(results["rows"][k]["errors"], int) for k in ("teacher", "student", "distilled"))
@@ -38,6 +51,7 @@ def _check_ablation(results: dict, table: str) -> None:
     for config in QUANTIZE_STATIC:
         assert f"| alternative: teacher INT8 by ORT quantize_static {config} |" in table
     assert "| kd_gain_points |" in table and "| onnx_int8_over_fp32_student |" in table
+    assert results["dataset"] == "fashion-mnist" and "| + logit KD |" in table and "| + feature KD |" not in table
 
 
 def _check_int8_latency(results: dict, table: str) -> None:
