@@ -7,6 +7,7 @@ index lets the Trainer reuse teacher outputs across epochs when no random augmen
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import torch
 
 from edgekd.errors import DataError
 from edgekd.inputs import ModelInputs, Signature, as_signature, concat, count, rows, split_batch, to_device
+from edgekd.utils.lazy import lazy_attributes
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 MNIST_TRAIN_SIZE = 60000
@@ -578,13 +580,26 @@ def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
 SOURCES: dict[str, Callable[..., DataBundle]] = {
     "mnist": mnist, "fashion-mnist": fashion_mnist, "digits": digits, "image_folder": image_folder,
 }  # fmt: skip
+# Text sources live in edgekd.text (tokenizers, transformers): imported when first named.
+TEXT_SOURCES = {"text": "text_file", "corpus": "corpus"}
+
+
+def source_names() -> list[str]:
+    return [*SOURCES, *TEXT_SOURCES]
 
 
 def source(name: str, key: str = "data.source") -> Callable[..., DataBundle]:
     """The data source a recipe or the CLI names (``key`` is where the name came from, for the error)."""
+    if name in TEXT_SOURCES:
+        return getattr(importlib.import_module("edgekd.text"), TEXT_SOURCES[name])
     if name not in SOURCES:
         from edgekd.errors import ConfigError
         from edgekd.utils.naming import unknown
 
-        raise ConfigError(f"{key}: {unknown('data source', name, SOURCES)}")
+        raise ConfigError(f"{key}: {unknown('data source', name, source_names())}")
     return SOURCES[name]
+
+
+__getattr__ = lazy_attributes(
+    globals(), {name: ("edgekd.text", name) for name in ("text", "text_file", "corpus", "read_table")}
+)

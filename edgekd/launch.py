@@ -28,7 +28,7 @@ QUICK_TIMING = {"warmup_runs": 2, "warmup_s": 0.0, "runs": 5, "min_s": 0.0}
 def quick_variant(recipe: recipes.Recipe) -> recipes.Recipe:
     """The same recipe at toy size (at most two epochs per stage, a data subset) for smoke tests."""
     data_args = dict(recipe.data_args)
-    accepted = inspect.signature(recipes.DATA_SOURCES[recipe.data_source]).parameters
+    accepted = inspect.signature(data_sources.source(recipe.data_source)).parameters
     data_args |= {k: v for k, v in QUICK_LIMITS.items() if k in accepted}
 
     def shorten(config):

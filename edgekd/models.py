@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.utils.lazy import lazy_attributes
 from edgekd.utils.naming import unknown
 
 ModelFactory = Callable[..., nn.Module]
@@ -29,8 +30,18 @@ def register(name: str) -> Callable[[ModelFactory], ModelFactory]:
     return wrap
 
 
+# Modules whose models register on import; imported on first lookup so `import edgekd.models` stays light.
+_FAMILIES = ("edgekd.transformer_models",)
+
+
+def _load_families() -> None:
+    for module in _FAMILIES:
+        importlib.import_module(module)
+
+
 def names() -> list[str]:
     """The registered model names."""
+    _load_families()
     return sorted(_REGISTRY)
 
 
@@ -38,6 +49,7 @@ def get(name: str, **kwargs) -> nn.Module:
     """Build a model by registry name or by ``package.module:callable``."""
     if ":" in name:
         return _import_factory(name)(**kwargs)
+    _load_families()
     if name not in _REGISTRY:
         raise ConfigError(unknown("model", name, names()))
     return _REGISTRY[name](**kwargs)
@@ -277,3 +289,8 @@ def hinton_teacher(
 @register("hinton-student")
 def hinton_student(in_features: int = 784, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     return MLP((800, 800), in_features, num_classes, dropout=dropout)
+
+
+__getattr__ = lazy_attributes(
+    globals(), {name: ("edgekd.transformer_models", name) for name in ("from_teacher_layers", "smaller", "block_list")}
+)

@@ -142,7 +142,7 @@ def _parse_data(section: Any) -> tuple[str, dict]:
     if isinstance(section, str):
         section = {"source": section}
     if not isinstance(section, dict) or "source" not in section:
-        raise ConfigError(f"data: must be a mapping with 'source' (one of {', '.join(DATA_SOURCES)})")
+        raise ConfigError(f"data: must be a mapping with 'source' (one of {', '.join(data_sources.source_names())})")
     source = section["source"]
     build = data_sources.source(source)
     args = {k: v for k, v in section.items() if k != "source"}
@@ -307,7 +307,7 @@ def build_model(spec: ModelSpec, where: str) -> nn.Module:
 
 def build_data(recipe: Recipe) -> DataBundle:
     try:
-        return DATA_SOURCES[recipe.data_source](**recipe.data_args)
+        return data_sources.source(recipe.data_source)(**recipe.data_args)
     except EdgekdError:
         raise
     except TypeError as exc:

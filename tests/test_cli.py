@@ -17,7 +17,8 @@ def test_help_on_every_subcommand(argv, capsys):
 
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
-    names = ["hinton-student", "hinton-teacher", "mnist-mobilenet", "mnist-resnet", "mnist-vit", "mobilenetv2"]
+    names = ["hf-classifier", "hinton-student", "hinton-teacher", "layers-of", "minilm-l6", "mnist-mobilenet",
+             "mnist-resnet", "mnist-vit", "mobilenetv2"]  # fmt: skip
     assert capsys.readouterr().out.split() == names
 
 

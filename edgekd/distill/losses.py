@@ -2,11 +2,13 @@
 
 Response-based: ``kd`` (Hinton et al. 2015). Feature-based, on tapped feature pairs: ``mse`` and
 ``cosine`` hints (FitNets), ``attention`` transfer (Zagoruyko & Komodakis 2017). Relation-based:
-``rkd`` distance + angle (Park et al. 2019) and ``sp`` similarity preserving (Tung & Mori 2019).
+``rkd`` distance + angle (Park et al. 2019), ``sp`` similarity preserving (Tung & Mori 2019) and
+``attention_relation``, MiniLMv2's multi-head self-attention relations (Wang et al. 2021).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -124,3 +126,46 @@ def similarity_preserving(student: torch.Tensor, teacher: torch.Tensor) -> torch
     gram_s = F.normalize(s @ s.t(), dim=1)
     gram_t = F.normalize(t @ t.t(), dim=1)
     return (gram_s - gram_t).pow(2).sum() / (len(s) ** 2)
+
+
+MAX_RELATION_HEADS = 12
+
+
+def relation_heads(student_width: int, teacher_width: int, limit: int = MAX_RELATION_HEADS) -> int:
+    """The most relation heads (at most ``limit``) that split both widths evenly."""
+    return max(h for h in range(1, limit + 1) if student_width % h == 0 and teacher_width % h == 0)
+
+
+def _as_tokens(feature: torch.Tensor) -> torch.Tensor:
+    """``(B, N, D)`` as it is; a ``(B, C, H, W)`` map as its ``H*W`` positions of width ``C``."""
+    if feature.dim() == 4:
+        return feature.flatten(2).transpose(1, 2)
+    if feature.dim() != 3:
+        raise ConfigError(f"attention relations need (B, N, D) tokens or (B, C, H, W) maps, got {tuple(feature.shape)}")
+    return feature
+
+
+def _log_relations(tokens: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, count, width = tokens.shape
+    split = tokens.reshape(batch, count, heads, width // heads).transpose(1, 2)
+    scores = split @ split.transpose(-1, -2) / math.sqrt(width // heads)
+    return F.log_softmax(scores.float(), dim=-1)
+
+
+@register_feature_loss("attention_relation")
+def attention_relation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MiniLMv2 self-attention relations: per relation head, the softmax of scaled dot products between
+    every pair of tokens; KL from the teacher's relations to the student's.
+
+    Tapped on the query, key or value projections it transfers Q-Q, K-K and V-V relations; on a block's
+    output, its token relations. Relations are N x N whatever the widths, so a narrower student needs
+    no adapter; the head count is the largest (up to 12) that splits both widths."""
+    s, t = _as_tokens(student), _as_tokens(teacher)
+    if s.shape[:2] != t.shape[:2]:
+        raise ConfigError(
+            f"attention relations need the same tokens on both sides: {tuple(s.shape)} vs {tuple(t.shape)}"
+        )
+    heads = relation_heads(s.shape[-1], t.shape[-1])
+    log_s, log_t = _log_relations(s, heads), _log_relations(t, heads)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)
+    return kl.mean()

@@ -88,15 +88,24 @@ class Adapter(nn.Module):
                 f"cannot match a student feature of shape {tuple(student_shape)} "
                 f"to a teacher feature of shape {tuple(teacher_shape)}"
             )
-        cs, ct = student_shape[1], teacher_shape[1]
+        # (B, N, D) tokens facing tokens: the width is the last dimension, and the tokens must line up
+        if len(student_shape) == 3:
+            if student_shape[1] != teacher_shape[1]:
+                raise ConfigError(
+                    f"a student feature of {student_shape[1]} tokens cannot be matched to a teacher feature of "
+                    f"{teacher_shape[1]} tokens (shapes {tuple(student_shape)} and {tuple(teacher_shape)})"
+                )
+            cs, ct = student_shape[2], teacher_shape[2]
+        else:
+            cs, ct = student_shape[1], teacher_shape[1]
         if cs == ct:
             self.project: nn.Module = nn.Identity()
         elif len(student_shape) == 4:
             self.project = nn.Conv2d(cs, ct, kernel_size=1, bias=False)
-        elif len(student_shape) == 2:
+        elif len(student_shape) in (2, 3):
             self.project = nn.Linear(cs, ct, bias=False)
         else:
-            raise ConfigError(f"feature taps must be 2-D or 4-D; got shape {tuple(student_shape)}")
+            raise ConfigError(f"feature taps must be 2-D, 3-D (tokens) or 4-D; got shape {tuple(student_shape)}")
         self.size = None
         if len(teacher_shape) == 4:
             self.size = tuple(min(s, t) for s, t in zip(student_shape[2:], teacher_shape[2:]))

@@ -37,6 +37,12 @@ class TeachingConfig(TrainConfig):
             fills any channel or size gap; it trains with the student and is never exported).
         feature_loss: how features are matched: mse, cosine, attention, rkd or sp.
         feature_weight: weight of the feature loss against the KD loss.
+        layer_map: block-to-block taps for transformers (or any model whose blocks sit in one
+            ``nn.ModuleList``): ``"uniform"`` (TinyBERT: student block m learns from teacher block
+            (m+1)N/M - 1), ``"last"`` (MiniLM), or ``{student block: teacher block}``; added to
+            ``features``.
+        layer_parts: which part of each mapped block is tapped: ``""`` (the block's output) or a
+            submodule path such as ``attention.self.query``.
         cache_teacher: keep the teacher's logits from the first epoch when the training data comes in
             a fixed order without augmentation, instead of running the teacher every epoch.
     """
@@ -46,6 +52,8 @@ class TeachingConfig(TrainConfig):
     features: dict[str, str] = field(default_factory=dict)
     feature_loss: str = "mse"
     feature_weight: float = 1.0
+    layer_map: str | dict[int, int] | None = None
+    layer_parts: list[str] = field(default_factory=lambda: [""])
     cache_teacher: bool = True
 
     def __post_init__(self) -> None:
@@ -54,14 +62,28 @@ class TeachingConfig(TrainConfig):
         check(0.0 <= self.alpha <= 1.0, "alpha", f"must be in [0, 1], got {self.alpha}")
         check(self.feature_weight >= 0, "feature_weight", f"must be >= 0, got {self.feature_weight}")
         check(isinstance(self.features, dict), "features", "must map student module names to teacher module names")
+        check(isinstance(self.layer_parts, list) and bool(self.layer_parts), "layer_parts",
+              "must be a non-empty list of block parts ('' for the block itself)")  # fmt: skip
         try:
             get_feature_loss(self.feature_loss)
         except ConfigError as exc:
             raise ConfigError(f"feature_loss: {exc}") from exc
 
+    def feature_pairs(self, teacher: nn.Module, student: nn.Module) -> dict[str, str]:
+        """Every tapped pair: those ``layer_map`` expands to, then ``features`` (which win on a clash)."""
+        if self.layer_map is None:
+            return dict(self.features)
+        from edgekd.distill.layer_map import layer_pairs
+
+        try:
+            return {**layer_pairs(student, teacher, self.layer_map, self.layer_parts), **self.features}
+        except ConfigError as exc:
+            message = str(exc) if str(exc).startswith("layer_map") else f"layer_map: {exc}"
+            raise ConfigError(message) from exc
+
     def validate_taps(self, teachers: list[nn.Module], student: nn.Module) -> None:
         """Check the tap names before any training: a typo costs seconds, not a teacher's training."""
-        for student_name, teacher_name in self.features.items():
+        for student_name, teacher_name in self.feature_pairs(teachers[0], student).items():
             resolve_module(student, student_name, "student")
             resolve_module(teachers[0], teacher_name, "teacher")
 
@@ -71,6 +93,9 @@ class TeachingConfig(TrainConfig):
 
     def describe(self) -> str:
         parts = [f"T={self.temperature:g}", f"alpha={self.alpha:g}"]
+        if self.layer_map is not None:
+            tapped = ", ".join(part or "output" for part in self.layer_parts)
+            parts.append(f"{self.feature_loss} on blocks mapped {self.layer_map} ({tapped})")
         if self.features:
             taps = ", ".join(f"{s}<-{t}" for s, t in self.features.items())
             parts.append(f"{self.feature_loss} on {taps}")
@@ -101,7 +126,7 @@ def train_with_teacher(
         temperature=config.temperature,
         alpha=config.alpha,
         teacher_weights=ctx.teacher_weights,
-        features=config.features,
+        features=config.feature_pairs(ctx.teachers[0], student),
         feature_loss=config.feature_loss,
         feature_weight=config.feature_weight,
         cache=cache,

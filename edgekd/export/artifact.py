@@ -136,6 +136,7 @@ def publish(
                 accuracy = runtime_accuracy(runner, data.test, f"{path.name}: test accuracy")[0]
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
+            manifests.carry_tokenizer(path.parent, data)
             content = manifests.build(
                 staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
             )

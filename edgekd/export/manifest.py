@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgekd import __version__
 from edgekd.data import DataBundle
-from edgekd.fileio import atomic_write_text
+from edgekd.fileio import atomic_write, atomic_write_text
 from edgekd.formats import files_of, manifest_path  # noqa: F401 - manifest_path is read from here too
 from edgekd.runtimes import TensorSpec
 
@@ -76,6 +76,7 @@ def build(
         "int8_boundaries": internal_quantization,
         "normalization": _normalization(data),
         "labels": list(data.labels) if data is not None else None,
+        "tokenizer": tokenizer_entry(data),
         "parity": parity,
         "accuracy": (
             {"test_accuracy": test_accuracy, "dataset": data.name, "measured_on": "this file in its runtime"}
@@ -101,6 +102,35 @@ def _model_inputs(data: DataBundle | None) -> dict | None:
         return None
     signature = data.signature
     return {"keyword": signature.keyword, "inputs": signature.describe()}
+
+
+TOKENIZER_FOLDER = "tokenizer"
+
+
+def carry_tokenizer(folder: Path, data: DataBundle | None) -> None:
+    """Copy the data's tokenizer files into ``folder/tokenizer`` (each file written atomically), so the
+    app that ships the artifact ships the exact tokenizer it was trained with."""
+    described = (data.extra.get("tokenizer") if data is not None else None) or {}
+    source = Path(described["saved_to"]) if described.get("saved_to") else None
+    if source is None or not source.is_dir():
+        return
+    for file in sorted(source.iterdir()):
+        if file.is_file():
+            atomic_write(folder / TOKENIZER_FOLDER / file.name, lambda handle, f=file: handle.write(f.read_bytes()))
+
+
+def tokenizer_entry(data: DataBundle | None) -> dict | None:
+    """How to tokenize for this file: the tokenizer's description and the files that
+    :func:`carry_tokenizer` puts beside the artifact (byte copies, so the same digests)."""
+    described = (data.extra.get("tokenizer") if data is not None else None) or None
+    if described is None:
+        return None
+    entry = {key: value for key, value in described.items() if key != "saved_to"}
+    source = Path(described["saved_to"]) if described.get("saved_to") else None
+    if source is not None and source.is_dir():
+        entry["folder"] = TOKENIZER_FOLDER
+        entry["files"] = {f.name: sha256_of(f) for f in sorted(source.iterdir()) if f.is_file()}
+    return entry
 
 
 def _normalization(data: DataBundle | None) -> dict | None:

@@ -51,7 +51,7 @@ class Quantize(TeachingConfig, Stage):
         resolve_weight_range(self.weight_range)  # a bad choice is named before any work
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
-        if self.features:
+        if self.features or self.layer_map is not None:
             raise ConfigError(
                 "features: feature hints are not available during QAT (the student is a traced graph); "
                 "quantize learns from the teacher's logits"

@@ -1,0 +1,181 @@
+"""Transformer students cut from their teacher, block-mapped feature KD and attention relations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from text_fixtures import sentiment_texts, tiny_bert, tokenizer
+
+import edgekd as ek
+from edgekd.distill.layer_map import block_pairs, layer_pairs
+from edgekd.distill.losses import attention_relation, get_feature_loss, relation_heads
+from edgekd.distill.taps import Adapter, probe_shapes
+from edgekd.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory) -> ek.data.DataBundle:
+    texts, labels = sentiment_texts(480)
+    return ek.data.text(texts, labels, tokenizer(tmp_path_factory.mktemp("tok")), max_length=14, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def bert_teacher(texts):
+    teacher = tiny_bert(4, 32)
+    ek.Trainer(ek.TrainConfig(epochs=6, lr=2e-3), quiet=True, seed=0).fit(teacher, texts)
+    return teacher.eval()
+
+
+def test_a_student_cut_from_the_teacher_keeps_the_chosen_blocks_weights(bert_teacher, texts):
+    student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    assert student.config.num_hidden_layers == 2 and len(bert_teacher.bert.encoder.layer) == 4
+    for kept, source in zip(student.bert.encoder.layer, [1, 3]):
+        original = bert_teacher.bert.encoder.layer[source].state_dict()
+        for name, tensor in kept.state_dict().items():
+            assert torch.equal(tensor, original[name]), name
+    assert torch.equal(student.classifier.weight, bert_teacher.classifier.weight)
+    assert student.classifier.weight.data_ptr() != bert_teacher.classifier.weight.data_ptr()  # a copy
+    assert ek.evaluate(student.eval(), texts.test) > 0.0
+    halves = [ek.models.from_teacher_layers(tiny_bert(n), "every_other").bert.encoder.layer for n in (4, 6)]
+    assert [len(blocks) for blocks in halves] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [([0, 4], r"block indices in 0..3 \(the teacher has 4\)"), ([1, 1], "each block can be kept once"),
+     ([], "block indices"), ("half", "'every_other'")],
+)  # fmt: skip
+def test_bad_layer_choices_are_named(layers, message):
+    with pytest.raises(ConfigError, match=message):
+        ek.models.from_teacher_layers(tiny_bert(4), layers)
+
+
+def test_a_model_without_blocks_cannot_be_cut():
+    with pytest.raises(ConfigError, match="no list of repeated blocks"):
+        ek.models.from_teacher_layers(torch.nn.Linear(3, 2), [0])
+
+
+def test_a_smaller_configuration_of_the_teachers_architecture():
+    teacher = tiny_bert(4, 32)
+    student = ek.models.smaller(teacher, num_hidden_layers=2, hidden_size=16, num_attention_heads=2,
+                                intermediate_size=32)  # fmt: skip
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert type(student) is type(teacher) and count(student) < count(teacher) / 2
+    with pytest.raises(ConfigError, match="has no option hidden_width"):
+        ek.models.smaller(teacher, hidden_width=8)
+    with pytest.raises(ConfigError, match="no Hugging Face config"):
+        ek.models.smaller(torch.nn.Linear(2, 2), num_hidden_layers=1)
+
+
+def test_block_maps_follow_tinybert_and_minilm():
+    assert block_pairs(2, 4, "uniform") == {0: 1, 1: 3}
+    assert block_pairs(3, 6, "uniform") == {0: 1, 1: 3, 2: 5}
+    assert block_pairs(3, 4, "uniform") == {0: 0, 1: 1, 2: 3}
+    assert block_pairs(2, 6, "last") == {1: 5}
+    assert layer_pairs(tiny_bert(2), tiny_bert(4), "uniform", ["", "attention.self.query"]) == {
+        "bert.encoder.layer.0": "bert.encoder.layer.1",
+        "bert.encoder.layer.0.attention.self.query": "bert.encoder.layer.1.attention.self.query",
+        "bert.encoder.layer.1": "bert.encoder.layer.3",
+        "bert.encoder.layer.1.attention.self.query": "bert.encoder.layer.3.attention.self.query",
+    }
+    with pytest.raises(ConfigError, match=r"layer_map: 0 -> 7 is outside the blocks \(student 0..1, teacher 0..3\)"):
+        block_pairs(2, 4, {0: 7})
+    with pytest.raises(ConfigError, match="layer_map: must be one of uniform, last"):
+        block_pairs(2, 4, "every")
+
+
+def test_attention_relations_compare_token_relations_across_widths():
+    torch.manual_seed(0)
+    teacher = torch.randn(3, 7, 24)
+    assert attention_relation(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.randn(3, 7, 16, requires_grad=True)
+    loss = attention_relation(student, teacher)
+    assert loss.item() > 0.01 and relation_heads(16, 24) == 8
+    loss.backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    # a student whose tokens relate as the teacher's do (a width-preserving rotation of the same tokens)
+    rotation = torch.linalg.qr(torch.randn(24, 24))[0]
+    assert attention_relation(teacher @ rotation, teacher).item() < loss.item()
+    grid = torch.randn(2, 8, 3, 3)  # a CNN map's positions are its tokens
+    assert attention_relation(grid, torch.randn(2, 9, 12)).item() > 0
+    with pytest.raises(ConfigError, match="same tokens on both sides"):
+        attention_relation(torch.randn(2, 5, 8), torch.randn(2, 6, 8))
+    assert get_feature_loss("attention_relation") is attention_relation
+
+
+def test_token_features_of_different_widths_get_a_linear_adapter():
+    adapter = Adapter(torch.Size((2, 7, 16)), torch.Size((2, 7, 32)))
+    assert isinstance(adapter.project, torch.nn.Linear) and adapter(torch.randn(2, 7, 16)).shape == (2, 7, 32)
+    with pytest.raises(ConfigError, match="7 tokens cannot be matched to a teacher feature of 9 tokens"):
+        Adapter(torch.Size((2, 7, 16)), torch.Size((2, 9, 32)))
+
+
+@pytest.mark.slow
+def test_distilling_a_cut_bert_with_mapped_blocks_and_attention_relations_then_int8_files(bert_teacher, texts,
+                                                                                         tmp_path):  # fmt: skip
+    student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    # scramble the student's blocks so there is something to distil back
+    with torch.no_grad():
+        for p in student.bert.encoder.layer.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    parts = ["attention.self.query", "attention.self.key", "attention.self.value"]
+    pairs = layer_pairs(student, bert_teacher, "uniform", parts)
+    sample = next(iter(texts.val))[0]
+
+    def relation_gap(model) -> float:
+        from edgekd.distill.taps import FeatureTaps
+        from edgekd.utils.modes import inference
+
+        s_taps = FeatureTaps(model, list(pairs), "student")
+        t_taps = FeatureTaps(bert_teacher, list(pairs.values()), "teacher")
+        with inference(model), inference(bert_teacher):
+            model(**sample), bert_teacher(**sample)
+        s, t = s_taps.pop(), t_taps.pop()
+        s_taps.remove(), t_taps.remove()
+        return sum(attention_relation(s[k], t[v]).item() for k, v in pairs.items())
+
+    before = relation_gap(student)
+    stages = [ek.Distill(epochs=3, lr=2e-3, layer_map="uniform", layer_parts=parts, feature_loss="attention_relation"),
+              ek.Quantize(epochs=1, lr=1e-4)]  # fmt: skip
+    result = ek.Pipeline(bert_teacher, student, texts, stages, export=["onnx", "tflite"], out_dir=tmp_path / "run",
+                         quiet=True, device="cpu").run()  # fmt: skip
+    distilled = ek.modelfile.load_model(ek.models.from_teacher_layers(bert_teacher, [1, 3]),
+                                        result.run_dir / "checkpoints" / "01-distill" / "model.pt")  # fmt: skip
+    assert relation_gap(distilled) < 0.5 * before
+    ledger = {row["stage"]: row for row in result.report["ledger"]}
+    assert "attention_relation on blocks mapped uniform" in ledger["distill"]["notes"]
+    assert ledger["onnx"]["test_accuracy"] >= 0.9 and ledger["tflite"]["test_accuracy"] >= 0.9
+    for fmt, path in result.artifacts.items():
+        manifest = json.loads(path.with_name(path.name + ".json").read_text())
+        tok = manifest["tokenizer"]
+        assert tok["sequence_length"] == 14 and tok["lowercase"] is True and tok["folder"] == "tokenizer", fmt
+        assert "saved_to" not in tok and [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask"]
+        from edgekd.export.manifest import sha256_of
+
+        for name, digest in tok["files"].items():
+            assert sha256_of(path.parent / "tokenizer" / name) == digest
+        assert "vocab.txt" in tok["files"] or "tokenizer.json" in tok["files"]
+
+
+def test_recipes_build_a_student_from_a_models_blocks(tmp_path):
+    from edgekd import recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("data: digits\nteacher: {model: 'text_fixtures:tiny_bert', args: {layers: 4}}\n"
+                    "student: {model: layers-of, args: {model: 'text_fixtures:tiny_bert', args: {layers: 4}, "
+                    "layers: [0, 3]}}\nstages: [{distill: {layer_map: uniform, feature_loss: cosine}}]\n")  # fmt: skip
+    loaded = recipe.load(path)
+    student = recipe.build_model(loaded.student, "student")
+    assert len(student.bert.encoder.layer) == 2 and loaded.stages[0].layer_map == "uniform"
+    path.write_text("data: digits\nteacher: mnist-resnet\nstudent: mnist-mobilenet\n"
+                    "stages: [{distill: {layer_map: {0: 9}}}]\n")  # fmt: skip
+    loaded = recipe.load(path)
+    with pytest.raises(ConfigError, match="layer_map"):
+        loaded.stages[0].validate([ek.models.get("mnist-resnet")], ek.models.get("mnist-mobilenet"))
+
+
+def test_probe_reads_hugging_face_block_outputs(texts):
+    shapes = probe_shapes(tiny_bert(2), ["bert.encoder.layer.1"], next(iter(texts.val))[0], "student")
+    assert shapes["bert.encoder.layer.1"][1:] == (14, 32)
