@@ -28,6 +28,8 @@ SHAPE_ATTRIBUTES = (
     "num_heads",
     "head_dim",
     "embed_dim",
+    "num_attention_heads",  # Hugging Face attention, pruned by whole heads
+    "all_head_size",
 )
 FORMAT = "edgekd-model-v1"
 

@@ -13,6 +13,7 @@ from edgekd.distill.layer_map import block_pairs, layer_pairs
 from edgekd.distill.losses import attention_relation, get_feature_loss, relation_heads
 from edgekd.distill.taps import Adapter, probe_shapes
 from edgekd.errors import ConfigError
+from edgekd.outputs import logits_of
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,26 @@ def test_recipes_build_a_student_from_a_models_blocks(tmp_path):
 def test_probe_reads_hugging_face_block_outputs(texts):
     shapes = probe_shapes(tiny_bert(2), ["bert.encoder.layer.1"], next(iter(texts.val))[0], "student")
     assert shapes["bert.encoder.layer.1"][1:] == (14, 32)
+
+
+def test_pruning_a_bert_removes_whole_heads_and_ffn_neurons_and_the_file_reloads(bert_teacher, texts, tmp_path):
+    from edgekd.modelfile import load_model, save_model
+    from edgekd.prune.engine import transformer_layout
+
+    student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    result = ek.Pipeline(bert_teacher, student, texts, [ek.Prune(ratio=0.5, epochs=0, round_to=None)],
+                         out_dir=tmp_path / "run", quiet=True, device="cpu").run()  # fmt: skip
+    pruned = result.model
+    assert transformer_layout(student) == {"heads": [4, 4], "ffn": [64, 64]}
+    assert transformer_layout(pruned) == {"heads": [2, 2], "ffn": [32, 32]}
+    attention = pruned.bert.encoder.layer[0].attention.self
+    assert attention.attention_head_size == 8 and attention.query.out_features == 16  # head width kept
+    assert pruned.bert.embeddings.word_embeddings.embedding_dim == 32  # the residual width stays
+    assert pruned.config.intermediate_size == 32
+    prune_row = next(row for row in result.report["ledger"] if row["stage"] == "prune")
+    assert prune_row["details"]["transformer"]["after"] == {"heads": [2, 2], "ffn": [32, 32]}
+    sample = next(iter(texts.test))[0]
+    save_model(pruned, tmp_path / "pruned.pt")
+    reloaded = load_model(ek.models.from_teacher_layers(tiny_bert(4, 32), [1, 3]), tmp_path / "pruned.pt").eval()
+    with torch.no_grad():
+        assert torch.allclose(logits_of(reloaded(**sample)), logits_of(pruned.eval()(**sample)), atol=1e-6)

@@ -56,6 +56,40 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and hasattr(m, "num_heads")]
 
 
+def split_attention_modules(model: nn.Module) -> list[nn.Module]:
+    """Hugging Face style attention: separate ``query``/``key``/``value`` Linears and ``num_attention_heads``
+    (BERT, MiniLM, RoBERTa, ViT...). Pruned by whole heads, never by head width."""
+    return [
+        m
+        for m in model.modules()
+        if all(isinstance(getattr(m, part, None), nn.Linear) for part in ("query", "key", "value"))
+        and isinstance(getattr(m, "num_attention_heads", None), int)
+    ]
+
+
+def transformer_layout(model: nn.Module) -> dict[str, list[int]]:
+    """Heads and feed-forward width per block of a Hugging Face style transformer (empty otherwise)."""
+    attention = split_attention_modules(model)
+    if not attention:
+        return {}
+    ffn = [m.out_features for n, m in model.named_modules() if n.endswith("intermediate.dense")]
+    return {"heads": [m.num_attention_heads for m in attention], "ffn": ffn}
+
+
+def _sync_transformer(model: nn.Module, pruner) -> None:
+    """Each attention module told its new head count; a Hugging Face config's ``intermediate_size``
+    follows the feed-forward width when every block has the same (the heads' count cannot be
+    expressed in such a config once it differs from ``hidden_size / head size``: edgekd's model file
+    records it per module)."""
+    for attention in split_attention_modules(model):
+        attention.num_attention_heads = pruner.num_heads[attention.query]
+        attention.all_head_size = attention.query.out_features
+    config = getattr(model, "config", None)
+    widths = set(transformer_layout(model).get("ffn", []))
+    if config is not None and hasattr(config, "intermediate_size") and len(widths) == 1:
+        config.intermediate_size = widths.pop()
+
+
 def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
     """The classifier head: Linear layers that produce the class logits are never pruned by default."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
@@ -90,6 +124,13 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
     ignored = resolve_ignore(model, ignore_names)
     per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
     heads = {m.qkv: m.num_heads for m in attention_modules(model)}
+    split = split_attention_modules(model)
+    transformer = {}
+    if split:  # whole heads and feed-forward neurons go; the residual width (the embeddings') stays
+        heads = {linear: m.num_attention_heads for m in split for linear in (m.query, m.key, m.value)}
+        ignored += [m for m in model.modules() if isinstance(m, nn.Embedding)]
+        transformer = {"prune_num_heads": True, "prune_head_dims": False, "head_pruning_ratio": spec.ratio,
+                       "output_transform": lambda output: logits_of(output).sum()}  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -105,8 +146,7 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
                 ignored_layers=ignored,
                 round_to=spec.round_to,
                 num_heads=heads,
-                prune_head_dims=bool(heads),
-                prune_num_heads=False,
+                **({"prune_head_dims": bool(heads), "prune_num_heads": False} | transformer),
             )
     except EdgekdError:
         raise
@@ -139,6 +179,7 @@ def prune_step(pruner, model: nn.Module, example: ModelInputs) -> None:
         for attention in attention_modules(model):
             attention.num_heads = pruner.num_heads[attention.qkv]
             attention.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
+        _sync_transformer(model, pruner)
         with inference(model):
             forward(model, example)
     except EdgekdError:

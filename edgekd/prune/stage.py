@@ -21,6 +21,7 @@ from edgekd.prune.engine import (
     model_cost,
     prune_step,
     resolve_ignore,
+    transformer_layout,
 )
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
@@ -87,6 +88,7 @@ class Prune(TeachingConfig, Stage):
         work = copy.deepcopy(student)  # the input model is never left half-pruned
         data, device, example = ctx.data, ctx.device, ctx.example
         before = model_cost(work, data.signature)
+        layout = transformer_layout(work)  # heads and feed-forward width per block, for the report
         ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
         pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
         steps = []
@@ -117,6 +119,7 @@ class Prune(TeachingConfig, Stage):
             before=before,
             after=after,
             steps=steps,
+            **({"transformer": {"before": layout, "after": transformer_layout(work)}} if layout else {}),
         )
         return work
 
