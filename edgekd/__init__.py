@@ -24,6 +24,7 @@ _NAMES = {
     "Prune": ("edgekd.prune", "Prune"),
     "Quantize": ("edgekd.quantize", "Quantize"),
     "Train": ("edgekd.train.stage", "Train"),
+    "TrimVocabulary": ("edgekd.vocabulary", "TrimVocabulary"),
     "TrainConfig": ("edgekd.train", "TrainConfig"),
     "Trainer": ("edgekd.train", "Trainer"),
     "evaluate": ("edgekd.train", "evaluate"),

@@ -32,6 +32,7 @@ SHAPE_ATTRIBUTES = (
     "all_head_size",
 )
 FORMAT = "edgekd-model-v1"
+TRIMMED = "trimmed_vocabulary"  # a token embedding cut to the task's tokens (edgekd.vocabulary)
 
 
 def structure_of(model: nn.Module) -> dict[str, dict[str, int | list[int]]]:
@@ -45,6 +46,8 @@ def structure_of(model: nn.Module) -> dict[str, dict[str, int | list[int]]]:
                 attrs[attr] = value
             elif isinstance(value, tuple) and all(isinstance(v, int) for v in value):
                 attrs[attr] = list(value)
+        if type(module).__name__ == "TrimmedEmbedding":  # rebuilt by apply_structure before its weights load
+            attrs = {TRIMMED: [module.num_embeddings, module.kept.num_embeddings, module.embedding_dim]}
         if attrs:
             structure[name] = attrs
     return structure
@@ -82,8 +85,17 @@ def load_model(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def apply_structure(model: nn.Module, structure: dict, state: dict[str, torch.Tensor], source: str) -> None:
+    for name, attrs in structure.items():
+        if TRIMMED in attrs and name in dict(model.named_modules()):
+            from edgekd.vocabulary import TrimmedEmbedding
+
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attribute,
+                    TrimmedEmbedding(*attrs[TRIMMED]))  # fmt: skip
     modules = dict(model.named_modules())
     for name, attrs in structure.items():
+        if TRIMMED in attrs:
+            continue
         if name not in modules:
             raise CheckpointError(f"checkpoint '{source}' is for another architecture: no module '{name}' in the model")
         for attr, value in attrs.items():

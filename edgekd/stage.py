@@ -49,6 +49,7 @@ BUILTIN_STAGE_MODULES = (
     "edgekd.distill.self_distill",
     "edgekd.prune.stage",
     "edgekd.quantize.stage",
+    "edgekd.vocabulary",
 )
 
 _REGISTRY: dict[str, type] = {}

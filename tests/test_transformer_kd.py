@@ -203,3 +203,42 @@ def test_pruning_a_bert_removes_whole_heads_and_ffn_neurons_and_the_file_reloads
     reloaded = load_model(ek.models.from_teacher_layers(tiny_bert(4, 32), [1, 3]), tmp_path / "pruned.pt").eval()
     with torch.no_grad():
         assert torch.allclose(logits_of(reloaded(**sample)), logits_of(pruned.eval()(**sample)), atol=1e-6)
+
+
+def test_trimming_the_vocabulary_keeps_the_used_rows_and_maps_the_rest_to_unknown(bert_teacher, texts, tmp_path):
+    from edgekd.modelfile import load_model, save_model
+    from edgekd.vocabulary import TrimmedEmbedding, trim_vocabulary, used_token_ids
+
+    model = ek.models.from_teacher_layers(bert_teacher, [1, 3]).eval()
+    reference = ek.models.from_teacher_layers(bert_teacher, [1, 3]).eval()
+    seen = used_token_ids(texts.train)
+    keep = seen[seen != 9]  # drop one word the data uses, to see it read as unknown
+    counts = trim_vocabulary(model, keep, unknown_id=1)
+    assert isinstance(model.bert.embeddings.word_embeddings, TrimmedEmbedding)
+    assert counts["vocabulary"] == 32 and counts["kept"] == len(keep) + (1 not in keep.tolist())
+    ids = torch.tensor([[2, 5, 9, 3]])
+    as_unknown = torch.tensor([[2, 5, 1, 3]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        assert torch.allclose(logits_of(model(input_ids=ids, attention_mask=mask)),
+                              logits_of(reference(input_ids=as_unknown, attention_mask=mask)), atol=1e-6)  # fmt: skip
+    save_model(model, tmp_path / "trimmed.pt")
+    reloaded = load_model(ek.models.from_teacher_layers(tiny_bert(4, 32), [1, 3]), tmp_path / "trimmed.pt").eval()
+    with torch.no_grad():
+        assert torch.equal(logits_of(reloaded(input_ids=ids, attention_mask=mask)),
+                           logits_of(model(input_ids=ids, attention_mask=mask)))  # fmt: skip
+    with pytest.raises(ConfigError, match="trimmed already"):
+        trim_vocabulary(model, keep, unknown_id=1)
+    with pytest.raises(ConfigError, match="no token embedding"):
+        trim_vocabulary(torch.nn.Linear(2, 2), keep, unknown_id=1)
+
+
+def test_the_trim_stage_in_a_pipeline_exports_a_file_fed_with_the_original_ids(bert_teacher, texts, tmp_path):
+    student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    before = sum(p.numel() for p in student.parameters())
+    result = ek.Pipeline(bert_teacher, student, texts, [ek.TrimVocabulary()], export=["onnx"],
+                         out_dir=tmp_path / "run", quiet=True, device="cpu").run()  # fmt: skip
+    row = next(r for r in result.report["ledger"] if r["stage"] == "trim_vocab")
+    assert row["params"] < before and "kept 29 of 32 tokens" in row["notes"]
+    onnx_row = next(r for r in result.report["ledger"] if r["stage"] == "onnx")
+    assert onnx_row["test_accuracy"] == pytest.approx(row["test_accuracy"])

@@ -10,6 +10,8 @@ POSITIVE = ["good", "great", "fine", "superb", "lovely", "fun"]
 NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak"]
 FILLER = ["the", "movie", "film", "plot", "was", "a", "very", "and", "story", "actors", "it", "is"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+UNUSED = ["brilliant", "terrible", "director"]  # in the vocabulary, never in the generated texts
+VOCABULARY = SPECIAL + POSITIVE + NEGATIVE + FILLER + UNUSED
 
 
 def tokenizer_folder(folder: Path) -> Path:
@@ -17,7 +19,7 @@ def tokenizer_folder(folder: Path) -> Path:
     from transformers import BertTokenizerFast
 
     if not (folder / "tokenizer_config.json").is_file():
-        vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
+        vocab = {word: i for i, word in enumerate(VOCABULARY)}
         BertTokenizerFast(vocab=vocab, do_lower_case=True).save_pretrained(str(folder))
     return folder
 
@@ -48,7 +50,7 @@ def tiny_bert(layers: int = 4, width: int = 32, heads: int = 4, num_labels: int 
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(SPECIAL + POSITIVE + NEGATIVE + FILLER), hidden_size=width, num_hidden_layers=layers,
+        vocab_size=len(VOCABULARY), hidden_size=width, num_hidden_layers=layers,
         num_attention_heads=heads, intermediate_size=2 * width, max_position_embeddings=64, num_labels=num_labels,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
