@@ -60,8 +60,10 @@ def calibration_inputs(shape: tuple[int, ...]) -> list[np.ndarray]:
 
 
 class Batches(CalibrationDataReader):
-    def __init__(self, name: str, arrays: list[np.ndarray]) -> None:
-        self._feeds = iter([{name: a} for a in arrays])
+    """Calibration batches: arrays for the single input ``name``, or ready feeds of named inputs."""
+
+    def __init__(self, name: str, arrays: list[np.ndarray] | list[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter([a if isinstance(a, dict) else {name: a} for a in arrays])
 
     def get_next(self):
         return next(self._feeds, None)

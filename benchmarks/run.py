@@ -23,6 +23,7 @@ STUDIES = {
     "int8_latency": "INT8 ONNX / TFLite against FP32 and quantize_static",
     "bench_fidelity": "the benchmark harness against a bare runtime loop",
     "kd_methods": "every distillation family on Fashion-MNIST, 3 seeds",
+    "distil_text": "MiniLM-L6 teacher, a student cut from it, pruned, INT8: the DistilBERT ratios on the files",
     "zoo": "EfficientNet-Lite0, HF MobileNetV2, a ViT-Small: PTQ and QAT into both INT8 files",
 }
 

@@ -77,7 +77,22 @@ def _check_kd_methods(results: dict, table: str) -> None:
     assert {"resnet", "vit"} == set(results["teachers"]) and "Order, best first:" in table
 
 
+def _check_distil_text(results: dict, table: str) -> None:
+    from benchmarks.distil_text import PARAMS_OF
+
+    assert set(results["files"]) == set(PARAMS_OF)  # every file measured, ORT's own INT8 beside ours
+    assert all(0.0 <= f["accuracy"] <= 1.0 and f["p50_ms"] > 0 for f in results["files"].values())
+    ledger = results["ledger"]
+    assert ledger["trim_vocab"]["params"] < ledger["student"]["params"]  # the embedding table shrank
+    assert ledger["prune"]["params"] < ledger["distill"]["params"]  # pruned for real
+    assert results["checks"]["onnx_params_ratio"][0] == pytest.approx(
+        results["teacher"]["params"] / ledger["quantize"]["params"], rel=1e-2
+    )
+    assert "| DistilBERT vs BERT-base (published) |" in table and "attention relations on Q/K/V" in table
+
+
 CHECKS = {
+    "distil_text": _check_distil_text,
     "kd_methods": _check_kd_methods,
     "hinton2015_mnist": _check_hinton,
     "pipeline_ablation": _check_ablation,
