@@ -63,7 +63,7 @@ def run_recipe(
     ]
     pipe = Pipeline(
         teacher=teachers,
-        student=recipes.build_model(recipe.student, "student"),
+        student=recipes.build_model(recipe.student, "student", teachers[0]),
         data=data,
         stages=recipe.stages,
         out_dir=out_dir or recipe.out_dir,
@@ -85,6 +85,8 @@ def run_recipe(
             result = pretrain(teacher, data, spec.pretrain, seed=recipe.seed + i, device=recipe.device, quiet=quiet)
             note = {"notes": result.note, "wall_s": result.wall_s}
         notes.append(note)
+    if recipe.student.model == recipes.TEACHER_LAYERS:  # cut again, now from the trained teacher's weights
+        pipe.student = recipes.build_model(recipe.student, "student", teachers[0])
     torch.manual_seed(recipe.seed)
     return pipe.run(resume=resume, teacher_notes=notes)
 
@@ -133,7 +135,9 @@ def run_sensitivity(
     check_importance(importance, "--importance")
     data = recipes.build_data(recipe)
     seed_everything(recipe.seed)
-    student = recipes.build_model(recipe.student, "student")
+    derived = recipe.student.model == recipes.TEACHER_LAYERS  # the student is cut from the teacher
+    teacher = recipes.build_model(recipe.teachers[0], "teacher") if derived else None
+    student = recipes.build_model(recipe.student, "student", teacher)
     if output_selection(student) is None:
         select_output(student)  # torch-pruning traces the logits tensor, whatever the forward returns
     if checkpoint is not None:

@@ -31,6 +31,7 @@ from edgekd.train import TrainConfig
 from edgekd.utils.naming import unknown
 
 DATA_SOURCES = data_sources.SOURCES
+TEACHER_LAYERS = "teacher-layers"  # a student cut from the (trained) teacher: DistilBERT's initialization
 TOP_KEYS = {
     "name",
     "out_dir",
@@ -167,7 +168,11 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
         raise ConfigError(f"{where}: must be a model name or a mapping with 'model'")
     _check_keys(section, MODEL_KEYS, f"{where}.")
     name = _typed(section["model"], str, f"{where}.model")
-    if ":" not in name and name not in models.names():
+    if name == TEACHER_LAYERS:
+        if where != "student":
+            raise ConfigError(f"{where}.model: {TEACHER_LAYERS} builds a student from the teacher's blocks")
+        _check_keys(section.get("args") or {}, {"layers"}, f"{where}.args.")
+    elif ":" not in name and name not in models.names():
         raise ConfigError(f"{where}.model: {unknown('model', name, models.names())}")
     pretrain = section.get("pretrain")
     if pretrain is not None:
@@ -291,9 +296,17 @@ def _describe(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def build_model(spec: ModelSpec, where: str) -> nn.Module:
+def build_model(spec: ModelSpec, where: str, teacher: nn.Module | None = None) -> nn.Module:
+    """The model a spec names; ``teacher-layers`` cuts the student from ``teacher``'s blocks."""
     try:
-        model = models.get(spec.model, **spec.args)
+        if spec.model == TEACHER_LAYERS:
+            from edgekd.transformer_models import from_teacher_layers
+
+            if teacher is None:
+                raise ConfigError(f"{where}.model: {TEACHER_LAYERS} needs a teacher")
+            model = from_teacher_layers(teacher, spec.args.get("layers", "every_other"))
+        else:
+            model = models.get(spec.model, **spec.args)
     except TypeError as exc:
         raise ConfigError(f"{where}.args: {exc}") from exc
     if not isinstance(model, nn.Module):

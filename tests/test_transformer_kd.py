@@ -242,3 +242,35 @@ def test_the_trim_stage_in_a_pipeline_exports_a_file_fed_with_the_original_ids(b
     assert row["params"] < before and "kept 29 of 32 tokens" in row["notes"]
     onnx_row = next(r for r in result.report["ledger"] if r["stage"] == "onnx")
     assert onnx_row["test_accuracy"] == pytest.approx(row["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_a_recipe_cuts_its_student_from_the_trained_teacher_and_runs_on_a_text_file(tmp_path, capsys):
+    from text_fixtures import tokenizer_folder
+
+    from edgekd.cli import main
+
+    texts, labels = sentiment_texts(300)
+    csv_path = tmp_path / "reviews.csv"
+    csv_path.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in zip(texts, labels)))
+    recipe_path = tmp_path / "text.yaml"
+    recipe_path.write_text(f"""
+data: {{source: text, path: {csv_path}, tokenizer: {tokenizer_folder(tmp_path / "tok")}, max_length: 14}}
+teacher: {{model: 'text_fixtures:tiny_bert', args: {{layers: 4}}, pretrain: {{epochs: 6, lr: 0.002}}}}
+student: {{model: teacher-layers, args: {{layers: [1, 3]}}}}
+stages:
+  - trim_vocab: {{}}
+  - distill: {{epochs: 1, lr: 0.001, layer_map: last, feature_loss: attention_relation}}
+export: [onnx]
+out_dir: {tmp_path / "run"}
+""")
+    assert main(["run", str(recipe_path), "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    ledger = {row["stage"]: row for row in report["ledger"]}
+    assert ledger["student"]["test_accuracy"] >= 0.9  # cut from the trained teacher, not the untrained one
+    assert ledger["onnx"]["test_accuracy"] >= 0.9 and (tmp_path / "run" / "artifacts" / "tokenizer").is_dir()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(recipe_path.read_text().replace("args: {layers: [1, 3]}", "args: {blocks: [1, 3]}"))
+    capsys.readouterr()
+    assert main(["run", str(bad)]) == 2
+    assert "student.args: unknown key 'blocks'; known: layers" in capsys.readouterr().err
