@@ -37,11 +37,11 @@ from edgekd.metrics import count_params
 from edgekd.modelfile import load_model
 
 SEQUENCE = 64
-TEACHER = {"epochs": 2, "lr": 5e-5, "weight_decay": 0.01}
-DISTILL = {"epochs": 3, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5, "layer_map": "uniform",
+TEACHER = {"epochs": 1, "lr": 5e-5, "weight_decay": 0.01}
+DISTILL = {"epochs": 2, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5, "layer_map": "uniform",
            "layer_parts": ["attention.self.query", "attention.self.key", "attention.self.value"],
            "feature_loss": "attention_relation", "feature_weight": 1.0}  # fmt: skip
-PRUNE = {"ratio": 0.5, "round_to": 8, "epochs": 1, "lr": 5e-5, "temperature": 2.0, "alpha": 0.5}
+PRUNE = {"ratio": 0.5, "round_to": 8, "epochs": 1, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5}
 QAT = {"epochs": 1, "lr": 1e-5, "temperature": 2.0, "alpha": 0.5}
 CALIBRATION = 64  # training texts for quantize_static
 BARS = {"accuracy_retained": 0.97, "params_ratio": 3.0, "speedup": 3.0}
@@ -127,7 +127,7 @@ def run(corpus: str, layers: list[int], quick: bool) -> dict:
         "layers": layers,
         "teacher": {
             "params": count_params(teacher),
-            "test_accuracy": ek.evaluate(teacher, data.test),
+            "test_accuracy": ledger["teacher"]["test_accuracy"],
             "pretrain_note": pretrained.note,
             "fine_tune_s": round(teacher_s, 1),
         },  # fmt: skip
