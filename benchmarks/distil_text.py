@@ -29,6 +29,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 import edgekd as ek
 from benchmarks.int8_latency import ort_quantize_static
+from benchmarks.mobile_bench import measure_on_mobile_like
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
@@ -38,10 +39,10 @@ from edgekd.modelfile import load_model
 
 SEQUENCE = 64
 TEACHER = {"epochs": 1, "lr": 5e-5, "weight_decay": 0.01}
-DISTILL = {"epochs": 2, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5, "layer_map": "uniform",
+DISTILL = {"epochs": 4, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5, "layer_map": "uniform",
            "layer_parts": ["attention.self.query", "attention.self.key", "attention.self.value"],
            "feature_loss": "attention_relation", "feature_weight": 1.0}  # fmt: skip
-PRUNE = {"ratio": 0.5, "round_to": 8, "epochs": 1, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5}
+PRUNE = {"ratio": 0.5, "round_to": 8, "epochs": 2, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5}
 QAT = {"epochs": 1, "lr": 1e-5, "temperature": 2.0, "alpha": 0.5}
 CALIBRATION = 64  # training texts for quantize_static
 BARS = {"accuracy_retained": 0.97, "params_ratio": 3.0, "speedup": 3.0}
@@ -70,24 +71,6 @@ def ort_int8_files(fp32: Path, data, folder: Path) -> dict[str, Path]:
     feeds = [{name: texts[name][i : i + 1] for name in names} for i in range(CALIBRATION)]
     static = ort_quantize_static(fp32, folder, feeds, "QDQ, uint8 act.")
     return {"ORT quantize_dynamic": dynamic, "ORT quantize_static QDQ uint8": static}
-
-
-def bench(files: dict[str, Path], data, quick: bool) -> dict[str, dict]:
-    report = ek.bench.run(list(files.values()), targets=["mobile-like"], data=data, quiet=True,
-                          **({"runs": 5, "min_s": 0.05} if quick else {}))  # fmt: skip
-    by_path = {entry["path"]: entry for entry in report["results"]}
-    measured = {}
-    for name, path in files.items():
-        entry = by_path.get(str(path), {})
-        if entry.get("status", "ok") != "ok" or "latency" not in entry:
-            raise RuntimeError(f"benchmark of {name} ({path.name}) failed: {entry.get('error') or entry.get('reason')}")
-        measured[name] = {
-            "size_bytes": sum(f.stat().st_size for f in path.parent.glob(path.name + "*") if f.suffix != ".json"),
-            "p50_ms": entry["latency"]["p50_ms"],
-            "peak_memory_bytes": entry["peak_memory_bytes"],
-            "accuracy": entry.get("accuracy", {}).get("top1"),
-        }
-    return measured
 
 
 def run(corpus: str, layers: list[int], quick: bool) -> dict:
@@ -120,7 +103,7 @@ def run(corpus: str, layers: list[int], quick: bool) -> dict:
             "student INT8 TFLite (edgekd QAT)": result.artifacts["tflite"],
             **ort_int8_files(pruned_fp32, data, folder),
         }
-        measured = bench(files, data, quick)
+        measured = measure_on_mobile_like(files, data, quick)
     return {
         "corpus": corpus,
         "data": data.describe() | {"tokenizer": {k: v for k, v in data.extra["tokenizer"].items() if k != "saved_to"}},
@@ -207,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"\nTeacher fine-tuned {teacher['epochs']} epoch(s) at lr {teacher['lr']:g} "
         f"({results['teacher']['pretrain_note']}); student blocks {layers} of 6; distill {distill['epochs']} "
         f"epoch(s) (T={distill['temperature']:g}, attention relations on Q/K/V), prune {prune['ratio']:g} of heads "
-        f"and FFN neurons + {prune['epochs']} recovery epoch, QAT {QAT['epochs']} epoch; sequence length "
+        f"and FFN neurons + {prune['epochs']} recovery epoch(s), QAT {QAT['epochs']} epoch; sequence length "
         f"{results['data']['input_shape'][0]}. Study wall time {time.perf_counter() - started:.0f} s.\n"
     )
     save("distil_text", {**results, "checks": check, "bars": BARS, "quick": args.quick}, table, started,

@@ -38,6 +38,7 @@ import numpy as np
 
 import edgekd as ek
 from benchmarks.int8_latency import all_quantize_static
+from benchmarks.mobile_bench import measure_on_mobile_like
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
@@ -161,25 +162,6 @@ def teacher_files(teacher, data, folder: Path) -> dict[str, Path]:
     return {"teacher FP32": onnx, "teacher FP32 TFLite": tflite, **ptq}
 
 
-def bench(files: dict[str, Path], data, quick: bool) -> dict[str, dict]:
-    """Mobile-like p50 latency, peak memory and whole-test-set accuracy of each file."""
-    report = ek.bench.run(list(files.values()), targets=["mobile-like"], data=data, quiet=True,
-                          **({"runs": 5, "min_s": 0.05} if quick else {}))  # fmt: skip
-    by_path = {entry["path"]: entry for entry in report["results"]}
-    measured = {}
-    for name, path in files.items():
-        entry = by_path.get(str(path), {})
-        if entry.get("status", "ok") != "ok" or "latency" not in entry:
-            raise RuntimeError(f"benchmark of {name} ({path.name}) failed: {entry.get('error') or entry.get('reason')}")
-        measured[name] = {
-            "size_bytes": path.stat().st_size,
-            "p50_ms": entry["latency"]["p50_ms"],
-            "peak_memory_bytes": entry["peak_memory_bytes"],
-            "accuracy": entry.get("accuracy", {}).get("top1"),
-        }
-    return measured
-
-
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -204,7 +186,7 @@ def run(dataset: str, seeds: int, quick: bool) -> dict:
                 per_seed[row].append(value)
             files, costs = files | seed_files, costs | seed_costs
         files |= teacher_files(teacher, data, folder)
-        measured = bench(files, data, quick)
+        measured = measure_on_mobile_like(files, data, quick)
     teacher_macs = count_macs(teacher, data.input_shape)
     return {
         "teacher": {
