@@ -294,6 +294,7 @@ def distil_text_block() -> str:
 
 
 BLOCKS = {
+    "distil-text": distil_text_block,
     "ablation": ablation_block,
     "kd-methods": kd_methods_block,
     "demo-results": demo_block,
