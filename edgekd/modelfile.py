@@ -85,8 +85,9 @@ def load_model(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def apply_structure(model: nn.Module, structure: dict, state: dict[str, torch.Tensor], source: str) -> None:
+    present = {name for name, _ in model.named_modules()}
     for name, attrs in structure.items():
-        if TRIMMED in attrs and name in dict(model.named_modules()):
+        if TRIMMED in attrs and name in present:
             from edgekd.vocabulary import TrimmedEmbedding
 
             parent_name, _, attribute = name.rpartition(".")

@@ -73,7 +73,8 @@ def text(
         train_texts, y_train, y_test = texts, y, encode(test_labels_, "test_labels")
         split = {"seed": seed, "test": "given"}
     tok = load_tokenizer(tokenizer)
-    train, test, length = _tokenized([train_texts, test_texts_], tok, max_length, padding, cache)
+    digest = fingerprint(tok)  # serializes the whole tokenizer: once per bundle
+    train, test, length = _tokenized([train_texts, test_texts_], tok, digest, max_length, padding, cache)
     bundle = from_named_arrays(
         train, y_train, test, y_test, labels=names, val_fraction=val_fraction, batch_size=batch_size, seed=seed,
         name=name,
@@ -81,7 +82,7 @@ def text(
     split |= {"train": len(train_texts) - len(bundle.val.y), "val": len(bundle.val.y), "test": len(test_texts_)}
     bundle.extra = {
         "split": split,
-        "tokenizer": describe_tokenizer(tok, max_length, padding, length),
+        "tokenizer": describe_tokenizer(tok, max_length, padding, length, digest),
     }
     return bundle
 
@@ -134,11 +135,11 @@ def _digest(index: np.ndarray) -> str:
 
 
 def _tokenized(
-    parts: list[list[str]], tok: Tokenizer, max_length: int, padding: str, use_cache: bool
+    parts: list[list[str]], tok: Tokenizer, tok_digest: str, max_length: int, padding: str, use_cache: bool
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
     """Token ids and masks of the train and test texts, from the cache when an identical job ran before."""
     digest = hashlib.sha256()
-    meta = {"version": TOKEN_CACHE_VERSION, "tokenizer": fingerprint(tok), "max_length": max_length, "padding": padding}
+    meta = {"version": TOKEN_CACHE_VERSION, "tokenizer": tok_digest, "max_length": max_length, "padding": padding}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     for part in parts:
         digest.update(str(len(part)).encode())

@@ -80,9 +80,9 @@ def lowercases(tok: Tokenizer) -> bool | None:
     return None
 
 
-def describe_tokenizer(tok: Tokenizer, max_length: int, padding: str, length: int) -> dict:
-    """What an app needs to feed an exported text model, JSON-ready; ``saved_to`` is where edgekd keeps
-    a copy of the tokenizer's files for artifacts to carry."""
+def describe_tokenizer(tok: Tokenizer, max_length: int, padding: str, length: int, digest: str) -> dict:
+    """What an app needs to feed an exported text model, JSON-ready; ``digest`` is the tokenizer's
+    :func:`fingerprint`; ``saved_to`` is where edgekd keeps a copy of its files for artifacts to carry."""
     special = {}
     for role in ("pad", "cls", "sep", "unk", "mask", "bos", "eos"):
         token = getattr(tok, f"{role}_token", None)
@@ -91,7 +91,7 @@ def describe_tokenizer(tok: Tokenizer, max_length: int, padding: str, length: in
     described = {
         "class": type(tok).__name__,
         "name_or_path": str(getattr(tok, "name_or_path", "")) or None,
-        "fingerprint": fingerprint(tok),
+        "fingerprint": digest,
         "lowercase": lowercases(tok),
         "vocab_size": int(len(tok)) if hasattr(tok, "__len__") else None,
         "sequence_length": length,
@@ -100,18 +100,18 @@ def describe_tokenizer(tok: Tokenizer, max_length: int, padding: str, length: in
         "truncation": True,
         "special_tokens": special,
         "inputs": ["input_ids", "attention_mask"],
-        "saved_to": _save(tok),
+        "saved_to": _save(tok, digest),
     }
     return described
 
 
-def _save(tok: Tokenizer) -> str | None:
+def _save(tok: Tokenizer, digest: str) -> str | None:
     """The tokenizer's files in edgekd's cache (``save_pretrained``); None when it cannot save itself."""
     if not hasattr(tok, "save_pretrained"):
         return None
     from edgekd.pretraining import default_cache_dir
 
-    folder = default_cache_dir() / "tokenizers" / fingerprint(tok)
+    folder = default_cache_dir() / "tokenizers" / digest
     if (folder / "tokenizer_config.json").is_file():
         return str(folder)
     try:

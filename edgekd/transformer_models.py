@@ -69,9 +69,9 @@ def from_teacher_layers(teacher: nn.Module, layers: Sequence[int] | str = "every
     The teacher is not changed. A Hugging Face ``config.num_hidden_layers`` follows the new depth."""
     _, blocks = block_list(teacher)
     count = len(blocks)
-    chosen = every_other(count) if layers == "every_other" else list(layers)
     if isinstance(layers, str) and layers != "every_other":
         raise ConfigError(f"layers: must be a list of block indices or 'every_other', got '{layers}'")
+    chosen = every_other(count) if layers == "every_other" else list(layers)
     if not chosen or any(not isinstance(i, int) or not 0 <= i < count for i in chosen):
         raise ConfigError(f"layers: must be block indices in 0..{count - 1} (the teacher has {count}), got {chosen}")
     if len(set(chosen)) != len(chosen):

@@ -107,29 +107,32 @@ def _model_inputs(data: DataBundle | None) -> dict | None:
 TOKENIZER_FOLDER = "tokenizer"
 
 
+def _tokenizer_of(data: DataBundle | None) -> tuple[dict | None, list[Path]]:
+    """The data's tokenizer description and the files edgekd saved of it (none when it could not save)."""
+    described = data.extra.get("tokenizer") if data is not None else None
+    if not described:
+        return None, []
+    source = Path(described["saved_to"]) if described.get("saved_to") else None
+    return described, sorted(f for f in source.iterdir() if f.is_file()) if source and source.is_dir() else []
+
+
 def carry_tokenizer(folder: Path, data: DataBundle | None) -> None:
     """Copy the data's tokenizer files into ``folder/tokenizer`` (each file written atomically), so the
     app that ships the artifact ships the exact tokenizer it was trained with."""
-    described = (data.extra.get("tokenizer") if data is not None else None) or {}
-    source = Path(described["saved_to"]) if described.get("saved_to") else None
-    if source is None or not source.is_dir():
-        return
-    for file in sorted(source.iterdir()):
-        if file.is_file():
-            atomic_write(folder / TOKENIZER_FOLDER / file.name, lambda handle, f=file: handle.write(f.read_bytes()))
+    for file in _tokenizer_of(data)[1]:
+        atomic_write(folder / TOKENIZER_FOLDER / file.name, lambda handle, f=file: handle.write(f.read_bytes()))
 
 
 def tokenizer_entry(data: DataBundle | None) -> dict | None:
     """How to tokenize for this file: the tokenizer's description and the files that
     :func:`carry_tokenizer` puts beside the artifact (byte copies, so the same digests)."""
-    described = (data.extra.get("tokenizer") if data is not None else None) or None
+    described, files = _tokenizer_of(data)
     if described is None:
         return None
     entry = {key: value for key, value in described.items() if key != "saved_to"}
-    source = Path(described["saved_to"]) if described.get("saved_to") else None
-    if source is not None and source.is_dir():
+    if files:
         entry["folder"] = TOKENIZER_FOLDER
-        entry["files"] = {f.name: sha256_of(f) for f in sorted(source.iterdir()) if f.is_file()}
+        entry["files"] = {f.name: sha256_of(f) for f in files}
     return entry
 
 
