@@ -73,6 +73,18 @@ def concat(parts: Sequence[ModelInputs]) -> ModelInputs:
     return torch.cat(list(parts))
 
 
+def shortened(x: ModelInputs, free: Mapping[str, Sequence[int]]) -> ModelInputs:
+    """``x`` cut to half its size (at least 1) along each input's ``free`` per-sample axes: inputs a
+    file with a dynamic sequence length must take as well as full-length ones."""
+    named = named_inputs(x)
+    cut = {}
+    for name, tensor in named.items():
+        for axis in free.get(name, ()):
+            tensor = tensor.narrow(axis + 1, 0, max(1, tensor.shape[axis + 1] // 2))
+        cut[name] = tensor
+    return cut if isinstance(x, Mapping) else cut[POSITIONAL_NAME]
+
+
 def named_inputs(x: ModelInputs) -> dict[str, torch.Tensor]:
     return dict(x) if isinstance(x, Mapping) else {POSITIONAL_NAME: x}
 
@@ -101,16 +113,32 @@ def detached(x: ModelInputs) -> ModelInputs:
     return x.detach().cpu()
 
 
+FREE_AXIS_NAMES = ("sequence",)  # what a free per-sample axis is called: the first is a text's token axis
+
+
+def free_axis_name(axis: int) -> str:
+    """The name of free per-sample axis ``axis`` (0 is the first axis after the batch)."""
+    return FREE_AXIS_NAMES[axis] if axis < len(FREE_AXIS_NAMES) else f"size{axis}"
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input: its name, the shape of one sample (no batch dimension) and its dtype."""
+    """One model input: its name, the shape of one sample (no batch dimension) and its dtype.
+
+    ``free`` lists the per-sample axes whose size may vary from 1 up to ``shape`` (a text's sequence
+    axis when the user asks for a dynamic length); the exported files keep those axes free."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
+    free: tuple[int, ...] = ()
 
     def describe(self) -> dict:
-        return {"name": self.name, "shape": ["batch", *self.shape], "dtype": self.dtype}
+        shape = [free_axis_name(axis) if axis in self.free else size for axis, size in enumerate(self.shape)]
+        entry = {"name": self.name, "shape": ["batch", *shape], "dtype": self.dtype}
+        if self.free:
+            entry["max_shape"] = list(self.shape)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,22 @@ class Signature:
 
     def describe(self) -> list[dict]:
         return [spec.describe() for spec in self.inputs]
+
+    @property
+    def free_axes(self) -> dict[str, tuple[int, ...]]:
+        """{input name: its free per-sample axes}, for the inputs that have any."""
+        return {spec.name: spec.free for spec in self.inputs if spec.free}
+
+    def with_free_axes(self, free: Mapping[str, Sequence[int]]) -> Signature:
+        """This signature with ``free`` per-sample axes (input name -> axes) left to vary."""
+        for name, axes in free.items():
+            spec = next((s for s in self.inputs if s.name == name), None)
+            if spec is None:
+                raise ValueError(f"free axes: no input named '{name}' (inputs: {', '.join(self.names)})")
+            if any(not 0 <= axis < len(spec.shape) for axis in axes):
+                raise ValueError(f"free axes of '{name}': {list(axes)} outside its {len(spec.shape)} sample axes")
+        specs = tuple(InputSpec(s.name, s.shape, s.dtype, tuple(sorted(free.get(s.name, s.free)))) for s in self.inputs)
+        return Signature(specs, self.keyword)
 
     def text(self) -> str:
         """``of shape (1, 28, 28)`` for one tensor, ``input_ids (16,) int64, ...`` for named ones."""

@@ -218,7 +218,8 @@ class Pipeline:
         if self.bench_teacher:
             files += self._teacher_files()
         try:
-            files.append(torch_reference(student, self._example(), self.out_dir / "artifacts" / "model.pt2"))
+            reference = self.out_dir / "artifacts" / "model.pt2"
+            files.append(torch_reference(student, self._example(), reference, self.data.signature.free_axes))
         except CaptureError as exc:
             self._log(f"no PyTorch reference in the benchmark: {exc}")
         result = bench.run(files, self.targets, data=self.data, quiet=self.quiet)

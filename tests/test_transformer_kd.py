@@ -244,6 +244,56 @@ def test_the_trim_stage_in_a_pipeline_exports_a_file_fed_with_the_original_ids(b
     assert onnx_row["test_accuracy"] == pytest.approx(row["test_accuracy"])
 
 
+def test_a_dynamic_sequence_length_reaches_the_int8_onnx_file_and_tflite_says_it_is_fixed(bert_teacher, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    sentences, labels = sentiment_texts(240, seed=3)
+    data = ek.data.text(sentences, labels, tokenizer(tmp_path / "tok"), max_length=14, batch_size=32,
+                        sequence="dynamic")  # fmt: skip
+    assert data.signature.describe()[0] == {
+        "name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64", "max_shape": [14]
+    }  # fmt: skip
+    student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    stages = [ek.Quantize(epochs=0, calibration_batches=2)]
+    result = ek.Pipeline(bert_teacher, student, data, stages, export=["onnx", "tflite"], out_dir=tmp_path / "run",
+                         quiet=True, device="cpu").run()  # fmt: skip
+    onnx_manifest = json.loads((tmp_path / "run/artifacts/model.onnx.json").read_text())
+    assert [i["shape"] for i in onnx_manifest["inputs"]] == [["batch", "sequence"]] * 2
+    assert onnx_manifest["parity"]["shorter_inputs"]["shapes"] == {"input_ids": [7], "attention_mask": [7]}
+    assert onnx_manifest["tokenizer"]["sequence"] == "dynamic"
+    session = ort.InferenceSession(str(result.artifacts["onnx"]))
+    reference = result.model  # the INT8 graph, free in its sequence axis too
+    ids = np.asarray(data.test.x["input_ids"][:4])
+    mask = np.asarray(data.test.x["attention_mask"][:4])
+    for length in (1, 5, 14):
+        feed = {"input_ids": ids[:, :length], "attention_mask": mask[:, :length]}
+        got = session.run(None, feed)[0]
+        expected = logits_of(reference(**{k: torch.from_numpy(v) for k, v in feed.items()}))
+        assert got.shape == (4, 2)
+        np.testing.assert_allclose(got, expected.detach().numpy(), atol=0.05)
+    from edgekd.bench.worker import _max_shapes
+
+    assert _max_shapes(str(result.artifacts["onnx"])) == {"input_ids": [14], "attention_mask": [14]}  # benched at 14
+    tflite_manifest = json.loads((tmp_path / "run/artifacts/model.tflite.json").read_text())
+    assert tflite_manifest["fixed_axes"] == {"input_ids": [14], "attention_mask": [14]}
+    assert tflite_manifest["tokenizer"]["sequence"] == "fixed"
+    assert [i["shape"] for i in tflite_manifest["inputs"]] == [[1, 14]] * 2
+
+
+def test_an_fp32_file_with_free_axes_named_by_hand(bert_teacher, texts, tmp_path):
+    import onnxruntime as ort
+
+    example = {name: tensor[:2] for name, tensor in next(iter(texts.val))[0].items()}
+    free = {"input_ids": [0], "attention_mask": [0]}
+    artifact = ek.export.to_onnx(bert_teacher, example, tmp_path / "t.onnx", free_axes=free)
+    assert artifact.manifest["parity"]["shorter_inputs"]["passed"]
+    session = ort.InferenceSession(str(artifact.path))
+    assert [d for d in session.get_inputs()[0].shape] == ["batch", "sequence"]
+    with pytest.raises(ValueError, match="no input named 'token_ids'"):
+        texts.signature.with_free_axes({"token_ids": [0]})
+
+
 @pytest.mark.slow
 def test_a_recipe_cuts_its_student_from_the_trained_teacher_and_runs_on_a_text_file(tmp_path, capsys):
     from text_fixtures import tokenizer_folder

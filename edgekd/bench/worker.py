@@ -104,8 +104,10 @@ def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
         return feed
     generator = np.random.default_rng(0)
     feed = {}
+    longest = _max_shapes(spec["artifact"])
     for model_input in inputs:
-        shape = [batch, *[d if isinstance(d, int) and d > 0 else 1 for d in model_input.shape[1:]]]
+        sizes = longest.get(model_input.name, [1] * (len(model_input.shape) - 1))
+        shape = [batch, *[d if isinstance(d, int) and d > 0 else m for d, m in zip(model_input.shape[1:], sizes)]]
         integer = np.issubdtype(np.dtype(model_input.dtype), np.integer) and not model_input.quantized
         # token ids and masks of 1 are valid for any vocabulary; images get seeded noise
         feed[model_input.name] = (
@@ -114,6 +116,18 @@ def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
             else generator.standard_normal(shape).astype(np.float32)
         )
     return feed
+
+
+def _max_shapes(artifact: str) -> dict[str, list[int]]:
+    """The longest per-sample shape of each input with free axes (a dynamic sequence length), as the
+    file's manifest gives it: without data the free axes are timed at their longest, never at 1."""
+    from edgekd.formats import manifest_path
+
+    try:
+        described = json.loads(manifest_path(Path(artifact)).read_text())["model_inputs"]["inputs"]
+        return {entry["name"]: [int(d) for d in entry["max_shape"]] for entry in described if "max_shape" in entry}
+    except (OSError, ValueError, KeyError, TypeError):  # no manifest, or one without free axes
+        return {}
 
 
 def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,11 +100,13 @@ def publish(
     example: ModelInputs,
     data: DataBundle | None,
     gate: Gate | None,
+    free: Mapping[str, Sequence[int]] | None = None,
 ) -> Artifact:
     """Convert (``write`` fills a staged path and returns format facts), gate, then move into place.
 
     An INT8 reference (:class:`QuantizedModel`) is judged in its output quantization steps, and its
-    int8 boundaries go to the manifest."""
+    int8 boundaries go to the manifest. A file with ``free`` per-sample axes (a dynamic sequence length)
+    is also gated on the samples cut to half their length along them."""
     quantized = isinstance(reference, QuantizedModel)
     precision = "int8" if quantized else "fp32"
     output = reference.output_quantization if quantized else None
@@ -131,6 +133,10 @@ def publish(
             if not report.passed:
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
+            parity = report.as_dict()
+            if free:
+                parity["shorter_inputs"] = _shorter_parity(reference, runner, samples, free, precision, output_step,
+                                                           gate, path, staged)  # fmt: skip
             accuracy = None
             if data is not None:
                 accuracy = runtime_accuracy(runner, data.test, f"{path.name}: test accuracy")[0]
@@ -138,7 +144,7 @@ def publish(
             del runner  # the session holds the staged file open on some platforms
             manifests.carry_tokenizer(path.parent, data)
             content = manifests.build(
-                staged, fmt, precision, *specs, format_version, report.as_dict(), data, accuracy, internal_quantization
+                staged, fmt, precision, *specs, format_version, parity, data, accuracy, internal_quantization
             )
             staged_manifest = manifests.write(staged, content)
             # everything is complete on disk: only renames from here, which need no space
@@ -162,6 +168,34 @@ def publish(
         time.perf_counter() - started,
         content,
     )
+
+
+def _shorter_parity(
+    reference: nn.Module,
+    runner: Runner,
+    samples: ModelInputs,
+    free: Mapping[str, Sequence[int]],
+    precision: str,
+    output_step: float | None,
+    gate: Gate,
+    path: Path,
+    staged: Path,
+) -> dict:
+    """The gate again on ``samples`` cut to half their length along the free axes; a file that cannot
+    take them, or disagrees there, is rejected like any other."""
+    short = inputs.shortened(samples, free)
+    shapes = {name: list(t.shape[1:]) for name, t in inputs.named_inputs(short).items()}
+    try:
+        report = compare(reference, runner, short, precision, output_step, gate.rtol, gate.min_agreement)
+        reason = report.reason
+    except Exception as exc:  # noqa: BLE001 - a runtime refusing a shape raises its own types
+        report, reason = None, first_line(exc)
+    if report is None or not report.passed:
+        rejected = _move_files(staged, path.parent, suffix=".rejected")
+        raise ParityError(
+            f"{path}: parity check at shorter inputs {shapes} failed ({reason}); the file is kept as {rejected}"
+        )
+    return {"shapes": shapes, **report.as_dict()}
 
 
 def _move_files(staged: Path, folder: Path, suffix: str = "") -> Path:

@@ -76,7 +76,7 @@ def build(
         "int8_boundaries": internal_quantization,
         "normalization": _normalization(data),
         "labels": list(data.labels) if data is not None else None,
-        "tokenizer": tokenizer_entry(data),
+        "tokenizer": tokenizer_entry(data, fixed_length="fixed_axes" in format_version),
         "parity": parity,
         "accuracy": (
             {"test_accuracy": test_accuracy, "dataset": data.name, "measured_on": "this file in its runtime"}
@@ -123,13 +123,16 @@ def carry_tokenizer(folder: Path, data: DataBundle | None) -> None:
         atomic_write(folder / TOKENIZER_FOLDER / file.name, lambda handle, f=file: handle.write(f.read_bytes()))
 
 
-def tokenizer_entry(data: DataBundle | None) -> dict | None:
+def tokenizer_entry(data: DataBundle | None, fixed_length: bool = False) -> dict | None:
     """How to tokenize for this file: the tokenizer's description and the files that
-    :func:`carry_tokenizer` puts beside the artifact (byte copies, so the same digests)."""
+    :func:`carry_tokenizer` puts beside the artifact (byte copies, so the same digests);
+    ``fixed_length``: this file takes the padded length although the data asked for a dynamic one."""
     described, files = _tokenizer_of(data)
     if described is None:
         return None
     entry = {key: value for key, value in described.items() if key != "saved_to"}
+    if fixed_length:
+        entry["sequence"] = "fixed"
     if files:
         entry["folder"] = TOKENIZER_FOLDER
         entry["files"] = {f.name: sha256_of(f) for f in files}

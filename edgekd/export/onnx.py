@@ -24,8 +24,8 @@ from edgekd.export.onnx_int8 import (
     shift_activations_to_uint8,
 )
 from edgekd.formats import side_data_path
-from edgekd.inputs import ModelInputs, call_arguments, detached, rows
-from edgekd.quantize.graph import at_least_two, batch_dynamic_shapes
+from edgekd.inputs import ModelInputs, call_arguments, detached, free_axis_name, rows
+from edgekd.quantize.graph import FreeAxes, at_least_two, batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
 from edgekd.utils.modes import inference
 from edgekd.utils.quiet import native_stderr_captured
@@ -42,6 +42,7 @@ def to_onnx(
     gate: Gate | None = None,
     opset: int | None = None,
     activations: str = "auto",
+    free_axes: FreeAxes | None = None,
 ) -> Artifact:
     """Export ``model`` (FP32 module or :class:`QuantizedModel`) to ``path``, checked in ONNX Runtime.
 
@@ -57,22 +58,27 @@ def to_onnx(
         opset: the ONNX opset (default: the exporter's).
         activations: INT8 only: ``uint8``, ``int8`` or ``auto`` (uint8 on x86, where ONNX Runtime
             fuses only uint8 activations into integer kernels throughout); the learned scales are kept.
+        free_axes: per-sample axes left free in the file besides the batch, ``{"input_ids": [0],
+            "attention_mask": [0]}`` for a dynamic sequence length; default: those the data declares
+            (``ek.data.text(..., sequence="dynamic")``). A QuantizedModel keeps the axes it was captured
+            with. The parity gate also runs on inputs cut to half their length along those axes.
     Returns: the :class:`~edgekd.export.artifact.Artifact` (path, size, sha256, parity, accuracy).
     """
     activation_type = resolve_activation_type(activations)
     quantized = isinstance(model, QuantizedModel)
     example = detached(example)
+    free = data.signature.free_axes if free_axes is None and data is not None else dict(free_axes or {})
 
     def write(staged: Path) -> dict:
-        proto = _export(model, example, opset)
+        proto = _export(model, example, opset, free)
         facts = _int8_rewrites(proto, activation_type, activations) if quantized else FP32_FACTS
-        name_batch_dimension(proto)
+        name_free_dimensions(proto, free)
         strip_debug_info(proto)
         _save(proto, staged)
         opsets = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}
         return {"opset": opsets.get("ai.onnx"), "opsets": opsets, **facts}
 
-    return publish("onnx", path, write, model, example, data, gate)
+    return publish("onnx", path, write, model, example, data, gate, free=free)
 
 
 FP32_FACTS = {"int8_weight_tensors": 0, "activations": None}
@@ -89,11 +95,11 @@ def _int8_rewrites(proto: onnx.ModelProto, activation_type: str, requested: str)
     }
 
 
-def _export(model: nn.Module, example: ModelInputs, opset: int | None) -> onnx.ModelProto:
+def _export(model: nn.Module, example: ModelInputs, opset: int | None, free: FreeAxes) -> onnx.ModelProto:
     quantized = isinstance(model, QuantizedModel)
-    target = model.program if quantized else model  # the program's batch dimension is already free
+    target = model.program if quantized else model  # the program's batch (and free axes) are already free
     batch = at_least_two(example)
-    attempts = [(batch, None if quantized else batch_dynamic_shapes(batch))]
+    attempts = [(batch, None if quantized else batch_dynamic_shapes(batch, free))]
     if not quantized:
         attempts.append((rows(example, slice(0, 1)), None))  # fixed batch for models whose code pins it
     error: BaseException | None = None
@@ -111,18 +117,24 @@ def _export(model: nn.Module, example: ModelInputs, opset: int | None) -> onnx.M
     raise conversion_error("ONNX", error, model, rows(example, slice(0, 1)), quantized=quantized) from error
 
 
-def name_batch_dimension(proto: onnx.ModelProto) -> None:
-    """The exporter calls the free batch dimension ``s0``/``s43``; apps and the manifest read ``batch``."""
+def name_free_dimensions(proto: onnx.ModelProto, free: FreeAxes | None = None) -> None:
+    """The exporter calls free dimensions ``s0``/``s43``; apps and the manifest read ``batch`` (and
+    ``sequence`` for a text's free token axis)."""
     values = [*proto.graph.input, *proto.graph.output]
+    renames = {}
     first = {v.type.tensor_type.shape.dim[0].dim_param for v in values if v.type.tensor_type.shape.dim}
     first.discard("")
-    if len(first) != 1:
-        return
-    (symbol,) = first
+    if len(first) == 1:
+        renames[first.pop()] = "batch"
+    for value in proto.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for axis in (free or {}).get(value.name, ()):
+            if axis + 1 < len(dims) and dims[axis + 1].dim_param:
+                renames.setdefault(dims[axis + 1].dim_param, free_axis_name(axis))
     for value in [*values, *proto.graph.value_info]:
         for dim in value.type.tensor_type.shape.dim:
-            if dim.dim_param == symbol:
-                dim.dim_param = "batch"
+            if dim.dim_param in renames:
+                dim.dim_param = renames[dim.dim_param]
 
 
 def strip_debug_info(proto: onnx.ModelProto) -> None:

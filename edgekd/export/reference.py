@@ -9,16 +9,16 @@ from torch import nn
 
 from edgekd.fileio import atomic_write
 from edgekd.inputs import ModelInputs
-from edgekd.quantize.graph import capture
+from edgekd.quantize.graph import FreeAxes, capture
 from edgekd.utils.modes import inference
 
 
-def torch_reference(model: nn.Module, example: ModelInputs, path: Path) -> Path:
-    """``model`` as a ``torch.export`` archive at ``path`` (a QuantizedModel's own graph, else captured);
-    raises CaptureError when torch.export cannot take the model."""
+def torch_reference(model: nn.Module, example: ModelInputs, path: Path, free: FreeAxes | None = None) -> Path:
+    """``model`` as a ``torch.export`` archive at ``path`` (a QuantizedModel's own graph, else captured
+    with the ``free`` axes); raises CaptureError when torch.export cannot take the model."""
     program = getattr(model, "program", None)
     if program is None:
         with inference(model):
-            program = capture(model.cpu(), example)
+            program = capture(model.cpu(), example, free)
     atomic_write(path, lambda handle: torch.export.save(program, handle))
     return path

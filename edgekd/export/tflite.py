@@ -3,7 +3,9 @@
 An INT8 model runs integer kernels throughout. Its interface is float by default (a QUANTIZE op in
 front, a DEQUANTIZE op behind, easiest for apps) or int8 with ``io="int8"``, which saves those two
 conversions on device; the manifest gives the scale and zero point either way. The batch size is 1
-and the layout that of the PyTorch model (NCHW for images).
+and the layout that of the PyTorch model (NCHW for images). A text's sequence length is the padded one
+even when the data asks for a dynamic length (litert-torch cannot lower a free sequence axis of
+attention); the manifest's ``fixed_axes`` says so.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.export.failures import conversion_error
 from edgekd.export.tflite_io import float_interface
 from edgekd.export_plan import TFLITE_IO, check_choice
-from edgekd.inputs import ModelInputs, call_arguments, detached, rows
+from edgekd.inputs import ModelInputs, call_arguments, detached, named_inputs, rows
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
@@ -56,12 +58,17 @@ def to_tflite(
     if io == "int8" and not quantized:
         raise ConfigError("io: int8 input/output needs a quantized model (run the Quantize stage first)")
     example = rows(detached(example), slice(0, 1))
+    free = data.signature.free_axes if data is not None else {}
 
     def write(staged: Path) -> dict:
         _convert(model, example, staged)
         if quantized and io == "float":
             staged.write_bytes(float_interface(staged.read_bytes()))
-        return {"tflite_schema_version": TFLITE_SCHEMA_VERSION, "io": io if quantized else "float"}
+        facts = {"tflite_schema_version": TFLITE_SCHEMA_VERSION, "io": io if quantized else "float"}
+        if free:  # litert-torch cannot lower a free sequence axis (a BERT's attention compares it to ints)
+            named = named_inputs(example)
+            facts["fixed_axes"] = {name: [int(named[name].shape[a + 1]) for a in axes] for name, axes in free.items()}
+        return facts
 
     return publish("tflite", path, write, model, example, data, gate)
 

@@ -25,7 +25,7 @@ from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
 from edgekd.quantize.bias import snap_biases_to_int32
 from edgekd.quantize.compat import fix_pattern_export
-from edgekd.quantize.graph import CaptureError, capture, export_with_free_batch
+from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 from edgekd.quantize.weight_range import resolve_weight_range
@@ -70,10 +70,16 @@ def capture_mode(model: nn.Module, qat: bool) -> None:
 
 @torch_deprecations_quieted()
 def prepare(
-    model: nn.Module, example: ModelInputs, qat: bool, exclude: Sequence[str] = (), weight_range: str = "auto"
+    model: nn.Module,
+    example: ModelInputs,
+    qat: bool,
+    exclude: Sequence[str] = (),
+    weight_range: str = "auto",
+    free: FreeAxes | None = None,
 ) -> ObservedGraph:
     """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched.
-    ``weight_range``: ``full``, ``narrow`` or ``auto`` (``edgekd.quantize.weight_range``)."""
+    ``weight_range``: ``full``, ``narrow`` or ``auto`` (``edgekd.quantize.weight_range``); ``free``: the
+    per-sample axes (a text's sequence) left free in the graph besides the batch."""
     for name in exclude:
         resolve_module(model, name, "exclude")
     fix_pattern_export()
@@ -81,7 +87,7 @@ def prepare(
     if output_selection(work) is None:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
     capture_mode(work, qat)
-    graph = capture(work, example).module()
+    graph = capture(work, example, free).module()
     weight_range = resolve_weight_range(weight_range)
     quantizer = Int8Quantizer(qat=qat, exclude=exclude, weight_range=weight_range)
     try:
@@ -109,7 +115,9 @@ def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: to
 
 
 @torch_deprecations_quieted()
-def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationScheme) -> QuantizedModel:
+def convert(
+    observed: ObservedGraph, example: ModelInputs, scheme: QuantizationScheme, free: FreeAxes | None = None
+) -> QuantizedModel:
     """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
     observed.eval()
     graph = copy.deepcopy(observed.graph).cpu()  # artifacts are built and checked on the CPU
@@ -119,7 +127,7 @@ def convert(observed: ObservedGraph, example: ModelInputs, scheme: QuantizationS
         raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
     refuse_random_ops(converted)
     snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
-    program = export_with_free_batch(converted, to_device(example, "cpu"))
+    program = export_with_free_batch(converted, to_device(example, "cpu"), free)
     return QuantizedModel(program, dataclasses.replace(scheme, weight_range=observed.weight_range))
 
 

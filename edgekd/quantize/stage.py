@@ -64,7 +64,8 @@ class Quantize(TeachingConfig, Stage):
         data, device, example = ctx.data, ctx.device, ctx.example
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
-        observed = prepare(student, example, qat=qat, exclude=self.exclude, weight_range=self.weight_range)
+        free = data.signature.free_axes  # a dynamic sequence length stays free through convert and export
+        observed = prepare(student, example, qat, self.exclude, self.weight_range, free)
         weight_range = observed.weight_range  # "auto" resolved for this machine
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
@@ -74,7 +75,7 @@ class Quantize(TeachingConfig, Stage):
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
             notes.update(val_accuracy_ptq=history.initial_val_accuracy, val_accuracy_qat=history.best_val_accuracy)
             notes.update(facts)
-        quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)))
+        quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)), free)
         notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
         ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
