@@ -30,6 +30,7 @@ SHAPE_ATTRIBUTES = (
     "embed_dim",
     "num_attention_heads",  # Hugging Face attention, pruned by whole heads
     "all_head_size",
+    "n_heads",  # DistilBERT's head count
 )
 FORMAT = "edgekd-model-v1"
 TRIMMED = "trimmed_vocabulary"  # a token embedding cut to the task's tokens (edgekd.vocabulary)

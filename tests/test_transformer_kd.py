@@ -205,6 +205,38 @@ def test_pruning_a_bert_removes_whole_heads_and_ffn_neurons_and_the_file_reloads
         assert torch.allclose(logits_of(reloaded(**sample)), logits_of(pruned.eval()(**sample)), atol=1e-6)
 
 
+def test_distilbert_attention_is_pruned_by_whole_heads_too(tmp_path):
+    import numpy as np
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from edgekd.modelfile import load_model, save_model
+    from edgekd.prune.engine import transformer_layout
+
+    def distilbert():
+        torch.manual_seed(0)
+        config = DistilBertConfig(vocab_size=40, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                  max_position_embeddings=32, dropout=0.0, attention_dropout=0.0)  # fmt: skip
+        return DistilBertForSequenceClassification(config).eval()
+
+    model = distilbert()
+    inputs = {"input_ids": torch.randint(5, 40, (64, 12)).numpy(), "attention_mask": np.ones((64, 12), np.int64)}
+    labels = np.random.default_rng(0).integers(0, 2, 64)
+    data = ek.data.from_named_arrays(inputs, labels, inputs, labels, val_fraction=0.25, batch_size=16)
+    assert transformer_layout(model) == {"heads": [4, 4], "ffn": [64, 64]}
+    result = ek.Pipeline(distilbert(), model, data, [ek.Prune(ratio=0.5, epochs=0, round_to=None)],
+                         out_dir=tmp_path / "run", quiet=True, device="cpu").run()  # fmt: skip
+    pruned = result.model
+    assert transformer_layout(pruned) == {"heads": [2, 2], "ffn": [32, 32]}
+    attention = pruned.distilbert.transformer.layer[0].attention
+    assert attention.q_lin.out_features == 16 and attention.attention_head_size == 8
+    assert pruned.config.hidden_dim == 32
+    sample = next(iter(data.val))[0]
+    save_model(pruned, tmp_path / "pruned.pt")
+    reloaded = load_model(distilbert(), tmp_path / "pruned.pt").eval()
+    with torch.no_grad():
+        assert torch.allclose(logits_of(reloaded(**sample)), logits_of(pruned.eval()(**sample)), atol=1e-6)
+
+
 def test_trimming_the_vocabulary_keeps_the_used_rows_and_maps_the_rest_to_unknown(bert_teacher, texts, tmp_path):
     from edgekd.modelfile import load_model, save_model
     from edgekd.vocabulary import TrimmedEmbedding, trim_vocabulary, used_token_ids

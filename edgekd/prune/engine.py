@@ -56,15 +56,46 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and hasattr(m, "num_heads")]
 
 
+@dataclass(frozen=True)
+class AttentionNaming:
+    """How one family of Hugging Face attention names its query/key/value Linears and its head count."""
+
+    projections: tuple[str, str, str]
+    heads: str
+
+
+ATTENTION_NAMINGS = (
+    AttentionNaming(("query", "key", "value"), "num_attention_heads"),  # BERT, MiniLM, RoBERTa, ViT, ...
+    AttentionNaming(("q_lin", "k_lin", "v_lin"), "n_heads"),  # DistilBERT
+    AttentionNaming(("q_proj", "k_proj", "v_proj"), "num_heads"),  # BART, CLIP, Whisper, ...
+)
+FFN_SUFFIXES = ("intermediate.dense", "ffn.lin1", "mlp.fc1", ".fc1")  # each block's feed-forward widening
+FFN_CONFIG_KEYS = ("intermediate_size", "hidden_dim", "ffn_dim", "encoder_ffn_dim")
+
+
+def attention_naming(module: nn.Module) -> AttentionNaming | None:
+    """The naming ``module`` follows when it is split q/k/v attention with a head count, else None."""
+    for naming in ATTENTION_NAMINGS:
+        if all(isinstance(getattr(module, part, None), nn.Linear) for part in naming.projections) and isinstance(
+            getattr(module, naming.heads, None), int
+        ):
+            return naming
+    return None
+
+
 def split_attention_modules(model: nn.Module) -> list[nn.Module]:
-    """Hugging Face style attention: separate ``query``/``key``/``value`` Linears and ``num_attention_heads``
-    (BERT, MiniLM, RoBERTa, ViT...). Pruned by whole heads, never by head width."""
-    return [
-        m
-        for m in model.modules()
-        if all(isinstance(getattr(m, part, None), nn.Linear) for part in ("query", "key", "value"))
-        and isinstance(getattr(m, "num_attention_heads", None), int)
-    ]
+    """Hugging Face style attention: separate query/key/value Linears and a head count, under any of
+    :data:`ATTENTION_NAMINGS`. Pruned by whole heads, never by head width."""
+    return [m for m in model.modules() if attention_naming(m) is not None]
+
+
+def head_projections(attention: nn.Module) -> list[nn.Linear]:
+    """The query, key and value Linears of a split attention module."""
+    return [getattr(attention, part) for part in attention_naming(attention).projections]
+
+
+def head_count(attention: nn.Module) -> int:
+    return getattr(attention, attention_naming(attention).heads)
 
 
 def transformer_layout(model: nn.Module) -> dict[str, list[int]]:
@@ -72,22 +103,24 @@ def transformer_layout(model: nn.Module) -> dict[str, list[int]]:
     attention = split_attention_modules(model)
     if not attention:
         return {}
-    ffn = [m.out_features for n, m in model.named_modules() if n.endswith("intermediate.dense")]
-    return {"heads": [m.num_attention_heads for m in attention], "ffn": ffn}
+    ffn = [m.out_features for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(FFN_SUFFIXES)]
+    return {"heads": [head_count(m) for m in attention], "ffn": ffn}
 
 
 def _sync_transformer(model: nn.Module, pruner) -> None:
-    """Each attention module told its new head count; a Hugging Face config's ``intermediate_size``
-    follows the feed-forward width when every block has the same (the heads' count cannot be
-    expressed in such a config once it differs from ``hidden_size / head size``: edgekd's model file
-    records it per module)."""
+    """Each attention module told its new head count; a Hugging Face config's feed-forward width
+    follows when every block has the same (the heads' count cannot be expressed in such a config
+    once it differs from ``hidden_size / head size``: edgekd's model file records it per module)."""
     for attention in split_attention_modules(model):
-        attention.num_attention_heads = pruner.num_heads[attention.query]
-        attention.all_head_size = attention.query.out_features
+        query = head_projections(attention)[0]
+        setattr(attention, attention_naming(attention).heads, pruner.num_heads[query])
+        if hasattr(attention, "all_head_size"):
+            attention.all_head_size = query.out_features
     config = getattr(model, "config", None)
     widths = set(transformer_layout(model).get("ffn", []))
-    if config is not None and hasattr(config, "intermediate_size") and len(widths) == 1:
-        config.intermediate_size = widths.pop()
+    key = next((k for k in FFN_CONFIG_KEYS if isinstance(getattr(config, k, None), int)), None)
+    if key is not None and len(widths) == 1:
+        setattr(config, key, widths.pop())
 
 
 def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
@@ -127,7 +160,7 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
     split = split_attention_modules(model)
     transformer = {}
     if split:  # whole heads and feed-forward neurons go; the residual width (the embeddings') stays
-        heads = {linear: m.num_attention_heads for m in split for linear in (m.query, m.key, m.value)}
+        heads = {linear: head_count(m) for m in split for linear in head_projections(m)}
         ignored += [m for m in model.modules() if isinstance(m, nn.Embedding)]
         transformer = {"prune_num_heads": True, "prune_head_dims": False, "head_pruning_ratio": spec.ratio,
                        "output_transform": lambda output: logits_of(output).sum()}  # fmt: skip
