@@ -7,6 +7,7 @@ Errors edgekd raises on purpose print one line and exit non-zero (2 for a bad re
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -27,6 +28,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     parser.add_argument("--quick", action="store_true", help="toy size: at most 2 epochs per stage on a data subset")
+    parser.add_argument(
+        "--nproc", type=int, default=1,
+        help="train in N processes on this machine (torchrun, gloo on CPU, NCCL on GPUs); the same as "
+        "'torchrun --standalone --nproc-per-node N -m edgekd run ...'",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
             result = run_recipe(recipe_path, out_dir, args.overwrite, args.quiet, args.quick, args.resume)
     else:
         result = run_recipe(args.recipe, args.out_dir, args.overwrite, args.quiet, args.quick, args.resume)
+    from edgekd import distributed
+
+    if not distributed.is_main():
+        return 0  # rank 0 prints the summary
     print((result.run_dir / "report.md").read_text().split("## Ledger", 1)[-1].strip())
     from edgekd.bench.report import teacher_against_shipped
 
@@ -192,8 +202,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_third_party()  # a program may set the process's logging; the library does not
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "nproc", 1) != 1:
+            from edgekd.launcher import launch
+
+            return launch(args.nproc, argv)
         if args.command == "prune-sensitivity":
             return _sensitivity(args)
         if args.command == "bench":
@@ -214,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     except EdgekdError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"edgekd: error: {exc}", file=sys.stderr)
+        print(f"edgekd: error: {_on_rank()}{exc}", file=sys.stderr)
+        _record_for_launcher(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgekd: interrupted", file=sys.stderr)
@@ -222,9 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an edgekd bug or a library failure we did not anticipate
         if args.debug:
             traceback.print_exc()
-        print(f"edgekd: unexpected {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)",
-              file=sys.stderr)  # fmt: skip
+        print(f"edgekd: unexpected {_on_rank()}{type(exc).__name__}: {first_line(exc)} (run with --debug for the "
+              "traceback)", file=sys.stderr)  # fmt: skip
+        _record_for_launcher(exc)
         return 1
+
+
+def _launched() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _on_rank() -> str:
+    """``rank 1: `` in a process torchrun started, so a line says which rank it came from."""
+    return f"rank {os.environ['RANK']}: " if _launched() and "RANK" in os.environ else ""
+
+
+def _record_for_launcher(exc: BaseException) -> None:
+    """The error in torchrun's per-rank error file, from which the launcher's one line is made."""
+    if _launched() and os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import get_error_handler
+
+        get_error_handler().record_exception(exc)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
-from edgekd import __version__
+from edgekd import __version__, distributed
 from edgekd.bench.targets import Target, load_target
 from edgekd.data import DataBundle, example_inputs
 from edgekd.environment import machine_facts
@@ -27,6 +27,7 @@ from edgekd.measure import artifact_row, model_row
 from edgekd.modelfile import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.preflight import check_models_accept_data
+from edgekd.quantize.model import QuantizedModel
 from edgekd.run_folder import RunFolder, RunReport, stage_config
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.train import resolve_device
@@ -116,10 +117,13 @@ class Pipeline:
 
         :meth:`run` calls it; call it yourself to fail fast before work of your own (the CLI trains
         teachers after it). A passed preflight is not repeated by the run that follows."""
-        if resume:
-            self.folder.check_resumable(self._run_record())
-        else:
-            self.folder.check_fresh()
+        distributed.start(self.device)
+        if distributed.is_main():  # under torchrun rank 0 judges the folder before it writes into it
+            if resume:
+                self.folder.check_resumable(self._run_record())
+            else:
+                self.folder.check_fresh()
+        distributed.barrier()
         named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
         check_models_accept_data([*named, ("student", self.student)], self.data, self._example(), self.device)
         for index, stage in enumerate(self.stages):
@@ -172,7 +176,14 @@ class Pipeline:
             with run.stop_recorded(f"stage {index + 1}: {stage.name}"):
                 student = self._run_stage(ctx, index, stage, student, run.ledger)
             run.write("running")
-        save_model(student, self.out_dir / "student.pt")
+        artifacts: dict[str, Path] = {}
+        with distributed.main_only() as main:  # files are written once; the other ranks wait
+            if main:
+                save_model(student, self.out_dir / "student.pt")
+                artifacts = self._export_and_bench(student, run)
+        return PipelineResult(student, artifacts, run.write("completed"), self.out_dir, self.teachers)
+
+    def _export_and_bench(self, student: nn.Module, run: RunReport) -> dict[str, Path]:
         artifacts: dict[str, Path] = {}
         for fmt, options in self.export.items():
             with run.stop_recorded(f"export {fmt}"):
@@ -182,7 +193,7 @@ class Pipeline:
         if self.targets:
             with run.stop_recorded("benchmark"):
                 run.report["bench"] = self._bench(student, artifacts, run.ledger)
-        return PipelineResult(student, artifacts, run.write("completed"), self.out_dir, self.teachers)
+        return artifacts
 
     def _run_stage(self, ctx: RunContext, index: int, stage: Stage, student: nn.Module, ledger: Ledger) -> nn.Module:
         self._log(f"stage {index + 1}/{len(self.stages)}: {stage.name}")
@@ -190,8 +201,11 @@ class Pipeline:
         student = stage.run(ctx, student)
         if not isinstance(student, nn.Module):
             raise ConfigError(f"stage '{stage.name}' returned {type(student).__name__}, not a torch.nn.Module")
+        if not isinstance(student, QuantizedModel):  # a graph converted the same way everywhere
+            distributed.same_structure(student, f"stage {index + 1}: {stage.name}")
         wall = time.perf_counter() - stage_start
-        save_model(student, ctx.stage_dir / "model.pt")
+        if distributed.is_main():
+            save_model(student, ctx.stage_dir / "model.pt")
         row = ledger.add(self._row(stage.name, "stage", student, wall, ctx.summary))
         row.details = ctx.details
         self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
@@ -256,6 +270,7 @@ class Pipeline:
             "data": self.data.describe(),
             "teachers": [type(t).__name__ for t in self.teachers],
             "teacher_weights": self.teacher_weights,
+            "processes": distributed.describe(),
             "student": type(self.student).__name__,
             "stages": [{"name": s.name, "config": stage_config(s)} for s in self.stages],
             "export": self.export,
@@ -276,5 +291,5 @@ class Pipeline:
         return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
 
     def _log(self, line: str) -> None:
-        if not self.quiet:
+        if not self.quiet and distributed.is_main():
             print(f"[edgekd] {line}", flush=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
+from edgekd import distributed
 from edgekd.checkpoint import atomic_save, load_weights
 from edgekd.data import DataBundle
 from edgekd.train import CrossEntropy, TrainConfig, Trainer, resolve_device
@@ -73,12 +74,13 @@ def pretrain(
     start = time.perf_counter()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / "teachers" / f"{type(model).__name__}-{cache_key(model, data, config, seed)}.pt"
-    if use_cache and path.is_file():
+    distributed.start(resolve_device(device))
+    if distributed.agree(use_cache and path.is_file()):  # under torchrun, rank 0's answer for every rank
         load_weights(model, path)
         return PretrainResult(model, True, path, time.perf_counter() - start)
     trainer = Trainer(config, resolve_device(device), quiet=quiet, desc="teacher", seed=seed)
     trainer.fit(model, data, CrossEntropy())
     model.eval()
-    if use_cache:
+    if use_cache and distributed.is_main():
         atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
     return PretrainResult(model, False, path if use_cache else None, time.perf_counter() - start)

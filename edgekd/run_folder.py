@@ -13,14 +13,14 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from edgekd import __version__
+from edgekd import __version__, distributed
 from edgekd.errors import ConfigError
 from edgekd.fileio import atomic_write_text
 from edgekd.ledger import REPORT_SCHEMA_VERSION, Ledger, LedgerRow, write_reports
@@ -72,13 +72,17 @@ class RunFolder:
         if json.loads((self.path / REPORT).read_text()).get("status") == "completed":
             raise ConfigError(f"run '{self.path}' already completed; nothing to resume")
 
-    def open(self) -> RunLock:
-        """Create the folder and hold its lock for the ``with`` block."""
+    def open(self) -> RunLock | nullcontext:
+        """Create the folder and hold its lock for the ``with`` block (rank 0's under torchrun: the
+        other ranks write nothing and hold nothing)."""
+        if not distributed.is_main():
+            return nullcontext()
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         return RunLock(self.path)
 
     def write_record(self, record: dict) -> None:
-        atomic_write_text(self.path / RUN_RECORD, json.dumps(record, indent=2) + "\n")
+        if distributed.is_main():
+            atomic_write_text(self.path / RUN_RECORD, json.dumps(record, indent=2) + "\n")
 
     def stage_dir(self, index: int, name: str) -> Path:
         """``checkpoints/01-distill`` for the first stage (``index`` counts from 0)."""
@@ -100,7 +104,8 @@ class RunFolder:
         return ResumePoint(ledger, done, resumed, float(report.get("wall_s", 0.0)))
 
     def write_report(self, report: dict, ledger: Ledger) -> None:
-        write_reports(self.path, report, ledger)
+        if distributed.is_main():
+            write_reports(self.path, report, ledger)
 
 
 def diff_keys(before, after, prefix: str = "") -> list[str]:

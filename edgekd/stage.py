@@ -114,13 +114,14 @@ class RunContext:
         """A fresh record for the next stage (the Pipeline calls this)."""
         self.stage_dir, self.resume, self.summary, self.details = stage_dir, resume, "", {}
 
-    def trainer(self, config, desc: str):
+    def trainer(self, config, desc: str, epoch_end: Callable[[], None] | None = None):
         """The shared training loop, checkpointing into this stage's folder."""
         from edgekd.train import Trainer
 
         return Trainer(
-            config, self.device, self.stage_dir, quiet=self.quiet, desc=desc, seed=self.seed, resume=self.resume
-        )
+            config, self.device, self.stage_dir, quiet=self.quiet, desc=desc, seed=self.seed, resume=self.resume,
+            epoch_end=epoch_end,
+        )  # fmt: skip
 
 
 def register_stage(kind: str) -> Callable[[StageType], StageType]:

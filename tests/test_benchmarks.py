@@ -91,7 +91,17 @@ def _check_distil_text(results: dict, table: str) -> None:
     assert "| DistilBERT vs BERT-base (published) |" in table and "attention relations on Q/K/V" in table
 
 
+def _check_distributed_epoch(results: dict, table: str) -> None:
+    rows = results["rows"]
+    assert [r["processes"] for r in rows] == [1, 2] and rows[0]["steady_speedup"] == 1.0
+    for row in rows:  # every run trained its epochs; the speed-up is read from them
+        assert len(row["epoch_seconds"][0]) == results["epochs"] and row["steady_epoch_s"] > 0
+        assert row["steady_speedup"] == pytest.approx(rows[0]["steady_epoch_s"] / row["steady_epoch_s"], abs=0.01)
+    assert "CPU only (gloo over loopback" in table
+
+
 CHECKS = {
+    "distributed_epoch": _check_distributed_epoch,
     "distil_text": _check_distil_text,
     "kd_methods": _check_kd_methods,
     "hinton2015_mnist": _check_hinton,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd import distributed
 from edgekd.batchnorm import refresh_note
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
@@ -54,6 +55,7 @@ class AdversarialObjective:
         ) + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
         self.optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
+        distributed.mean_gradients(critic.parameters())  # under torchrun every rank's critic steps alike
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)  # no stale gradient for the Trainer's optimizer to apply
         self.last_discriminator_loss = critic_loss.item()

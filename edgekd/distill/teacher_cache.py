@@ -2,12 +2,16 @@
 
 Valid only when a sample looks the same every epoch (no random augmentation) and the teacher is
 frozen in eval mode; then the teacher's forward pass, usually the larger share of a distillation
-step, is paid once per run instead of once per epoch.
+step, is paid once per run instead of once per epoch. Under ``torchrun`` each rank computes the
+outputs of the rows it trains on and :meth:`TeacherCache.share` hands them to every rank after the
+epoch: the teacher runs once per sample across all ranks.
 """
 
 from __future__ import annotations
 
 import torch
+
+from edgekd import distributed
 
 DEFAULT_LIMIT_BYTES = 2 * 1024**3
 
@@ -43,3 +47,8 @@ class TeacherCache:
         for key, tensor in outputs.items():
             self._store[key][index] = tensor.detach().cpu()
         self._filled[index] = True
+
+    def share(self) -> None:
+        """Every rank's computed rows to every rank (a no-op in a single process); call on all ranks."""
+        if distributed.active() and self.enabled and self._store:
+            distributed.share_rows(list(self._store.values()), self._filled)

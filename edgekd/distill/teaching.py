@@ -133,7 +133,8 @@ def train_with_teacher(
     )
     trained = wrap(objective) if wrap is not None else objective
     try:
-        history = ctx.trainer(config, desc=desc).fit(student, ctx.data, trained)
+        share = cache.share if cache is not None else None  # under torchrun, each rank's teacher outputs to all
+        history = ctx.trainer(config, desc=desc, epoch_end=share).fit(student, ctx.data, trained)
     finally:
         objective.close()
     facts = {

@@ -13,7 +13,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from edgekd import distributed
 from edgekd.batchnorm import chance_warning, refresh_statistics, stale_statistics_suspected
 from edgekd.checkpoint import atomic_save, safe_load
 from edgekd.data import DataBundle
@@ -151,27 +152,38 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` is the GPU when there is one; under ``torchrun`` each rank takes its own GPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device '{device}' asked for, but no CUDA GPU is available")
-    return torch.device(device)
+    return distributed.local_device(torch.device(device))
 
 
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> float:
-    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches."""
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", split: bool = False) -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches; with ``split`` under
+    ``torchrun`` each rank evaluates its share of the batches and the counts are summed (every rank
+    must call it then)."""
     correct = total = 0
+    batches = distributed.evaluation_batches(loader) if split else loader
     with inference(model):
-        for batch in loader:
+        for batch in batches:
             x, y, _ = split_batch(batch)
             x, y = to_device(x, device), y.to(device)
             correct += int((logits_of(forward(model, x)).argmax(1) == y).sum())
             total += len(y)
+    if split:
+        correct, total = distributed.sums(correct, total)
     return correct / max(total, 1)
 
 
 class Trainer:
-    """Runs an Objective over a DataBundle for ``config.epochs`` epochs."""
+    """Runs an Objective over a DataBundle for ``config.epochs`` epochs.
+
+    Under ``torchrun`` (see :mod:`edgekd.distributed`) every rank trains on its slice of each global
+    batch with the gradients summed across ranks; validation is split over the ranks, and only rank 0
+    writes checkpoints and prints. ``epoch_end`` is called on every rank after each epoch's steps
+    (a teacher cache shares what each rank computed)."""
 
     def __init__(
         self,
@@ -182,11 +194,13 @@ class Trainer:
         desc: str = "train",
         seed: int = 0,
         resume: bool = False,
+        epoch_end: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.seed = seed
         self.resume = resume
-        self.device = torch.device(device) if not isinstance(device, torch.device) else device
+        self.device = distributed.local_device(torch.device(device))
+        self.epoch_end = epoch_end
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.quiet = quiet
         self.desc = desc
@@ -214,6 +228,7 @@ class Trainer:
     def fit(self, model: nn.Module, data: DataBundle, objective: Objective | None = None) -> History:
         """Train ``model`` in place; on return it holds the weights of its best validation epoch."""
         objective = objective or CrossEntropy()
+        distributed.start(self.device)
         seed_everything(self.seed)
         if hasattr(data.train, "epoch"):
             data.train.epoch = 0  # the same seed gives the same batch order, whatever ran before
@@ -234,10 +249,10 @@ class Trainer:
         else:
             # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
             # recovery after pruning, say) hands back what it was given, with best_epoch 0.
-            initial = evaluate(model, data.val, self.device)
+            initial = evaluate(model, data.val, self.device, split=True)
             history = History(initial_val_accuracy=initial, best_epoch=0, best_val_accuracy=initial)
             best_state = copy.deepcopy(model.state_dict())
-            if self.checkpoint_dir is not None:
+            if self.checkpoint_dir is not None and distributed.is_main():
                 atomic_save({"model": best_state, "epoch": 0}, self.checkpoint_dir / "best.pt")
             done, bad_epochs = 0, 0
         if history.stopped_early:
@@ -271,23 +286,32 @@ class Trainer:
         bar = tqdm(
             total=len(data.train),
             desc=f"{self.desc} {epoch}/{self.config.epochs}",
-            disable=self.quiet or not on_terminal(),
+            disable=self.quiet or not on_terminal() or not distributed.is_main(),
             leave=False,
             dynamic_ncols=True,
         )
         for step, batch in enumerate(data.train, start=1):
-            x, y, index = split_batch(batch)
+            x, y, index, share = distributed.shard(*split_batch(batch))
+            if not len(y):  # a last batch smaller than the ranks: this rank adds nothing to the sum
+                optimizer.zero_grad(set_to_none=True)
+                distributed.sum_gradients(params, 0.0)
+                optimizer.step()
+                scheduler.step()
+                bar.update()
+                continue
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             loss, logits = objective(model, x, y, index)
             if not torch.isfinite(loss):
                 model.load_state_dict(last_good)
                 where = f"'{self.checkpoint_dir / 'best.pt'}'" if self.checkpoint_dir else "the model (in memory)"
+                on_rank = f" on rank {distributed.rank()}" if distributed.active() else ""
                 raise TrainingError(
-                    f"{self.desc}: loss is {loss.item()} at epoch {epoch}, step {step}; stopped, "
+                    f"{self.desc}: loss is {loss.item()} at epoch {epoch}, step {step}{on_rank}; stopped, "
                     f"the last good weights are kept in {where}; lower the learning rate or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.sum_gradients(params, share)
             if self.config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
             optimizer.step()
@@ -299,7 +323,13 @@ class Trainer:
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         bar.close()
-        val_accuracy = evaluate(model, data.val, self.device)
+        loss_sum, correct, seen = distributed.sums(loss_sum, correct, seen)
+        distributed.average_buffers(model)
+        if objective.extra_modules is not None:
+            distributed.average_buffers(objective.extra_modules)
+        if self.epoch_end is not None:
+            self.epoch_end()
+        val_accuracy = evaluate(model, data.val, self.device, split=True)
         train_accuracy = correct / max(seen, 1)
         warning, refreshed = None, None
         if stale_statistics_suspected(model, train_accuracy, val_accuracy, data.num_classes):
@@ -309,7 +339,8 @@ class Trainer:
             val_accuracy = max(val_accuracy, refreshed["val_accuracy_after"])
             if warning:
                 warning += f"; with re-estimated statistics validation reaches {100 * val_accuracy:.1f}%"
-                print(f"edgekd: warning: {self.desc} epoch {epoch}: {warning}", file=sys.stderr, flush=True)
+                if distributed.is_main():
+                    print(f"edgekd: warning: {self.desc} epoch {epoch}: {warning}", file=sys.stderr, flush=True)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / max(seen, 1),
@@ -329,7 +360,7 @@ class Trainer:
     def _save(self, model, extra, optimizer, scheduler, epoch, history, best_improved, bad_epochs) -> None:
         """``best.pt`` first, then ``last.pt``: a kill between the two resumes from the epoch before,
         whose best weights are then still the ones on disk."""
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not distributed.is_main():
             return
         if best_improved:
             atomic_save({"model": model.state_dict(), "epoch": epoch}, self.checkpoint_dir / "best.pt")
@@ -364,5 +395,5 @@ class Trainer:
         return History.from_dict(state["history"]), best, int(state["epoch"]), int(state.get("bad_epochs", 0))
 
     def _log(self, line: str) -> None:
-        if not self.quiet:
+        if not self.quiet and distributed.is_main():
             tqdm.write(line, file=sys.stderr)

@@ -1,0 +1,7 @@
+"""``python -m edgekd`` (and ``torchrun -m edgekd run recipe.yaml``): the command line."""
+
+import sys
+
+from edgekd.cli import main
+
+sys.exit(main())
