@@ -8,7 +8,9 @@ are interleaved and repeated; an epoch's time is the fastest across repeats, and
 recorded. This measures the CPU of this machine only: it says nothing about GPUs or several hosts.
 Run from the repository root:
 
-    python -m benchmarks.run distributed_epoch [--quick] [--nproc 2] [--repeats 2] [--epochs 3]
+    python -m benchmarks.run distributed_epoch [--quick] [--nproc 2] [--repeats 2] [--epochs 3] [--gpu]
+
+``--gpu`` (on a machine with a CUDA GPU) adds a row: 1 process training on the GPU, against the CPU rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchmarks.study_args import parse, study_parser
 RECIPE = """
 name: distributed-epoch
 seed: 0
+device: {device}
 data: {{source: {source}, batch_size: 128{limits}}}
 teacher: {{model: mnist-resnet}}
 student: {{model: mnist-mobilenet}}
@@ -48,47 +51,60 @@ def epoch_seconds(recipe: Path, out_dir: Path, nproc: int) -> tuple[list[float],
     return [round(e["seconds"], 2) for e in row["details"]["history"]["epochs"]], time.perf_counter() - started
 
 
+def row_of(device: str, processes: int, times: list[list[float]], walls: list[float]) -> dict:
+    """One configuration's epochs: the first (teacher and student) and the fastest later one, across repeats."""
+    return {
+        "device": device,
+        "processes": processes,
+        "threads_each": max(1, (os.cpu_count() or 1) // processes),
+        "first_epoch_s": min(t[0] for t in times),
+        "steady_epoch_s": min(s for t in times for s in t[1:]),
+        "epoch_seconds": times,
+        "run_wall_s": walls,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--gpu", action="store_true", help="add 1 process on the CUDA GPU")
     args = parse(parser, argv, {"repeats": 1, "epochs": 2})
     started = time.perf_counter()
     limits = ", limit_train: 1000, limit_test: 200" if args.quick else ""
-    counts = [1, args.nproc]
-    times: dict[int, list[list[float]]] = {n: [] for n in counts}
-    walls: dict[int, list[float]] = {n: [] for n in counts}
+    runs = [("cpu", 1), ("cpu", args.nproc)] + ([("cuda", 1)] if args.gpu else [])
+    times: dict[tuple, list[list[float]]] = {run: [] for run in runs}
+    walls: dict[tuple, list[float]] = {run: [] for run in runs}
     with tempfile.TemporaryDirectory(prefix="edgekd-distributed-") as scratch:
         folder = Path(scratch)
-        recipe = folder / "recipe.yaml"
-        recipe.write_text(RECIPE.format(source=args.dataset, limits=limits, epochs=args.epochs))
+        for device in {device for device, _ in runs}:
+            text = RECIPE.format(source=args.dataset, limits=limits, epochs=args.epochs, device=device)
+            (folder / f"{device}.yaml").write_text(text)
         for repeat in range(args.repeats):
-            for n in counts:
-                seconds, wall = epoch_seconds(recipe, folder / f"run-{n}-{repeat}", n)
-                times[n].append(seconds)
-                walls[n].append(round(wall, 1))
-    rows = []
-    for n in counts:
-        first = min(t[0] for t in times[n])
-        steady = min(s for t in times[n] for s in t[1:])
-        rows.append({"processes": n, "threads_each": max(1, (os.cpu_count() or 1) // n), "first_epoch_s": first,
-                     "steady_epoch_s": steady, "epoch_seconds": times[n], "run_wall_s": walls[n]})  # fmt: skip
-    base = rows[0]
+            for device, n in runs:
+                recipe = folder / f"{device}.yaml"
+                seconds, wall = epoch_seconds(recipe, folder / f"run-{device}-{n}-{repeat}", n)
+                times[device, n].append(seconds)
+                walls[device, n].append(round(wall, 1))
+    rows = [row_of(device, n, times[device, n], walls[device, n]) for device, n in runs]
     for row in rows:
-        row["steady_speedup"] = round(base["steady_epoch_s"] / row["steady_epoch_s"], 2)
-        row["first_speedup"] = round(base["first_epoch_s"] / row["first_epoch_s"], 2)
-    table = markdown_table(
-        ["processes", "threads each", "first epoch (teacher + student)", "steady epoch (student)", "speed-up"],
-        [[str(r["processes"]), str(r["threads_each"]), f"{r['first_epoch_s']:.1f} s ({r['first_speedup']:.2f}x)",
-          f"{r['steady_epoch_s']:.1f} s", f"{r['steady_speedup']:.2f}x"] for r in rows],
-    )  # fmt: skip
-    table += (
+        row["steady_speedup"] = round(rows[0]["steady_epoch_s"] / row["steady_epoch_s"], 2)
+        row["first_speedup"] = round(rows[0]["first_epoch_s"] / row["first_epoch_s"], 2)
+    header = ["device", "processes", "threads each", "first epoch (teacher + student)", "steady epoch", "speed-up"]
+    cells = [
+        [r["device"], str(r["processes"]), str(r["threads_each"]),
+         f"{r['first_epoch_s']:.1f} s ({r['first_speedup']:.2f}x)", f"{r['steady_epoch_s']:.1f} s",
+         f"{r['steady_speedup']:.2f}x"]
+        for r in rows
+    ]  # fmt: skip
+    gpu = "the GPU row: 1 process on the CUDA GPU" if args.gpu else "no GPU row (--gpu on a GPU machine adds it)"
+    table = markdown_table(header, cells) + (
         f"\nDistillation of mnist-mobilenet from mnist-resnet on {args.dataset} (the whole training split, batch "
         f"128, AdamW), {args.epochs} epochs per run, {args.repeats} interleaved repeats; each epoch includes "
-        "its validation pass; fastest epoch across repeats. CPU only (gloo over loopback, "
-        f"{os.cpu_count()} cores): no GPU or multi-host number is claimed.\n"
+        f"its validation pass; fastest epoch across repeats. Several processes: gloo over loopback on "
+        f"{os.cpu_count()} CPU cores; {gpu}; no multi-host number is claimed.\n"
     )
     path = save("distributed_epoch", {"dataset": args.dataset, "epochs": args.epochs, "repeats": args.repeats,
                                       "rows": rows}, table, started, quick=args.quick)  # fmt: skip

@@ -99,6 +99,23 @@ def epoch_cost_block() -> str:
     return table(["training run", "first epoch", "later epochs", "vs label-only"], rows, footer)
 
 
+def distributed_block() -> str:
+    study = _load("distributed_epoch")
+    results = study["results"]
+    rows = [
+        [r["device"], str(r["processes"]), str(r["threads_each"]), f"{r['first_epoch_s']:.1f} s",
+         f"{r['steady_epoch_s']:.1f} s", f"{r['steady_speedup']:.2f}x"]
+        for r in results["rows"]
+    ]  # fmt: skip
+    footer = (
+        f"Distillation on {results['dataset']} (whole training split, batch 128), fastest epoch of "
+        f"{results['repeats']} interleaved runs; several processes: gloo over loopback. `{study['command']}` on "
+        f"{study['machine']['cpu']} ({study['machine']['cores']} cores), {study['date']}."
+    )
+    header = ["device", "processes", "threads each", "first epoch (teacher + student)", "later epochs", "speed-up"]
+    return table(header, rows, footer)
+
+
 def prune_latency_block() -> str:
     study = _load("prune_latency")
     results = study["results"]
@@ -299,6 +316,7 @@ BLOCKS = {
     "kd-methods": kd_methods_block,
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
+    "distributed": distributed_block,
     "prune-latency": prune_latency_block,
     "prune-mnist": prune_mnist_block,
     "int8-latency": int8_latency_block,

@@ -22,7 +22,7 @@ from torch import nn
 from edgekd import data as data_sources
 from edgekd import models
 from edgekd.data import DataBundle
-from edgekd.errors import ConfigError, EdgekdError
+from edgekd.errors import ConfigError, DataError, EdgekdError
 from edgekd.export_plan import export_plan
 from edgekd.modelfile import load_model
 from edgekd.outputs import resolve_selector, select_output
@@ -321,6 +321,11 @@ def build_model(spec: ModelSpec, where: str, teacher: nn.Module | None = None) -
 def build_data(recipe: Recipe) -> DataBundle:
     try:
         return data_sources.source(recipe.data_source)(**recipe.data_args)
+    except DataError as exc:  # "padding: must be ..." names a key of the recipe's data block: say where
+        key = str(exc).split(":", 1)[0]
+        if key in recipe.data_args:
+            raise DataError(f"{recipe.path}: data.{exc}") from exc
+        raise
     except EdgekdError:
         raise
     except TypeError as exc:

@@ -97,7 +97,7 @@ def _check_distributed_epoch(results: dict, table: str) -> None:
     for row in rows:  # every run trained its epochs; the speed-up is read from them
         assert len(row["epoch_seconds"][0]) == results["epochs"] and row["steady_epoch_s"] > 0
         assert row["steady_speedup"] == pytest.approx(rows[0]["steady_epoch_s"] / row["steady_epoch_s"], abs=0.01)
-    assert "CPU only (gloo over loopback" in table
+    assert [r["device"] for r in rows] == ["cpu", "cpu"] and "no GPU row" in table
 
 
 CHECKS = {

@@ -222,3 +222,7 @@ def test_recipes_name_text_sources(tmp_path, tok):
                     "student: mnist-mobilenet\nstages: [train]\n")  # fmt: skip
     with pytest.raises(ConfigError, match="max_len"):
         recipe.load(path)
+    path.write_text(f"data: {{source: text, path: {csv_path}, tokenizer: {folder}, sequence: free}}\n"
+                    "teacher: mnist-resnet\nstudent: mnist-mobilenet\nstages: [train]\n")  # fmt: skip
+    with pytest.raises(DataError, match=r"r.yaml: data.sequence: must be one of fixed, dynamic, got 'free'"):
+        recipe.build_data(recipe.load(path))
