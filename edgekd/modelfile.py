@@ -16,6 +16,7 @@ from torch import nn
 
 from edgekd.checkpoint import atomic_save, load_weights, safe_load
 from edgekd.errors import CheckpointError
+from edgekd.utils.modules import set_module
 
 SHAPE_ATTRIBUTES = (
     "in_channels",
@@ -91,9 +92,7 @@ def apply_structure(model: nn.Module, structure: dict, state: dict[str, torch.Te
         if TRIMMED in attrs and name in present:
             from edgekd.vocabulary import TrimmedEmbedding
 
-            parent_name, _, attribute = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, attribute,
-                    TrimmedEmbedding(*attrs[TRIMMED]))  # fmt: skip
+            set_module(model, name, TrimmedEmbedding(*attrs[TRIMMED]))
     modules = dict(model.named_modules())
     for name, attrs in structure.items():
         if TRIMMED in attrs:

@@ -20,6 +20,7 @@ from torch import nn
 from edgekd.errors import ConfigError, first_line
 from edgekd.models import register
 from edgekd.text_tokenizer import packaged_model_folder
+from edgekd.utils.modules import set_module
 from edgekd.utils.quiet import third_party_quieted
 
 
@@ -79,9 +80,7 @@ def from_teacher_layers(teacher: nn.Module, layers: Sequence[int] | str = "every
     student = copy.deepcopy(teacher)
     name, student_blocks = block_list(student)
     kept = nn.ModuleList([student_blocks[i] for i in chosen])
-    parent_name, _, attribute = name.rpartition(".")
-    parent = student.get_submodule(parent_name) if parent_name else student
-    setattr(parent, attribute, kept)
+    set_module(student, name, kept)
     for index, block in enumerate(kept):  # Hugging Face blocks know their own index (caches, layer types)
         if hasattr(block, "layer_idx"):
             block.layer_idx = index

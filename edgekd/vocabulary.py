@@ -17,6 +17,7 @@ from torch import nn
 from edgekd.errors import ConfigError
 from edgekd.inputs import split_batch
 from edgekd.stage import RunContext, Stage, register_stage
+from edgekd.utils.modules import set_module
 
 
 class TrimmedEmbedding(nn.Module):
@@ -88,8 +89,7 @@ def trim_vocabulary(model: nn.Module, keep: torch.Tensor, unknown_id: int) -> di
         row[keep] = torch.arange(len(keep), dtype=torch.int32)
         trimmed.remap.copy_(row)
     trimmed.padding_idx = padding
-    parent_name, _, attribute = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, trimmed)
+    set_module(model, name, trimmed)
     return {"vocabulary": vocab, "kept": len(keep), "removed_params": (vocab - len(keep)) * embedding.embedding_dim}
 
 

@@ -356,3 +356,48 @@ out_dir: {tmp_path / "run"}
     capsys.readouterr()
     assert main(["run", str(bad)]) == 2
     assert "student.args: unknown key 'blocks'; known: layers" in capsys.readouterr().err
+
+
+def test_int8_embedding_rows_keep_their_values_within_half_a_step():
+    from edgekd.quantize.embedding import Int8Embedding, quantize_embeddings
+
+    table = torch.nn.Embedding(50, 16, padding_idx=0)
+    with torch.no_grad():
+        table.weight[3] *= 100  # one row far larger than the others: its scale is its own
+    packed = Int8Embedding(table)
+    ids = torch.tensor([[0, 3, 7, 49]])
+    error = (packed(ids) - table(ids)).abs()
+    assert packed.qweight.dtype == torch.int8 and packed.scale.shape == (50,)
+    assert bool((error <= packed.scale[ids].unsqueeze(-1) / 2 + 1e-7).all())
+    assert bool((packed(torch.tensor([0])) == 0).all())  # the padding row stays exactly zero
+    model = torch.nn.ModuleDict({"words": torch.nn.Embedding(10, 4), "places": torch.nn.Embedding(5, 4)})
+    assert quantize_embeddings(model, skip=["places"]) == ["words"]
+    assert isinstance(model["words"], Int8Embedding) and type(model["places"]) is torch.nn.Embedding
+    with pytest.raises(ConfigError, match="embeddings: must be one of int8, float, got 'int4'"):
+        ek.Quantize(embeddings="int4")
+
+
+@pytest.mark.slow
+def test_int8_embedding_tables_shrink_both_files_and_pass_their_gates(tmp_path):
+    import numpy as np
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=3000, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=16, num_labels=2)  # fmt: skip
+    ids = np.random.default_rng(0).integers(5, 3000, (160, 12))
+    inputs, labels = {"input_ids": ids, "attention_mask": np.ones_like(ids)}, (ids[:, 0] % 2).astype(np.int64)
+    data = ek.data.from_named_arrays(inputs, labels, inputs, labels, val_fraction=0.2, batch_size=32)
+    sizes, notes = {}, {}
+    for mode in ("int8", "float"):
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(config).eval()
+        stages = [ek.Quantize(epochs=0, calibration_batches=2, embeddings=mode)]
+        result = ek.Pipeline(model, model, data, stages, export=["onnx", "tflite"], out_dir=tmp_path / mode,
+                             quiet=True, device="cpu").run()  # fmt: skip
+        sizes[mode] = {fmt: path.stat().st_size for fmt, path in result.artifacts.items()}
+        notes[mode] = next(r for r in result.report["ledger"] if r["stage"] == "quantize")["details"]
+    tables = ["word_embeddings", "position_embeddings", "token_type_embeddings"]
+    assert notes["int8"]["int8_embeddings"] == [f"bert.embeddings.{name}" for name in tables]
+    assert notes["float"]["int8_embeddings"] == []
+    for fmt in ("onnx", "tflite"):  # the 3000 x 64 table was three quarters of each file
+        assert sizes["int8"][fmt] < 0.4 * sizes["float"][fmt], (fmt, sizes)

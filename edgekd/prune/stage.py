@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 from edgekd.batchnorm import recalibrate_batchnorm, refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.inputs import ModelInputs
+from edgekd.prune.budget import parse_budget
 from edgekd.prune.engine import (
     NEEDS_GRADIENTS,
     PruneSpec,
@@ -23,10 +26,24 @@ from edgekd.prune.engine import (
     resolve_ignore,
     transformer_layout,
 )
+from edgekd.prune.netadapt import search
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
 
 SEARCH_ITERATIONS = 12
+
+
+class FirstBatches:
+    """The first ``count`` batches of a loader (a search step's short recovery)."""
+
+    def __init__(self, loader, count: int) -> None:
+        self.loader, self.count = loader, count
+
+    def __len__(self) -> int:
+        return min(self.count, len(self.loader))
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.count)
 
 
 @register_stage("prune")
@@ -38,6 +55,10 @@ class Prune(TeachingConfig, Stage):
         ratio: fraction of channels to remove, in [0, 1).
         target_macs / target_params: instead of ``ratio``, keep at most this fraction of the input
             model's MACs (or parameters); the ratio is found by bisection. Give one at most.
+        budget: instead of a ratio, what the shipped file must meet: ``{"latency_ms": 2.0, "target":
+            "mobile-like", "format": "tflite"}``, ``{"size_kb": 500}`` or ``{"macs": 5e6}``; per-group
+            ratios are searched NetAdapt-style on measured latency (``edgekd.prune.netadapt``,
+            options in ``edgekd.prune.budget``). The search path goes to the ledger.
         importance: how channels are ranked: l1, l2, taylor (gradients), bn_scale, lamp, fpgm.
         global_pruning: rank channels across layers instead of the same ratio in every layer.
         iterative_steps: prune in this many steps, with ``epochs`` recovery epochs after each.
@@ -52,6 +73,7 @@ class Prune(TeachingConfig, Stage):
     ratio: float = 0.5
     target_macs: float | None = None
     target_params: float | None = None
+    budget: dict | None = None
     importance: str = "l2"
     global_pruning: bool = False
     iterative_steps: int = 1
@@ -71,6 +93,9 @@ class Prune(TeachingConfig, Stage):
             "target_macs",
             "give target_macs or target_params, not both",
         )
+        if self.budget is not None:
+            parse_budget(self.budget)  # each mistake named before any training
+            check(self._target is None, "budget", "give budget or target_macs/target_params, not both")
         check_importance(self.importance)
         check(self.iterative_steps >= 1, "iterative_steps", f"must be >= 1, got {self.iterative_steps}")
         check(self.round_to is None or self.round_to >= 1, "round_to", f"must be >= 1, got {self.round_to}")
@@ -89,13 +114,19 @@ class Prune(TeachingConfig, Stage):
         data, device, example = ctx.data, ctx.device, ctx.example
         before = model_cost(work, data.signature)
         layout = transformer_layout(work)  # heads and feed-forward width per block, for the report
-        ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
-        pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
+        searched = None
+        if self.budget is not None:
+            work, searched = search(work, ctx, parse_budget(self.budget), self.spec(0.0), self._recovery(ctx))
+            ratio = None
+        else:
+            ratio = self.ratio_for_target(work, example, data, device) if self._target else self.ratio
+            pruner = build_pruner(work, example, self.spec(ratio), data.num_classes, self.iterative_steps)
         steps = []
-        for step in range(1, self.iterative_steps + 1):
-            if self.importance in NEEDS_GRADIENTS:
-                accumulate_gradients(work, data.train, device)
-            prune_step(pruner, work, example)
+        for step in range(1, (1 if searched else self.iterative_steps) + 1):
+            if searched is None:
+                if self.importance in NEEDS_GRADIENTS:
+                    accumulate_gradients(work, data.train, device)
+                prune_step(pruner, work, example)
             work.zero_grad(set_to_none=True)
             recalibrate_batchnorm(work, data.train, device, self.calibration_batches)
             record = {
@@ -109,8 +140,14 @@ class Prune(TeachingConfig, Stage):
                 record.update(val_accuracy_recovered=history.best_val_accuracy, **facts)
             steps.append(record)
         after = model_cost(work, data.signature)
+        how = (
+            f"budget {searched['budget']}: {len(searched['steps'])} search steps, {searched['final']:.4g} "
+            f"{searched['unit']} measured"
+            if searched
+            else f"ratio {ratio:.3f}"
+        )
         ctx.record(
-            f"{self.importance} ratio {ratio:.3f}, round_to {self.round_to}: "
+            f"{self.importance} {how}, round_to {self.round_to}: "
             f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
             + refresh_note(steps[-1] if steps else {}),
@@ -119,9 +156,21 @@ class Prune(TeachingConfig, Stage):
             before=before,
             after=after,
             steps=steps,
+            **({"budget_search": searched} if searched else {}),
             **({"transformer": {"before": layout, "after": transformer_layout(work)}} if layout else {}),
         )
         return work
+
+    def _recovery(self, ctx: RunContext):
+        """A few batches of distillation after each search step (NetAdapt's short-term fine-tune)."""
+
+        def recover(model: nn.Module, batches: int) -> None:
+            short = dataclasses.replace(ctx.data, train=FirstBatches(ctx.data.train, batches))
+            step_ctx = dataclasses.replace(ctx, data=short, stage_dir=ctx.stage_dir / "search", resume=False)
+            config = dataclasses.replace(self, epochs=1, budget=None)
+            train_with_teacher(step_ctx, model, config, desc=f"{self.name} search")
+
+        return recover
 
     @property
     def _target(self) -> tuple[str, float] | None:

@@ -25,6 +25,7 @@ from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
 from edgekd.quantize.bias import snap_biases_to_int32
 from edgekd.quantize.compat import fix_pattern_export
+from edgekd.quantize.embedding import quantize_embeddings
 from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
@@ -40,10 +41,13 @@ class ObservedGraph(nn.Module):
     ``eval()`` freezes observers, so validating never moves the learned scales.
     """
 
-    def __init__(self, graph: GraphModule, weight_range: str = "full") -> None:
+    def __init__(
+        self, graph: GraphModule, weight_range: str = "full", int8_embeddings: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.graph = graph
         self.weight_range = weight_range  # as resolved when the observers went in
+        self.int8_embeddings = list(int8_embeddings or [])  # tables stored as int8 rows before capture
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         return self.graph(*args, **kwargs)
@@ -76,16 +80,19 @@ def prepare(
     exclude: Sequence[str] = (),
     weight_range: str = "auto",
     free: FreeAxes | None = None,
+    int8_embeddings: bool = False,
 ) -> ObservedGraph:
     """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched.
     ``weight_range``: ``full``, ``narrow`` or ``auto`` (``edgekd.quantize.weight_range``); ``free``: the
-    per-sample axes (a text's sequence) left free in the graph besides the batch."""
+    per-sample axes (a text's sequence) left free in the graph besides the batch; ``int8_embeddings``:
+    embedding tables not in ``exclude`` become weight-only int8 (``edgekd.quantize.embedding``)."""
     for name in exclude:
         resolve_module(model, name, "exclude")
     fix_pattern_export()
     work = copy.deepcopy(model)
     if output_selection(work) is None:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
+    tables = quantize_embeddings(work, skip=exclude) if int8_embeddings else []
     capture_mode(work, qat)
     graph = capture(work, example, free).module()
     weight_range = resolve_weight_range(weight_range)
@@ -94,7 +101,7 @@ def prepare(
         prepared = (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer)
     except Exception as exc:  # noqa: BLE001
         raise CaptureError(f"inserting INT8 observers failed: {first_line(exc)}") from exc
-    observed = ObservedGraph(prepared, weight_range)
+    observed = ObservedGraph(prepared, weight_range, tables)
     observed.train(qat)
     return observed
 

@@ -15,6 +15,8 @@ from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
 from edgekd.utils.modules import resolve_module
 
+EMBEDDINGS = ("int8", "float")
+
 
 @register_stage("quantize")
 @dataclass
@@ -33,6 +35,10 @@ class Quantize(TeachingConfig, Stage):
         weight_range: ``auto`` (narrow on x86 without VNNI, where ONNX Runtime's kernels would
             saturate on full-range weights), ``full`` or ``narrow`` ([-63, 63], exact on every x86
             CPU; see ``edgekd.quantize.weight_range``).
+        embeddings: ``int8`` stores every embedding table (``nn.Embedding``) as int8 rows with a
+            per-row scale in both files (weight-only: a lookup has no activation to quantize), a
+            quarter of the bytes of a text model's largest tensor; ``float`` keeps them FP32.
+            A table named in ``exclude`` stays float either way.
         temperature, alpha and the training options: how QAT learns from the teacher's logits
             (feature hints are not available on a traced graph).
     """
@@ -42,6 +48,7 @@ class Quantize(TeachingConfig, Stage):
     calibration_batches: int = 32
     exclude: list[str] = field(default_factory=list)
     weight_range: str = "auto"
+    embeddings: str = "int8"
     name: str = "quantize"
 
     def __post_init__(self) -> None:
@@ -49,6 +56,8 @@ class Quantize(TeachingConfig, Stage):
         check(self.calibration_batches >= 1, "calibration_batches", f"must be >= 1, got {self.calibration_batches}")
         check(isinstance(self.exclude, list), "exclude", "must be a list of module names")
         resolve_weight_range(self.weight_range)  # a bad choice is named before any work
+        check(self.embeddings in EMBEDDINGS, "embeddings", f"must be one of {', '.join(EMBEDDINGS)}, got "
+              f"'{self.embeddings}'")  # fmt: skip
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         if self.features or self.layer_map is not None:
@@ -65,11 +74,12 @@ class Quantize(TeachingConfig, Stage):
         qat = self.epochs > 0
         float_val = evaluate(student, data.val, device)
         free = data.signature.free_axes  # a dynamic sequence length stays free through convert and export
-        observed = prepare(student, example, qat, self.exclude, self.weight_range, free)
+        observed = prepare(student, example, qat, self.exclude, self.weight_range, free, self.embeddings == "int8")
         weight_range = observed.weight_range  # "auto" resolved for this machine
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
         notes["weight_range"] = weight_range
+        notes["int8_embeddings"] = observed.int8_embeddings
         notes["val_accuracy_float"] = float_val
         if qat:
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
@@ -81,6 +91,7 @@ class Quantize(TeachingConfig, Stage):
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "
             f"val {100 * float_val:.2f}% float -> {100 * notes['val_accuracy_int8']:.2f}% int8"
+            + (f"; embeddings int8 per row: {', '.join(observed.int8_embeddings)}" if observed.int8_embeddings else "")
             + (f"; excluded {', '.join(self.exclude)}" if self.exclude else ""),
             **notes,
         )

@@ -19,3 +19,9 @@ def resolve_module(model: nn.Module, name: str, role: str) -> nn.Module:
     valid = [n for n in modules if n]
     near = difflib.get_close_matches(name, valid, n=5, cutoff=0.4) or valid[:5]
     raise ConfigError(f"{role} module '{name}' does not exist; nearest valid names: {', '.join(near)}")
+
+
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` where the dotted ``name`` points (a swap of one submodule for another)."""
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, module)

@@ -1,0 +1,97 @@
+"""What a budget-driven Prune must reach: a latency, a file size or a MAC count, and where it counts.
+
+``Prune(budget={"latency_ms": 2.0, "target": "mobile-like", "format": "tflite"})`` asks for the shipped
+file to run in 2 ms on the named benchmark target; ``{"size_kb": 500}`` bounds the shipped file's
+weight bytes (int8: one byte per weight), ``{"macs": 5e6}`` the multiply-accumulates of one sample.
+``"estimate": true`` judges latency by the target's first reference phone (a roofline estimate,
+always labelled so) instead of measuring on the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edgekd.errors import ConfigError
+from edgekd.utils.naming import unknown
+
+METRICS = {"latency_ms": "ms", "size_kb": "KiB", "macs": "MACs"}
+FORMATS = ("tflite", "onnx")
+PRECISIONS = ("int8", "fp32")
+OPTIONS = {"target": str, "format": str, "precision": str, "estimate": bool, "steps": int, "recovery_batches": int}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One limit on the shipped model and how it is judged.
+
+    Attributes:
+        metric: ``latency_ms``, ``size_kb`` or ``macs``; limit: its largest allowed value.
+        target, format: where latency is measured (a benchmark target and the file format shipped).
+        precision: the shipped file's precision (``int8`` when a Quantize stage follows).
+        estimate: judge latency by the target's reference-phone roofline instead of measuring it.
+        steps: at most this many search steps; recovery_batches: short distillation after each step.
+    """
+
+    metric: str
+    limit: float
+    target: str = "mobile-like"
+    format: str = "tflite"
+    precision: str = "int8"
+    estimate: bool = False
+    steps: int = 12
+    recovery_batches: int = 20
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric]
+
+    def describe(self) -> str:
+        where = f" on {self.target} ({self.format}, {self.precision})" if self.metric == "latency_ms" else ""
+        kind = " (reference-phone estimate)" if self.estimate else ""
+        return f"{self.metric} <= {self.limit:g}{where}{kind}"
+
+
+def parse_budget(raw: Mapping | Budget) -> Budget:
+    """A recipe's ``budget:`` mapping -> Budget, each mistake one ConfigError line naming its key."""
+    if isinstance(raw, Budget):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"budget: must be a mapping like {{latency_ms: 2.0, target: mobile-like}}, got {raw!r}")
+    limits = [key for key in raw if key in METRICS]
+    if len(limits) != 1:
+        given = ", ".join(limits) if limits else "none"
+        raise ConfigError(f"budget: give exactly one of {', '.join(METRICS)} (got {given})")
+    for key, value in raw.items():
+        if key in METRICS:
+            continue
+        if key not in OPTIONS:
+            raise ConfigError(f"budget: {unknown('option', str(key), [*METRICS, *OPTIONS])}")
+        if not isinstance(value, OPTIONS[key]) or (OPTIONS[key] is int and isinstance(value, bool)):
+            raise ConfigError(f"budget.{key}: wrong type {type(value).__name__}, expected {OPTIONS[key].__name__}")
+    metric = limits[0]
+    limit = raw[metric]
+    if isinstance(limit, str):  # YAML 1.1 reads 1.0e5 (no sign in the exponent) as a string
+        try:
+            limit = float(limit)
+        except ValueError:
+            pass
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+        raise ConfigError(f"budget.{metric}: must be a number > 0, got {limit!r}")
+    budget = Budget(metric, float(limit), **{k: v for k, v in raw.items() if k in OPTIONS})
+    if budget.format not in FORMATS:
+        raise ConfigError(f"budget.format: must be one of {', '.join(FORMATS)}, got '{budget.format}'")
+    if budget.precision not in PRECISIONS:
+        raise ConfigError(f"budget.precision: must be one of {', '.join(PRECISIONS)}, got '{budget.precision}'")
+    if budget.steps < 1 or budget.recovery_batches < 0:
+        raise ConfigError("budget.steps: must be >= 1 and recovery_batches >= 0")
+    if budget.metric == "latency_ms":
+        from edgekd.bench.targets import load_target
+
+        try:
+            target = load_target(budget.target)
+        except ConfigError as exc:
+            raise ConfigError(f"budget.target: {exc}") from exc
+        if budget.estimate and not target.reference_phones:
+            raise ConfigError(f"budget.estimate: target '{budget.target}' names no reference phone to estimate on")
+    return budget

@@ -1,0 +1,126 @@
+"""Per-layer latency, measured once per layer shape and cached per target, format and machine.
+
+NetAdapt's lookup table: each convolution or linear layer of a candidate model, at its channel counts
+and input size, is exported alone to the shipped format and timed in that format's runtime with the
+target's thread count; a model's table latency is the sum over its layers. The sum leaves out what
+sits between layers (activations, pooling, quantize steps) and the runtime's fixed cost per call, so
+the search scales it by the ratio of a whole-model measurement to the table sum, refitted on every
+file it measures; the table ranks candidates, the whole-model measurements decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.bench.targets import Target
+from edgekd.environment import cpu_model
+from edgekd.fileio import atomic_write_text
+from edgekd.inputs import ModelInputs, forward
+from edgekd.utils.modes import inference
+
+TABLE_VERSION = 1
+TIMED_RUNS, TIMED_SECONDS = 30, 0.2
+
+
+def layer_shapes(model: nn.Module, example: ModelInputs) -> list[dict]:
+    """Each Conv2d / Linear layer the model runs on one sample of ``example``: its shape and input size."""
+    found: list[dict] = []
+
+    def record(module: nn.Module, args: tuple) -> None:
+        if isinstance(module, nn.Conv2d):
+            found.append({
+                "kind": "conv2d", "in": module.in_channels, "out": module.out_channels,
+                "kernel": list(module.kernel_size), "stride": list(module.stride), "padding": list(module.padding)
+                if not isinstance(module.padding, str) else module.padding, "dilation": list(module.dilation),
+                "groups": module.groups, "bias": module.bias is not None, "input": list(args[0].shape[1:]),
+            })  # fmt: skip
+        elif isinstance(module, nn.Linear):
+            found.append({"kind": "linear", "in": module.in_features, "out": module.out_features,
+                          "bias": module.bias is not None, "input": list(args[0].shape[1:])})  # fmt: skip
+
+    handles = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with inference(model):
+            forward(model, _first_row(example))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+def _first_row(example: ModelInputs) -> ModelInputs:
+    if isinstance(example, dict):
+        return {name: tensor[:1] for name, tensor in example.items()}
+    return example[:1]
+
+
+def _layer(shape: dict) -> nn.Module:
+    if shape["kind"] == "linear":
+        return nn.Linear(shape["in"], shape["out"], bias=shape["bias"])
+    return nn.Conv2d(shape["in"], shape["out"], tuple(shape["kernel"]), tuple(shape["stride"]),
+                     shape["padding"] if isinstance(shape["padding"], str) else tuple(shape["padding"]),
+                     tuple(shape["dilation"]), shape["groups"], bias=shape["bias"])  # fmt: skip
+
+
+class LatencyTable:
+    """Milliseconds per layer shape on one target in one format, kept in ``folder`` across runs."""
+
+    def __init__(self, target: Target, fmt: str, folder: Path) -> None:
+        self.target, self.fmt = target, fmt
+        machine = hashlib.sha256(cpu_model().encode()).hexdigest()[:8]
+        self.path = folder / f"{fmt}-{target.name}-{target.thread_count}t-{machine}-v{TABLE_VERSION}.json"
+        self.entries: dict[str, float] = self._read()
+        self.measured = 0  # layer shapes timed by this table object (the rest came from the cache)
+
+    def _read(self) -> dict[str, float]:
+        try:
+            return {str(k): float(v) for k, v in json.loads(self.path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def latency(self, shape: dict) -> float:
+        """The layer's milliseconds, measured on first use."""
+        key = json.dumps(shape, sort_keys=True)
+        if key not in self.entries:
+            self.entries[key] = self._measure(shape)
+            self.measured += 1
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+        return self.entries[key]
+
+    def total(self, model: nn.Module, example: ModelInputs) -> float:
+        return sum(self.latency(shape) for shape in layer_shapes(model, example))
+
+    def _measure(self, shape: dict) -> float:
+        from edgekd.bench.worker import timed_loop
+        from edgekd.runtimes import open_runner
+
+        layer = _layer(shape).eval()
+        x = torch.randn(1, *shape["input"])
+        with tempfile.TemporaryDirectory(prefix="edgekd-layer-") as scratch:
+            path = Path(scratch) / f"layer.{self.fmt}"
+            _export_alone(layer, x, path, self.fmt)
+            runner = open_runner(path, self.target.thread_count)
+            call = runner.prepare({runner.inputs[0].name: x.numpy()})
+            timed_loop(call, 5, 0.0)
+            times = runner.time_calls(call, TIMED_RUNS, TIMED_SECONDS, timed_loop)
+            del runner
+        return statistics.median(times)
+
+
+def _export_alone(layer: nn.Module, x: torch.Tensor, path: Path, fmt: str) -> None:
+    """One FP32 layer as a file, without parity gate or manifest: a timing fixture, never shipped."""
+    from edgekd.utils.quiet import native_stderr_captured, quiet_import
+
+    with torch.no_grad(), native_stderr_captured(replay=False):
+        if fmt == "onnx":
+            torch.onnx.export(layer, (x,), str(path), dynamo=False, input_names=["input"])
+        else:
+            quiet_import("litert_torch").convert(layer, (x,)).export(str(path))

@@ -1,0 +1,227 @@
+"""Pruning to a budget: a NetAdapt-style search judged on the shipped file's measured latency.
+
+Each step asks every prunable layer group for a candidate: the group alone cut by the smallest share
+of its channels (torch-pruning, the stage's importance and ``round_to``) that takes the step's share of
+the remaining excess off the predicted cost. Latency is predicted from the per-layer table
+(:mod:`edgekd.prune.latency_table`) scaled to the last whole-model measurement; MACs and weight bytes
+are counted exactly. Each candidate's accuracy is judged on validation data after re-estimating its
+BatchNorm statistics; the most accurate candidate is kept, distilled for a few batches, exported in the
+shipped format and precision and measured on the target by the benchmark harness. The search stops at
+the first file within budget. A budget that even the smallest allowed model misses is refused before
+any step, with the best latency that model reaches.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from edgekd.batchnorm import recalibrate_batchnorm
+from edgekd.errors import EdgekdError
+from edgekd.metrics import count_params
+from edgekd.prune.budget import Budget
+from edgekd.prune.engine import PruneSpec, build_pruner, model_cost, prune_step
+from edgekd.prune.latency_table import LatencyTable
+from edgekd.stage import RunContext
+from edgekd.train import evaluate
+
+SHARES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)  # of a group's current channels, tried smallest first
+FLOOR_SHARES = (0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # the deepest uniform cut torch-pruning takes
+CALIBRATION_BATCHES, VAL_BATCHES, PTQ_BATCHES = 8, 16, 8
+
+
+class BudgetError(EdgekdError):
+    """A budget no model the search may build can meet."""
+
+
+@dataclasses.dataclass
+class Candidate:
+    group: str
+    share: float
+    model: nn.Module
+    predicted: float
+    val_accuracy: float | None = None
+
+
+class Judge:
+    """The cost of a model against the budget: counted (MACs, weight bytes) or measured (latency)."""
+
+    def __init__(self, budget: Budget, ctx: RunContext) -> None:
+        self.budget, self.ctx = budget, ctx
+        self.example = ctx.example
+        self.table: LatencyTable | None = None
+        self.scale = 1.0  # whole-model measurement / table sum, refitted on every measured file
+        if budget.metric == "latency_ms" and not budget.estimate:
+            from edgekd.bench.targets import load_target
+            from edgekd.pretraining import default_cache_dir
+
+            self.target = load_target(budget.target)
+            self.table = LatencyTable(self.target, budget.format, default_cache_dir() / "latency")
+
+    def predicted(self, model: nn.Module) -> float:
+        """The cost the search ranks by (exact for MACs and size, table-scaled for latency)."""
+        if self.budget.metric == "macs":
+            return float(model_cost(model, self.ctx.data.signature)["macs"])
+        if self.budget.metric == "size_kb":
+            return weight_kib(model, self.budget.precision)
+        if self.table is None:  # a reference-phone estimate is cheap enough to compute for every candidate
+            return self.measured(model)
+        return self.scale * self.table.total(model, self.example)
+
+    def measured(self, model: nn.Module) -> float:
+        """The shipped cost: the file in the shipped format and precision, benchmarked on the target (or
+        estimated on its reference phone); counted costs are their own measurement."""
+        if self.budget.metric != "latency_ms":
+            return self.predicted(model)
+        with tempfile.TemporaryDirectory(prefix="edgekd-budget-") as scratch:
+            path = shipped_file(model, self.ctx, self.budget, Path(scratch))
+            value = self._estimate(path) if self.budget.estimate else self._bench(path)
+        if self.table is not None:
+            self.scale = value / max(self.table.total(model, self.example), 1e-9)
+        return value
+
+    def _bench(self, path: Path) -> float:
+        from edgekd import bench
+
+        report = bench.run([path], [self.target], quiet=True)
+        row = next(r for r in report["results"] if r.get("status") != "error" and r.get("batch") == 1)
+        return float(row["latency"]["p50_ms"])
+
+    def _estimate(self, path: Path) -> float:
+        from edgekd.bench.estimate import estimates_for
+        from edgekd.bench.targets import load_target
+
+        rows = estimates_for([path], [load_target(self.budget.target)])
+        return float(rows[0]["estimate_ms"])
+
+
+def weight_kib(model: nn.Module, precision: str) -> float:
+    """The weight bytes of the shipped file: one byte per weight in int8, four in fp32."""
+    return sum(p.numel() for p in model.parameters()) * (1 if precision == "int8" else 4) / 1024
+
+
+def shipped_file(model: nn.Module, ctx: RunContext, budget: Budget, folder: Path) -> Path:
+    """``model`` as the file the run will ship: post-training INT8 (calibrated on a few training batches)
+    or FP32, in the budget's format, through the usual parity gate."""
+    from edgekd import export
+    from edgekd.quantize.model import QuantizationScheme
+    from edgekd.quantize.pt2e import calibrate, convert, prepare
+
+    example, shipped = ctx.example, copy.deepcopy(model).eval()
+    if budget.precision == "int8":
+        observed = prepare(shipped, example, qat=False, free=ctx.data.signature.free_axes, int8_embeddings=True)
+        calibrate(observed, ctx.data.train, PTQ_BATCHES, ctx.device)
+        shipped = convert(observed, example, QuantizationScheme("ptq", []), ctx.data.signature.free_axes)
+    write = export.to_tflite if budget.format == "tflite" else export.to_onnx
+    return write(shipped.cpu() if hasattr(shipped, "cpu") else shipped, example, folder / f"model.{budget.format}").path
+
+
+def prunable_groups(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> list[str]:
+    """The root module of every layer group torch-pruning may cut (the classifier head is left alone)."""
+    pruner = build_pruner(model, ctx.example, spec, ctx.data.num_classes)
+    names = {id(m): n for n, m in model.named_modules()}
+    roots = []
+    groups = pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types)
+    for group in groups:
+        name = names.get(id(group[0].dep.target.module))
+        if name and name not in roots:
+            roots.append(name)
+    return roots
+
+
+def cut_group(model: nn.Module, ctx: RunContext, spec: PruneSpec, group: str, share: float) -> nn.Module | None:
+    """A copy of ``model`` with ``share`` of ``group``'s channels removed; None when it cannot lose them."""
+    trial = copy.deepcopy(model)
+    before = count_params(trial)
+    local = dataclasses.replace(spec, ratio=0.0, per_layer={group: share}, global_pruning=False)
+    try:
+        pruner = build_pruner(trial, ctx.example, local, ctx.data.num_classes)
+        prune_step(pruner, trial, ctx.example)
+    except EdgekdError:
+        return None
+    return trial if count_params(trial) < before else None
+
+
+def smallest_model(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> tuple[nn.Module, float]:
+    """Every group cut as far as the search may go, and that share: the floor of any budget. The first
+    share from ``max_ratio`` down that torch-pruning takes (``round_to`` may round a deep cut away)."""
+    for share in (spec.max_ratio, *(r for r in FLOOR_SHARES if r < spec.max_ratio)):
+        floor = copy.deepcopy(model)
+        before = count_params(floor)
+        pruner = build_pruner(floor, ctx.example, dataclasses.replace(spec, ratio=share), ctx.data.num_classes)
+        prune_step(pruner, floor, ctx.example)
+        if count_params(floor) < before:
+            recalibrate_batchnorm(floor, ctx.data.train, ctx.device, CALIBRATION_BATCHES)
+            return floor, share
+    return copy.deepcopy(model), 0.0
+
+
+def short_accuracy(model: nn.Module, ctx: RunContext) -> float:
+    """Validation accuracy after re-estimating BatchNorm statistics, on the first validation batches."""
+    recalibrate_batchnorm(model, ctx.data.train, ctx.device, CALIBRATION_BATCHES)
+    return evaluate(model, itertools.islice(ctx.data.val, VAL_BATCHES), ctx.device)
+
+
+def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, recover) -> tuple[nn.Module, dict]:
+    """The pruned model within ``budget`` and the search's record (every step's group, cut, predicted
+    and measured cost, validation accuracy). ``recover(model, batches)`` distils for a few batches."""
+    judge = Judge(budget, ctx)
+    start = judge.measured(model)
+    record = {"budget": budget.describe(), "unit": budget.unit, "start": start, "steps": []}
+    if start <= budget.limit:
+        record.update(final=start, margin=budget.limit - start, met=True)
+        return model, record
+    smallest, share = smallest_model(model, ctx, spec)
+    floor = judge.measured(smallest)
+    record["floor"] = floor
+    if floor > budget.limit:
+        raise BudgetError(
+            f"budget {budget.describe()} cannot be met: the smallest model pruning may cut (every group at "
+            f"{share:.0%}) gives {floor:.4g} {budget.unit}, the unpruned {start:.4g} {budget.unit}"
+        )
+    current, cost = model, start
+    for step in range(1, budget.steps + 1):
+        goal = judge.predicted(current) - (cost - budget.limit) / max(1, budget.steps - step + 1) * 1.5
+        groups = prunable_groups(current, ctx, spec)
+        candidates = [c for g in groups if (c := _candidate(current, ctx, spec, g, goal, judge)) is not None]
+        if not candidates:
+            break
+        for candidate in candidates:
+            candidate.val_accuracy = short_accuracy(candidate.model, ctx)
+        best = max(candidates, key=lambda c: (c.val_accuracy, -c.predicted))
+        current = best.model
+        if budget.recovery_batches:
+            recover(current, budget.recovery_batches)
+        cost = judge.measured(current)
+        record["steps"].append({
+            "step": step, "group": best.group, "share": best.share, "predicted": best.predicted, "measured": cost,
+            "val_accuracy": best.val_accuracy, **model_cost(current, ctx.data.signature),
+        })  # fmt: skip
+        if cost <= budget.limit:
+            break
+    record.update(final=cost, margin=budget.limit - cost, met=cost <= budget.limit)
+    if cost > budget.limit:
+        raise BudgetError(
+            f"budget {budget.describe()} not met after {len(record['steps'])} steps: the search reached "
+            f"{cost:.4g} {budget.unit} (raise budget.steps, or lower round_to)"
+        )
+    return current, record
+
+
+def _candidate(model, ctx, spec, group: str, goal: float, judge: Judge) -> Candidate | None:
+    """The group cut by the smallest share that brings the predicted cost to ``goal`` (else the largest)."""
+    last = None
+    for share in SHARES:
+        trial = cut_group(model, ctx, spec, group, share)
+        if trial is None:
+            break
+        last = Candidate(group, share, trial, judge.predicted(trial))
+        if last.predicted <= goal or math.isclose(last.predicted, goal):
+            break
+    return last

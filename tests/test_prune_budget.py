@@ -1,0 +1,101 @@
+"""Pruning to a budget: the NetAdapt-style search, its record, and budgets it cannot meet."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import edgekd as ek
+from edgekd.errors import ConfigError
+from edgekd.metrics import count_macs
+from edgekd.prune.budget import parse_budget
+from edgekd.prune.latency_table import layer_shapes
+from edgekd.prune.netadapt import BudgetError
+
+
+def _convnet(width: int = 32) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4),
+    )  # fmt: skip
+
+
+def _teacher() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 144, 4))
+
+
+@pytest.mark.parametrize(("budget", "message"), [
+    ({}, "budget: give exactly one of latency_ms, size_kb, macs"),
+    ({"latency_ms": 2, "macs": 5}, r"budget: give exactly one of latency_ms, size_kb, macs \(got latency_ms, macs\)"),
+    ({"latency_ms": -1}, r"budget.latency_ms: must be a number > 0, got -1"),
+    ({"latency_ms": 2, "format": "coreml"}, "budget.format: must be one of tflite, onnx, got 'coreml'"),
+    ({"latency_ms": 2, "target": "phone"}, "budget.target: "),
+    ({"latency_ms": 2, "traget": "cpu"}, "budget: unknown option 'traget'; did you mean 'target'"),
+    ({"latency_ms": 2, "target": "cpu", "estimate": True}, "target 'cpu' names no reference phone"),
+    ({"size_kb": 10, "steps": "many"}, "budget.steps: wrong type str, expected int"),
+    ("2 ms", "budget: must be a mapping"),
+])  # fmt: skip
+def test_bad_budgets_are_one_line_errors(budget, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_budget(budget)
+
+
+def test_a_budget_and_a_target_fraction_are_refused_together():
+    with pytest.raises(ConfigError, match="budget: give budget or target_macs/target_params, not both"):
+        ek.Prune(budget={"macs": 1000}, target_macs=0.5)
+    assert parse_budget({"latency_ms": 2}).describe() == "latency_ms <= 2 on mobile-like (tflite, int8)"
+
+
+def test_layer_shapes_are_read_at_their_input_sizes():
+    shapes = layer_shapes(_convnet(8), torch.zeros(2, 1, 12, 12))
+    assert [s["kind"] for s in shapes] == ["conv2d"] * 3 + ["linear"]
+    assert shapes[0]["input"] == [1, 12, 12] and shapes[1]["in"] == 8 and shapes[3]["input"] == [8]
+
+
+def test_a_macs_budget_is_met_by_cutting_the_groups_that_cost_least_accuracy(tiny_images, tmp_path):
+    student = _convnet()
+    full = count_macs(student, (1, 12, 12))
+    budget = {"macs": 0.5 * full, "recovery_batches": 2}
+    result = ek.Pipeline(_teacher(), student, tiny_images, [ek.Prune(budget=budget, epochs=1, round_to=None)],
+                         out_dir=tmp_path, quiet=True, device="cpu").run()  # fmt: skip
+    assert count_macs(result.model, (1, 12, 12)) <= 0.5 * full
+    row = next(r for r in result.report["ledger"] if r["stage"] == "prune")
+    searched = row["details"]["budget_search"]
+    assert searched["met"] and searched["final"] <= searched["start"] * 0.5 and searched["margin"] >= 0
+    costs = [searched["start"]] + [step["measured"] for step in searched["steps"]]
+    assert costs == sorted(costs, reverse=True) and len(costs) >= 2  # every step cut something
+    assert all(step["group"] in {"0", "3", "6"} for step in searched["steps"])  # the classifier head is kept
+    assert "budget macs <= " in row["notes"] and "search steps" in row["notes"]
+
+
+def test_a_size_budget_already_met_prunes_nothing(tiny_images, tmp_path):
+    student = _convnet(8)
+    result = ek.Pipeline(_teacher(), student, tiny_images, [ek.Prune(budget={"size_kb": 500}, epochs=0)],
+                         out_dir=tmp_path, quiet=True, device="cpu").run()  # fmt: skip
+    searched = next(r for r in result.report["ledger"] if r["stage"] == "prune")["details"]["budget_search"]
+    assert searched["met"] and searched["steps"] == [] and searched["final"] == searched["start"]
+
+
+def test_a_budget_below_the_smallest_model_names_the_best_reachable(tiny_images, tmp_path):
+    with pytest.raises(BudgetError, match=r"budget macs <= 10 cannot be met: the smallest model pruning may cut "
+                                          r"\(every group at [0-9]+%\) gives [0-9.e+]+ MACs"):  # fmt: skip
+        ek.Pipeline(_teacher(), _convnet(), tiny_images, [ek.Prune(budget={"macs": 10}, epochs=0)],
+                    out_dir=tmp_path, quiet=True, device="cpu").run()  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_latency_budget_is_judged_on_the_shipped_file_measured_on_the_target(tiny_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    refusal = r"budget latency_ms <= 1e-06 on mobile-like \(onnx, int8\) cannot be met: the smallest model .* gives"
+    with pytest.raises(BudgetError, match=refusal + r" [0-9.e-]+ ms, the unpruned [0-9.e-]+ ms"):
+        ek.Pipeline(_teacher(), _convnet(), tiny_images,
+                    [ek.Prune(budget={"latency_ms": 1e-6, "format": "onnx"}, epochs=0)],
+                    out_dir=tmp_path / "run", quiet=True, device="cpu").run()  # fmt: skip
+    (table,) = (tmp_path / "cache" / "latency").glob("onnx-mobile-like-1t-*.json")  # per target, format, machine
+    entries = json.loads(table.read_text())
+    assert len(entries) >= 5 and all(ms > 0 for ms in entries.values())  # the layer shapes of both models
