@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "nproc", 1) != 1:
             from edgekd.launcher import launch
 
+            if args.command == "demo" and not (args.out_dir or args.overwrite or args.resume):
+                argv += ["--out-dir", str(_fresh_folder(Path("runs/mnist")))]  # one folder for every rank
             return launch(args.nproc, argv)
         if args.command == "prune-sensitivity":
             return _sensitivity(args)

@@ -86,6 +86,12 @@ def start(device: torch.device) -> None:
     if backend is None:
         raise ConfigError(f"device '{device}': distributed training runs on cpu (gloo) or cuda (nccl)")
     if device.type == "cuda":
+        local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if device.index is None and local >= count:
+            raise ConfigError(
+                f"rank {os.environ.get('RANK', local)} would train on GPU {local}, but this machine has {count}; "
+                f"start at most {count} processes per machine, or train on the cpu"
+            )
         torch.cuda.set_device(local_device(device))
     try:
         dist.init_process_group(backend, timeout=TIMEOUT)

@@ -78,7 +78,8 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         f"- stages: {', '.join(s['name'] for s in report['stages']) or 'none'}",
         f"- total wall time: {report['wall_s']:.1f} s (teacher pretraining {report['teacher_pretrain_s']:.1f} s) "
         f"on {env['cpu']} ({env['cores']} cores)",
-        f"- torch {env['libraries']['torch']}, {env['torch_threads']} threads, device {env['device']}",
+        f"- torch {env['libraries']['torch']}, {env['torch_threads']} threads, device {env['device']}"
+        + _processes_text(report.get("processes")),
         "",
         "## Ledger",
         "",
@@ -87,10 +88,42 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         ledger.to_markdown(),
     ]
+    for row in ledger.rows:
+        if row.details.get("budget_search"):
+            lines += ["", budget_search_markdown(row.stage, row.details["budget_search"])]
     if report.get("bench"):
         lines += ["## Benchmark", "", "Measured on the exported files: bench/report.md, bench/report.html.", ""]
         lines += [summary_table(report["bench"])]
     return "\n".join(lines)
+
+
+def budget_search_markdown(stage: str, search: dict) -> str:
+    """The path a budget-driven Prune took: every step's cut and its predicted and measured cost."""
+    unit = search["unit"]
+    lines = [
+        f"## Budget search ({stage})",
+        "",
+        f"{search['budget']}: start {search['start']:.4g} {unit}"
+        + (f", floor {search['floor']:.4g} {unit}" if "floor" in search else "")
+        + f", final {search['final']:.4g} {unit} (margin {search['margin']:.4g}, "
+        + ("met" if search["met"] else "NOT met") + ").",
+        "",
+        f"| step | group cut | share | predicted ({unit}) | measured ({unit}) | val acc (short) | params | MACs |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s['step']} | {s['group']} | {s['share']:.0%} | {s['predicted']:.4g} | {s['measured']:.4g} | "
+        f"{100 * s['val_accuracy']:.2f}% | {s['params']:,} | {s['macs']:,} |"
+        for s in search["steps"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _processes_text(processes: dict | None) -> str:
+    """``, 2 processes (gloo, torchrun)`` for a data-parallel run; nothing for one process."""
+    if not processes or processes.get("world_size", 1) == 1:
+        return ""
+    return f", {processes['world_size']} processes ({processes.get('backend')}, {processes.get('launcher')})"
 
 
 def _inputs_text(data: dict) -> str:

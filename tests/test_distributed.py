@@ -103,6 +103,7 @@ def test_a_two_process_run_matches_one_process_and_a_killed_rank_resumes(tmp_pat
     report = json.loads((tmp_path / "two" / "report.json").read_text())
     assert report["processes"] == {"world_size": 2, "backend": "gloo", "launcher": "torchrun"}
     assert not (tmp_path / "two" / "run.lock").exists()
+    assert "2 processes (gloo, torchrun)" in (tmp_path / "two" / "report.md").read_text()
 
     broken = tmp_path / "broken"
     launcher = subprocess.Popen([*command, str(broken), "--nproc", "2"], env=env, stdout=subprocess.DEVNULL,

@@ -71,6 +71,8 @@ def test_a_macs_budget_is_met_by_cutting_the_groups_that_cost_least_accuracy(tin
     assert costs == sorted(costs, reverse=True) and len(costs) >= 2  # every step cut something
     assert all(step["group"] in {"0", "3", "6"} for step in searched["steps"])  # the classifier head is kept
     assert "budget macs <= " in row["notes"] and "search steps" in row["notes"]
+    page = (tmp_path / "report.md").read_text()  # the search path, step by step, for people
+    assert "## Budget search (prune)" in page and f"| {len(searched['steps'])} | " in page
 
 
 def test_a_size_budget_already_met_prunes_nothing(tiny_images, tmp_path):
