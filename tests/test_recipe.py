@@ -157,3 +157,4 @@ def test_every_example_recipe_parses():
         "Quantize",
     ]
     assert parsed["fashion_mnist.yaml"].data_source == "fashion-mnist"
+    assert parsed["fashion_mnist_budget.yaml"].stages[1].budget["latency_ms"] == 0.027
