@@ -113,10 +113,14 @@ def barrier() -> None:
 
 
 def shard(x: ModelInputs, y: torch.Tensor, index: torch.Tensor | None):
-    """This rank's contiguous slice of a global batch, and the slice's share of the batch's rows."""
+    """This rank's contiguous slice of a global batch, and the slice's share of the batch's rows; None
+    for a batch with fewer rows than ranks (a dataset's last few samples), which every rank skips, as
+    DDP's ``drop_last`` would: a rank with no rows would have no loss to step on."""
     total = count(x)
     if not active():
         return x, y, index, 1.0
+    if total < world_size():
+        return None
     bounds = [total * r // world_size() for r in range(world_size() + 1)]
     part = slice(bounds[rank()], bounds[rank() + 1])
     share = (part.stop - part.start) / max(total, 1)
@@ -162,16 +166,23 @@ def sums(*values: float) -> list[float]:
     return tensor.tolist()
 
 
-def average_buffers(model: nn.Module) -> None:
-    """Floating buffers (BatchNorm running statistics) averaged over the ranks: each rank saw its own
-    slices, the average is what every rank validates and what rank 0 saves."""
+def sync_buffers(model: nn.Module) -> None:
+    """Every rank's buffers made the same: BatchNorm running statistics averaged over the ranks (each
+    saw its own slices), every other buffer (quantization observers' ranges and scales, step counts)
+    taken from rank 0, so all ranks validate, and rank 0 saves, one model."""
     if not active():
         return
     with collective():
-        for buffer in model.buffers():
-            if buffer.is_floating_point():
-                dist.all_reduce(buffer)
-                buffer /= world_size()
+        for module in model.modules():
+            averaged = isinstance(module, nn.modules.batchnorm._BatchNorm)
+            for buffer in module.buffers(recurse=False):
+                if buffer.dtype == torch.bool:  # masks: constants of the architecture
+                    continue
+                if averaged and buffer.is_floating_point():
+                    dist.all_reduce(buffer)
+                    buffer /= world_size()
+                else:
+                    dist.broadcast(buffer, src=0)
 
 
 def share_rows(stores: list[torch.Tensor], filled: torch.Tensor) -> None:

@@ -291,14 +291,11 @@ class Trainer:
             dynamic_ncols=True,
         )
         for step, batch in enumerate(data.train, start=1):
-            x, y, index, share = distributed.shard(*split_batch(batch))
-            if not len(y):  # a last batch smaller than the ranks: this rank adds nothing to the sum
-                optimizer.zero_grad(set_to_none=True)
-                distributed.sum_gradients(params, 0.0)
-                optimizer.step()
-                scheduler.step()
+            sliced = distributed.shard(*split_batch(batch))
+            if sliced is None:  # a last batch with fewer rows than ranks: every rank skips it alike
                 bar.update()
                 continue
+            x, y, index, share = sliced
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             loss, logits = objective(model, x, y, index)
             if not torch.isfinite(loss):
@@ -324,9 +321,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         bar.close()
         loss_sum, correct, seen = distributed.sums(loss_sum, correct, seen)
-        distributed.average_buffers(model)
+        distributed.sync_buffers(model)
         if objective.extra_modules is not None:
-            distributed.average_buffers(objective.extra_modules)
+            distributed.sync_buffers(objective.extra_modules)
         if self.epoch_end is not None:
             self.epoch_end()
         val_accuracy = evaluate(model, data.val, self.device, split=True)
