@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgekd import distributed
 from edgekd.bench.targets import Target
 from edgekd.environment import cpu_model
 from edgekd.fileio import atomic_write_text
@@ -88,11 +89,12 @@ class LatencyTable:
     def latency(self, shape: dict) -> float:
         """The layer's milliseconds, measured on first use."""
         key = json.dumps(shape, sort_keys=True)
-        if key not in self.entries:
-            self.entries[key] = self._measure(shape)
+        if key not in self.entries:  # under torchrun rank 0 times the layer and keeps the table file
+            self.entries[key] = distributed.agree(self._measure(shape) if distributed.is_main() else None)
             self.measured += 1
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+            if distributed.is_main():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
         return self.entries[key]
 
     def total(self, model: nn.Module, example: ModelInputs) -> float:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
+from edgekd import distributed
 from edgekd.batchnorm import recalibrate_batchnorm
 from edgekd.errors import EdgekdError
 from edgekd.metrics import count_params
@@ -79,9 +80,12 @@ class Judge:
         estimated on its reference phone); counted costs are their own measurement."""
         if self.budget.metric != "latency_ms":
             return self.predicted(model)
-        with tempfile.TemporaryDirectory(prefix="edgekd-budget-") as scratch:
-            path = shipped_file(model, self.ctx, self.budget, Path(scratch))
-            value = self._estimate(path) if self.budget.estimate else self._bench(path)
+        value = None
+        if distributed.is_main():  # under torchrun rank 0 measures alone, on a quiet machine, for every rank
+            with tempfile.TemporaryDirectory(prefix="edgekd-budget-") as scratch:
+                path = shipped_file(model, self.ctx, self.budget, Path(scratch))
+                value = self._estimate(path) if self.budget.estimate else self._bench(path)
+        value = distributed.agree(value)
         if self.table is not None:
             self.scale = value / max(self.table.total(model, self.example), 1e-9)
         return value
