@@ -25,7 +25,7 @@ from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
 from edgekd.quantize.bias import snap_biases_to_int32
 from edgekd.quantize.compat import fix_pattern_export
-from edgekd.quantize.embedding import quantize_embeddings
+from edgekd.quantize.embedding import int8_embedding_lookups
 from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
@@ -47,7 +47,7 @@ class ObservedGraph(nn.Module):
         super().__init__()
         self.graph = graph
         self.weight_range = weight_range  # as resolved when the observers went in
-        self.int8_embeddings = list(int8_embeddings or [])  # tables stored as int8 rows before capture
+        self.int8_embeddings = list(int8_embeddings or [])  # tables convert writes as int8 rows, after QAT
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         return self.graph(*args, **kwargs)
@@ -92,7 +92,7 @@ def prepare(
     work = copy.deepcopy(model)
     if output_selection(work) is None:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
-    tables = quantize_embeddings(work, skip=exclude) if int8_embeddings else []
+    tables = [n for n, m in work.named_modules() if type(m) is nn.Embedding and n not in exclude] * int8_embeddings
     capture_mode(work, qat)
     graph = capture(work, example, free).module()
     weight_range = resolve_weight_range(weight_range)
@@ -134,6 +134,8 @@ def convert(
         raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
     refuse_random_ops(converted)
     snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
+    if observed.int8_embeddings:  # QAT trained the float tables; the files store int8 rows
+        observed.int8_embeddings = int8_embedding_lookups(converted, observed.int8_embeddings)
     program = export_with_free_batch(converted, to_device(example, "cpu"), free)
     return QuantizedModel(program, dataclasses.replace(scheme, weight_range=observed.weight_range))
 

@@ -79,7 +79,6 @@ class Quantize(TeachingConfig, Stage):
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
         notes["weight_range"] = weight_range
-        notes["int8_embeddings"] = observed.int8_embeddings
         notes["val_accuracy_float"] = float_val
         if qat:
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
@@ -87,6 +86,7 @@ class Quantize(TeachingConfig, Stage):
             notes.update(facts)
         quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)), free)
         notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
+        notes["int8_embeddings"] = observed.int8_embeddings  # the tables convert wrote as int8 rows
         ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "
