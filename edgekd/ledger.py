@@ -106,7 +106,8 @@ def budget_search_markdown(stage: str, search: dict) -> str:
         f"{search['budget']}: start {search['start']:.4g} {unit}"
         + (f", floor {search['floor']:.4g} {unit}" if "floor" in search else "")
         + f", final {search['final']:.4g} {unit} (margin {search['margin']:.4g}, "
-        + ("met" if search["met"] else "NOT met") + ").",
+        + ("met" if search["met"] else "NOT met")
+        + ").",
         "",
         f"| step | group cut | share | predicted ({unit}) | measured ({unit}) | val acc (short) | params | MACs |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",

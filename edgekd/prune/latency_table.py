@@ -23,7 +23,7 @@ from edgekd import distributed
 from edgekd.bench.targets import Target
 from edgekd.environment import cpu_model
 from edgekd.fileio import atomic_write_text
-from edgekd.inputs import ModelInputs, forward
+from edgekd.inputs import ModelInputs, forward, rows
 from edgekd.utils.modes import inference
 
 TABLE_VERSION = 1
@@ -49,17 +49,11 @@ def layer_shapes(model: nn.Module, example: ModelInputs) -> list[dict]:
     handles = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with inference(model):
-            forward(model, _first_row(example))
+            forward(model, rows(example, slice(0, 1)))
     finally:
         for handle in handles:
             handle.remove()
     return found
-
-
-def _first_row(example: ModelInputs) -> ModelInputs:
-    if isinstance(example, dict):
-        return {name: tensor[:1] for name, tensor in example.items()}
-    return example[:1]
 
 
 def _layer(shape: dict) -> nn.Module:
@@ -78,7 +72,6 @@ class LatencyTable:
         machine = hashlib.sha256(cpu_model().encode()).hexdigest()[:8]
         self.path = folder / f"{fmt}-{target.name}-{target.thread_count}t-{machine}-v{TABLE_VERSION}.json"
         self.entries: dict[str, float] = self._read()
-        self.measured = 0  # layer shapes timed by this table object (the rest came from the cache)
 
     def _read(self) -> dict[str, float]:
         try:
@@ -91,7 +84,6 @@ class LatencyTable:
         key = json.dumps(shape, sort_keys=True)
         if key not in self.entries:  # under torchrun rank 0 times the layer and keeps the table file
             self.entries[key] = distributed.agree(self._measure(shape) if distributed.is_main() else None)
-            self.measured += 1
             if distributed.is_main():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))

@@ -123,7 +123,7 @@ def shipped_file(model: nn.Module, ctx: RunContext, budget: Budget, folder: Path
         calibrate(observed, ctx.data.train, PTQ_BATCHES, ctx.device)
         shipped = convert(observed, example, QuantizationScheme("ptq", []), ctx.data.signature.free_axes)
     write = export.to_tflite if budget.format == "tflite" else export.to_onnx
-    return write(shipped.cpu() if hasattr(shipped, "cpu") else shipped, example, folder / f"model.{budget.format}").path
+    return write(shipped.cpu(), example, folder / f"model.{budget.format}").path
 
 
 def prunable_groups(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> list[str]:
@@ -139,28 +139,29 @@ def prunable_groups(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> list[
     return roots
 
 
-def cut_group(model: nn.Module, ctx: RunContext, spec: PruneSpec, group: str, share: float) -> nn.Module | None:
-    """A copy of ``model`` with ``share`` of ``group``'s channels removed; None when it cannot lose them."""
+def pruned_copy(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> nn.Module | None:
+    """A copy of ``model`` pruned by ``spec``; None when torch-pruning removes nothing (or refuses)."""
     trial = copy.deepcopy(model)
     before = count_params(trial)
-    local = dataclasses.replace(spec, ratio=0.0, per_layer={group: share}, global_pruning=False)
     try:
-        pruner = build_pruner(trial, ctx.example, local, ctx.data.num_classes)
+        pruner = build_pruner(trial, ctx.example, spec, ctx.data.num_classes)
         prune_step(pruner, trial, ctx.example)
     except EdgekdError:
         return None
     return trial if count_params(trial) < before else None
 
 
+def cut_group(model: nn.Module, ctx: RunContext, spec: PruneSpec, group: str, share: float) -> nn.Module | None:
+    """A copy of ``model`` with ``share`` of ``group``'s channels removed; None when it cannot lose them."""
+    return pruned_copy(model, ctx, dataclasses.replace(spec, ratio=0.0, per_layer={group: share}, global_pruning=False))
+
+
 def smallest_model(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> tuple[nn.Module, float]:
     """Every group cut as far as the search may go, and that share: the floor of any budget. The first
     share from ``max_ratio`` down that torch-pruning takes (``round_to`` may round a deep cut away)."""
     for share in (spec.max_ratio, *(r for r in FLOOR_SHARES if r < spec.max_ratio)):
-        floor = copy.deepcopy(model)
-        before = count_params(floor)
-        pruner = build_pruner(floor, ctx.example, dataclasses.replace(spec, ratio=share), ctx.data.num_classes)
-        prune_step(pruner, floor, ctx.example)
-        if count_params(floor) < before:
+        floor = pruned_copy(model, ctx, dataclasses.replace(spec, ratio=share))
+        if floor is not None:
             recalibrate_batchnorm(floor, ctx.data.train, ctx.device, CALIBRATION_BATCHES)
             return floor, share
     return copy.deepcopy(model), 0.0

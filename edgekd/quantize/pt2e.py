@@ -92,7 +92,9 @@ def prepare(
     work = copy.deepcopy(model)
     if output_selection(work) is None:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
-    tables = [n for n, m in work.named_modules() if type(m) is nn.Embedding and n not in exclude] * int8_embeddings
+    tables = []
+    if int8_embeddings:
+        tables = [n for n, m in work.named_modules() if type(m) is nn.Embedding and n not in exclude]
     capture_mode(work, qat)
     graph = capture(work, example, free).module()
     weight_range = resolve_weight_range(weight_range)
