@@ -38,6 +38,7 @@ def _teacher() -> nn.Module:
     ({"latency_ms": 2, "traget": "cpu"}, "budget: unknown option 'traget'; did you mean 'target'"),
     ({"latency_ms": 2, "target": "cpu", "estimate": True}, "target 'cpu' names no reference phone"),
     ({"size_kb": 10, "steps": "many"}, "budget.steps: wrong type str, expected int"),
+    ({"size_kb": 10, "search": "greedy"}, "budget.search: must be one of netadapt, uniform, got 'greedy'"),
     ("2 ms", "budget: must be a mapping"),
 ])  # fmt: skip
 def test_bad_budgets_are_one_line_errors(budget, message):
@@ -73,6 +74,15 @@ def test_a_macs_budget_is_met_by_cutting_the_groups_that_cost_least_accuracy(tin
     assert "budget macs <= " in row["notes"] and "search steps" in row["notes"]
     page = (tmp_path / "report.md").read_text()  # the search path, step by step, for people
     assert "## Budget search (prune)" in page and f"| {len(searched['steps'])} | " in page
+    from edgekd.bench.html_page import to_html
+
+    bare = {"created": "2026-12-06", "edgekd_version": "0", "wall_s": 1.0, "data": None, "results": [],
+            "artifacts": [], "targets": [], "machine": {"cpu": "test cpu", "cores": 1}}  # fmt: skip
+    html = to_html(bare, result.report["ledger"])  # the run page charts the path against the budget line
+    chart = html[html.index('aria-label="budget search (prune)"') :].split("</svg>")[0]
+    measured_and_predicted = len(costs) + len(searched["steps"])
+    assert chart.count("<circle") == measured_and_predicted and "stroke-dasharray" in chart
+    assert f"budget {0.5 * full:.3g}" in chart or f"budget {0.5 * full:,.0f}" in chart
 
 
 def test_a_size_budget_already_met_prunes_nothing(tiny_images, tmp_path):
@@ -88,6 +98,29 @@ def test_a_budget_below_the_smallest_model_names_the_best_reachable(tiny_images,
                                           r"\(every group at [0-9]+%\) gives [0-9.e+]+ MACs"):  # fmt: skip
         ek.Pipeline(_teacher(), _convnet(), tiny_images, [ek.Prune(budget={"macs": 10}, epochs=0)],
                     out_dir=tmp_path, quiet=True, device="cpu").run()  # fmt: skip
+
+
+@pytest.mark.parametrize("how", [pytest.param("netadapt", marks=pytest.mark.slow), "uniform"])
+def test_an_estimated_latency_budget_is_met_by_the_shipped_file(tiny_images, tmp_path, how):
+    from edgekd.bench.estimate import estimates_for
+    from edgekd.bench.targets import load_target
+
+    def estimate(model: nn.Module, name: str) -> dict:  # the reference phone's roofline of the FP32 file
+        path = ek.export.to_onnx(model, torch.zeros(2, 1, 12, 12), tmp_path / f"{name}.onnx").path
+        return estimates_for([path], [load_target("mobile-like")])[0]
+
+    unpruned = estimate(_convnet(), "unpruned")
+    budget = {"latency_ms": 0.5 * unpruned["estimate_ms"], "estimate": True, "format": "onnx", "precision": "fp32",
+              "search": how, "recovery_batches": 1}  # fmt: skip
+    result = ek.Pipeline(_teacher(), _convnet(), tiny_images, [ek.Prune(budget=budget, epochs=0)],
+                         out_dir=tmp_path / "run", quiet=True, device="cpu").run()  # fmt: skip
+    record = next(r for r in result.report["ledger"] if r["stage"] == "prune")["details"]["budget_search"]
+    assert record["met"] and record["search"] == how and record["start"] == pytest.approx(unpruned["estimate_ms"])
+    shipped = estimate(result.model, "pruned")
+    assert shipped["estimate_ms"] <= budget["latency_ms"] and shipped["estimate_ms"] == pytest.approx(record["final"])
+    if how == "uniform":  # one ratio everywhere: the three convolutions keep the same width
+        widths = {m.out_channels for m in result.model.modules() if isinstance(m, nn.Conv2d)}
+        assert len(widths) == 1 and widths.pop() < 32 and {s["group"] for s in record["steps"]} == {"all"}
 
 
 @pytest.mark.slow

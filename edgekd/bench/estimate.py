@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.bench.targets import Target
+from edgekd.bench.targets import ReferencePhone, Target
 from edgekd.formats import format_of
 
 
@@ -27,14 +27,20 @@ def estimates_for(artifacts: list[Path], targets: list[Target]) -> list[dict]:
             rows.append({"artifact": path.name, "error": f"cannot count MACs: {exc}"})
             continue
         for phone in phones:
-            peak = (phone.peak_int8_gmacs if cost["int8"] else phone.peak_fp32_gmacs) * 1e9
-            compute_ms, memory_ms = cost["macs"] / peak * 1e3, cost["bytes"] / (phone.bandwidth_gbs * 1e9) * 1e3
+            estimate_ms, bound = roofline_ms(cost["macs"], cost["bytes"], phone, cost["int8"])
             rows.append({
                 "artifact": path.name, "phone": phone.name, "macs": cost["macs"], "bytes": cost["bytes"],
-                "precision": "int8" if cost["int8"] else "fp32", "estimate_ms": max(compute_ms, memory_ms),
-                "bound": "compute" if compute_ms >= memory_ms else "memory", "kind": "roofline estimate",
+                "precision": "int8" if cost["int8"] else "fp32", "estimate_ms": estimate_ms,
+                "bound": bound, "kind": "roofline estimate",
             })  # fmt: skip
     return rows
+
+
+def roofline_ms(macs: float, nbytes: float, phone: ReferencePhone, int8: bool) -> tuple[float, str]:
+    """The phone's lower bound on one call and what bounds it (``compute`` or ``memory``)."""
+    peak = (phone.peak_int8_gmacs if int8 else phone.peak_fp32_gmacs) * 1e9
+    compute_ms, memory_ms = macs / peak * 1e3, nbytes / (phone.bandwidth_gbs * 1e9) * 1e3
+    return max(compute_ms, memory_ms), "compute" if compute_ms >= memory_ms else "memory"
 
 
 def file_cost(path: Path) -> dict:

@@ -137,7 +137,23 @@ def _charts(report: dict, ledger: list[dict] | None) -> str:
         parts.insert(0, _figure(svg.grouped_bars(groups, series, "what each stage did"),
                                 "What each stage did to accuracy, size and MACs (each bar scaled to its own maximum)",
                                 "the ledger is empty"))  # fmt: skip
+        searches = [(r["stage"], (r.get("details") or {}).get("budget_search")) for r in ledger]
+        parts[1:1] = [_search_path(stage, search) for stage, search in searches if search]
     return "".join(parts)
+
+
+def _search_path(stage: str, search: dict) -> str:
+    """A budget search step by step: the cost measured on each step's file against the budget."""
+    steps = search["steps"]
+    names = ["start"] + [f"{s['step']}: {s['group']} -{s['share']:.0%}" for s in steps]
+    series = {f"measured ({search['unit']})": [search["start"]] + [s["measured"] for s in steps],
+              f"predicted ({search['unit']})": [None] + [s["predicted"] for s in steps]}  # fmt: skip
+    chart = svg.path_to_limit(names, series, search["limit"], search["unit"], f"budget search ({stage})")
+    outcome = "met" if search["met"] else "NOT met"
+    caption = (f"Budget search ({stage}): {search['budget']}; each step's cut, its predicted cost and the cost "
+               f"measured on its file; final {search['final']:.4g} {search['unit']}, {outcome} "
+               f"(margin {search['margin']:.4g})")  # fmt: skip
+    return _figure(chart, caption, "the budget was met before any cut")
 
 
 def _summary(report: dict, ledger: list[dict] | None) -> str:

@@ -137,3 +137,44 @@ def grouped_bars(
             parts.append(f'<rect x="{left}" y="{y}" width="{length:.1f}" height="13" fill="{PALETTE[n]}"/>'
                          f'<text x="{left + length + 4:.1f}" y="{y + 11}">{_fmt(value)}</text>')  # fmt: skip
     return _svg(28 + len(groups) * row, "".join(parts), title)
+
+
+def path_to_limit(steps: list[str], series: dict[str, list[float | None]], limit: float, unit: str,
+                  title: str) -> str:  # fmt: skip
+    """Costs step by step (one line per series, e.g. measured and predicted) falling towards ``limit``,
+    drawn as a dashed line: the path a budget search took."""
+    names = [n for n, values in series.items() if any(v is not None for v in values)]
+    if len(steps) < 2 or not names:
+        return ""
+    left, bottom, top_pad, right, height = 70, 60, 28, 30, 320
+    values = [v for n in names for v in series[n] if v is not None] + [limit]
+    y0, y1 = 0.0, max(values) * 1.08
+
+    def at(i: int, y: float) -> tuple[float, float]:
+        return (left + (WIDTH - left - right) * i / (len(steps) - 1),
+                height - bottom - (height - bottom - top_pad) * (y - y0) / (y1 - y0))  # fmt: skip
+
+    _, limit_y = at(0, limit)
+    parts = [
+        f'<line x1="{left}" y1="{height - bottom}" x2="{WIDTH - right}" y2="{height - bottom}" stroke="#333"/>',
+        f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{height - bottom}" stroke="#333"/>',
+        f'<line x1="{left}" y1="{limit_y:.1f}" x2="{WIDTH - right}" y2="{limit_y:.1f}" stroke="{PALETTE[3]}" '
+        f'stroke-dasharray="6 4"/><text x="{WIDTH - right}" y="{limit_y - 5:.1f}" text-anchor="end" '
+        f'fill="{PALETTE[3]}">budget {_fmt(limit)} {escape(unit)}</text>',
+        f'<text x="{left - 6}" y="{top_pad + 4}" text-anchor="end">{_fmt(y1)}</text>'
+        f'<text x="{left - 6}" y="{height - bottom + 4}" text-anchor="end">0</text>',
+        f'<text x="14" y="{(height - bottom) / 2}" transform="rotate(-90 14 {(height - bottom) / 2})" '
+        f'text-anchor="middle">{escape(unit)}</text>',
+    ]
+    for i, name in enumerate(steps):
+        x, _ = at(i, y0)
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 14}" text-anchor="end" '
+                     f'transform="rotate(-30 {x:.1f} {height - bottom + 14})">{escape(name[:28])}</text>')  # fmt: skip
+    for n, name in enumerate(names):
+        points = [at(i, v) for i, v in enumerate(series[name]) if v is not None]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[n]}" stroke-width="2"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{PALETTE[n]}"/>' for x, y in points]
+        parts.append(f'<rect x="{left + 10 + n * 150}" y="6" width="10" height="10" fill="{PALETTE[n]}"/>'
+                     f'<text x="{left + 24 + n * 150}" y="15">{escape(name)}</text>')  # fmt: skip
+    return _svg(height, "".join(parts), title)

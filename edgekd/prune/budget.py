@@ -18,7 +18,11 @@ from edgekd.utils.naming import unknown
 METRICS = {"latency_ms": "ms", "size_kb": "KiB", "macs": "MACs"}
 FORMATS = ("tflite", "onnx")
 PRECISIONS = ("int8", "fp32")
-OPTIONS = {"target": str, "format": str, "precision": str, "estimate": bool, "steps": int, "recovery_batches": int}
+SEARCHES = ("netadapt", "uniform")
+OPTIONS = {
+    "target": str, "format": str, "precision": str, "estimate": bool, "search": str, "steps": int,
+    "recovery_batches": int,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Budget:
         target, format: where latency is measured (a benchmark target and the file format shipped).
         precision: the shipped file's precision (``int8`` when a Quantize stage follows).
         estimate: judge latency by the target's reference-phone roofline instead of measuring it.
+        search: ``netadapt`` (per-group cuts chosen on validation accuracy) or ``uniform`` (one ratio in
+            every group, the smallest that meets the budget: the baseline to compare against).
         steps: at most this many search steps; recovery_batches: short distillation after each step.
     """
 
@@ -39,6 +45,7 @@ class Budget:
     format: str = "tflite"
     precision: str = "int8"
     estimate: bool = False
+    search: str = "netadapt"
     steps: int = 12
     recovery_batches: int = 20
 
@@ -49,7 +56,8 @@ class Budget:
     def describe(self) -> str:
         where = f" on {self.target} ({self.format}, {self.precision})" if self.metric == "latency_ms" else ""
         kind = " (reference-phone estimate)" if self.estimate else ""
-        return f"{self.metric} <= {self.limit:g}{where}{kind}"
+        how = ", one uniform ratio" if self.search == "uniform" else ""
+        return f"{self.metric} <= {self.limit:g}{where}{kind}{how}"
 
 
 def parse_budget(raw: Mapping | Budget) -> Budget:
@@ -83,6 +91,8 @@ def parse_budget(raw: Mapping | Budget) -> Budget:
         raise ConfigError(f"budget.format: must be one of {', '.join(FORMATS)}, got '{budget.format}'")
     if budget.precision not in PRECISIONS:
         raise ConfigError(f"budget.precision: must be one of {', '.join(PRECISIONS)}, got '{budget.precision}'")
+    if budget.search not in SEARCHES:
+        raise ConfigError(f"budget.search: must be one of {', '.join(SEARCHES)}, got '{budget.search}'")
     if budget.steps < 1 or budget.recovery_batches < 0:
         raise ConfigError("budget.steps: must be >= 1 and recovery_batches >= 0")
     if budget.metric == "latency_ms":

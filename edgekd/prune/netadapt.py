@@ -25,6 +25,7 @@ from torch import nn
 from edgekd import distributed
 from edgekd.batchnorm import recalibrate_batchnorm
 from edgekd.errors import EdgekdError
+from edgekd.export.artifact import Gate
 from edgekd.metrics import count_params
 from edgekd.prune.budget import Budget
 from edgekd.prune.engine import PruneSpec, build_pruner, model_cost, prune_step
@@ -35,6 +36,10 @@ from edgekd.train import evaluate
 SHARES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)  # of a group's current channels, tried smallest first
 FLOOR_SHARES = (0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # the deepest uniform cut torch-pruning takes
 CALIBRATION_BATCHES, VAL_BATCHES, PTQ_BATCHES = 8, 16, 8
+UNIFORM_BISECTIONS = 7
+# a search step's file is timed, not shipped: a mid-search PTQ file of a still-recovering model may
+# disagree with its float self on a few samples; the shipped file meets the full gate at export
+TIMING_GATE = Gate(rtol=math.inf, min_agreement=0.0, samples=16)
 
 
 class BudgetError(EdgekdError):
@@ -51,29 +56,40 @@ class Candidate:
 
 
 class Judge:
-    """The cost of a model against the budget: counted (MACs, weight bytes) or measured (latency)."""
+    """The cost of a model against the budget: counted (MACs, weight bytes) or measured (latency).
+
+    Latency is predicted cheaply for every candidate (the per-layer table, or the reference phone's
+    roofline from the model's own counts) and scaled to the last whole-file measurement."""
 
     def __init__(self, budget: Budget, ctx: RunContext) -> None:
         self.budget, self.ctx = budget, ctx
         self.example = ctx.example
         self.table: LatencyTable | None = None
-        self.scale = 1.0  # whole-model measurement / table sum, refitted on every measured file
-        if budget.metric == "latency_ms" and not budget.estimate:
+        self.scale = 1.0  # whole-model measurement / prediction, refitted on every measured file
+        if budget.metric == "latency_ms":
             from edgekd.bench.targets import load_target
             from edgekd.pretraining import default_cache_dir
 
             self.target = load_target(budget.target)
-            self.table = LatencyTable(self.target, budget.format, default_cache_dir() / "latency")
+            if not budget.estimate:
+                self.table = LatencyTable(self.target, budget.format, default_cache_dir() / "latency")
 
     def predicted(self, model: nn.Module) -> float:
-        """The cost the search ranks by (exact for MACs and size, table-scaled for latency)."""
+        """The cost the search ranks by (exact for MACs and size, scaled to measurements for latency)."""
         if self.budget.metric == "macs":
             return float(model_cost(model, self.ctx.data.signature)["macs"])
         if self.budget.metric == "size_kb":
             return weight_kib(model, self.budget.precision)
-        if self.table is None:  # a reference-phone estimate is cheap enough to compute for every candidate
-            return self.measured(model)
-        return self.scale * self.table.total(model, self.example)
+        return self.scale * self._unscaled(model)
+
+    def _unscaled(self, model: nn.Module) -> float:
+        if self.table is not None:
+            return self.table.total(model, self.example)
+        from edgekd.bench.estimate import roofline_ms
+
+        macs = model_cost(model, self.ctx.data.signature)["macs"]
+        nbytes = weight_kib(model, self.budget.precision) * 1024
+        return roofline_ms(macs, nbytes, self.target.reference_phones[0], self.budget.precision == "int8")[0]
 
     def measured(self, model: nn.Module) -> float:
         """The shipped cost: the file in the shipped format and precision, benchmarked on the target (or
@@ -86,8 +102,7 @@ class Judge:
                 path = shipped_file(model, self.ctx, self.budget, Path(scratch))
                 value = self._estimate(path) if self.budget.estimate else self._bench(path)
         value = distributed.agree(value)
-        if self.table is not None:
-            self.scale = value / max(self.table.total(model, self.example), 1e-9)
+        self.scale = value / max(self._unscaled(model), 1e-12)
         return value
 
     def _bench(self, path: Path) -> float:
@@ -99,9 +114,8 @@ class Judge:
 
     def _estimate(self, path: Path) -> float:
         from edgekd.bench.estimate import estimates_for
-        from edgekd.bench.targets import load_target
 
-        rows = estimates_for([path], [load_target(self.budget.target)])
+        rows = estimates_for([path], [self.target])
         return float(rows[0]["estimate_ms"])
 
 
@@ -112,7 +126,7 @@ def weight_kib(model: nn.Module, precision: str) -> float:
 
 def shipped_file(model: nn.Module, ctx: RunContext, budget: Budget, folder: Path) -> Path:
     """``model`` as the file the run will ship: post-training INT8 (calibrated on a few training batches)
-    or FP32, in the budget's format, through the usual parity gate."""
+    or FP32, in the budget's format, converted and run in its runtime (a timing gate: no accuracy bar)."""
     from edgekd import export
     from edgekd.quantize.model import QuantizationScheme
     from edgekd.quantize.pt2e import calibrate, convert, prepare
@@ -123,7 +137,7 @@ def shipped_file(model: nn.Module, ctx: RunContext, budget: Budget, folder: Path
         calibrate(observed, ctx.data.train, PTQ_BATCHES, ctx.device)
         shipped = convert(observed, example, QuantizationScheme("ptq", []), ctx.data.signature.free_axes)
     write = export.to_tflite if budget.format == "tflite" else export.to_onnx
-    return write(shipped.cpu(), example, folder / f"model.{budget.format}").path
+    return write(shipped.cpu(), example, folder / f"model.{budget.format}", gate=TIMING_GATE).path
 
 
 def prunable_groups(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> list[str]:
@@ -178,18 +192,35 @@ def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, r
     and measured cost, validation accuracy). ``recover(model, batches)`` distils for a few batches."""
     judge = Judge(budget, ctx)
     start = judge.measured(model)
-    record = {"budget": budget.describe(), "unit": budget.unit, "start": start, "steps": []}
+    record = {"budget": budget.describe(), "limit": budget.limit, "unit": budget.unit, "start": start, "steps": []}
     if start <= budget.limit:
         record.update(final=start, margin=budget.limit - start, met=True)
         return model, record
+    start_scale = judge.scale
     smallest, share = smallest_model(model, ctx, spec)
     floor = judge.measured(smallest)
-    record["floor"] = floor
+    record.update(floor=floor, search=budget.search)
+    judge.scale = start_scale  # the unpruned model's fit predicts the first cuts better than the floor's
     if floor > budget.limit:
         raise BudgetError(
             f"budget {budget.describe()} cannot be met: the smallest model pruning may cut (every group at "
             f"{share:.0%}) gives {floor:.4g} {budget.unit}, the unpruned {start:.4g} {budget.unit}"
         )
+    if budget.search == "uniform":
+        current, cost = _uniform(model, ctx, budget, spec, judge, record, share)
+    else:
+        current, cost = _netadapt(model, ctx, budget, spec, judge, record, start, recover)
+    record.update(final=cost, margin=budget.limit - cost, met=cost <= budget.limit)
+    if cost > budget.limit:
+        raise BudgetError(
+            f"budget {budget.describe()} not met after {len(record['steps'])} steps: the search reached "
+            f"{cost:.4g} {budget.unit} (raise budget.steps, or lower round_to)"
+        )
+    return current, record
+
+
+def _netadapt(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: dict, start: float, recover):
+    """Group by group: each step keeps the candidate cut that loses least validation accuracy."""
     current, cost = model, start
     for step in range(1, budget.steps + 1):
         goal = judge.predicted(current) - (cost - budget.limit) / max(1, budget.steps - step + 1) * 1.5
@@ -204,19 +235,41 @@ def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, r
         if budget.recovery_batches:
             recover(current, budget.recovery_batches)
         cost = judge.measured(current)
-        record["steps"].append({
-            "step": step, "group": best.group, "share": best.share, "predicted": best.predicted, "measured": cost,
-            "val_accuracy": best.val_accuracy, **model_cost(current, ctx.data.signature),
-        })  # fmt: skip
+        _log_step(record, ctx, current, best.group, best.share, best.predicted, cost, best.val_accuracy)
         if cost <= budget.limit:
             break
-    record.update(final=cost, margin=budget.limit - cost, met=cost <= budget.limit)
-    if cost > budget.limit:
-        raise BudgetError(
-            f"budget {budget.describe()} not met after {len(record['steps'])} steps: the search reached "
-            f"{cost:.4g} {budget.unit} (raise budget.steps, or lower round_to)"
-        )
-    return current, record
+    return current, cost
+
+
+def _uniform(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: dict, deepest: float):
+    """The baseline NetAdapt is measured against: one ratio in every group, the smallest whose file meets
+    the budget (bisection on the predicted cost, then measured, nudged deeper while the file misses)."""
+    low, high = 0.0, deepest
+    for _ in range(UNIFORM_BISECTIONS):
+        middle = (low + high) / 2
+        trial = pruned_copy(model, ctx, dataclasses.replace(spec, ratio=middle))
+        if trial is not None and judge.predicted(trial) <= budget.limit:
+            high = middle
+        else:
+            low = middle
+    ratio, current, cost = high, model, math.inf
+    for _ in range(budget.steps):
+        current = pruned_copy(model, ctx, dataclasses.replace(spec, ratio=ratio)) or model
+        predicted = judge.predicted(current)
+        cost = judge.measured(current)
+        _log_step(record, ctx, current, "all", ratio, predicted, cost, short_accuracy(current, ctx))
+        if cost <= budget.limit or ratio >= deepest:
+            break
+        ratio = min(deepest, ratio + (deepest - ratio) / 4)
+    return current, cost
+
+
+def _log_step(record: dict, ctx, model: nn.Module, group: str, share: float, predicted: float, measured: float,
+              val_accuracy: float) -> None:  # fmt: skip
+    record["steps"].append({
+        "step": len(record["steps"]) + 1, "group": group, "share": share, "predicted": predicted,
+        "measured": measured, "val_accuracy": val_accuracy, **model_cost(model, ctx.data.signature),
+    })  # fmt: skip
 
 
 def _candidate(model, ctx, spec, group: str, goal: float, judge: Judge) -> Candidate | None:
