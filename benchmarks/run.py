@@ -25,6 +25,7 @@ STUDIES = {
     "kd_methods": "every distillation family on Fashion-MNIST, 3 seeds",
     "distil_text": "MiniLM-L6 teacher, a student cut from it, pruned, INT8: the DistilBERT ratios on the files",
     "distributed_epoch": "epoch time in 1 process and in N processes under torchrun (gloo, this CPU)",
+    "latency_budget": "pruning to a latency budget: the search against uniform pruning, MobileNetV2 and the FM student",
     "zoo": "EfficientNet-Lite0, HF MobileNetV2, a ViT-Small: PTQ and QAT into both INT8 files",
 }
 

@@ -58,6 +58,26 @@ def test_layer_shapes_are_read_at_their_input_sizes():
     assert shapes[0]["input"] == [1, 12, 12] and shapes[1]["in"] == 8 and shapes[3]["input"] == [8]
 
 
+def test_the_latency_table_interpolates_within_a_layer_family_and_measures_outside_it(tmp_path, monkeypatch):
+    from edgekd.bench.targets import load_target
+    from edgekd.prune.latency_table import LatencyTable, layer_macs
+
+    def conv(cin: int, cout: int, kernel: int = 1) -> dict:
+        return {"kind": "conv2d", "in": cin, "out": cout, "kernel": [kernel] * 2, "stride": [1, 1], "groups": 1,
+                "padding": [kernel // 2] * 2, "dilation": [1, 1], "bias": False, "input": [cin, 8, 8]}  # fmt: skip
+
+    table = LatencyTable(load_target("mobile-like"), "onnx", tmp_path)
+    measured: list[dict] = []
+    monkeypatch.setattr(table, "_measure", lambda shape: measured.append(shape) or 0.01 + 1e-6 * layer_macs(shape))
+    table.latency(conv(64, 64)), table.latency(conv(32, 64))
+    assert table.latency(conv(48, 64)) == pytest.approx(0.01 + 1e-6 * layer_macs(conv(48, 64)))
+    assert table.latency(conv(40, 56)) == pytest.approx(0.01 + 1e-6 * 40 * 56 * 64)  # by MACs, whatever the split
+    assert len(measured) == 2  # shapes between measured members cost no export
+    table.latency(conv(4, 64))  # far below the smallest measured member: exported and timed
+    table.latency(conv(48, 64, kernel=3))  # another family (3x3): its own measurement
+    assert len(measured) == 4 and len(json.loads(table.path.read_text())) == 4  # only measurements are kept
+
+
 def test_a_macs_budget_is_met_by_cutting_the_groups_that_cost_least_accuracy(tiny_images, tmp_path):
     student = _convnet()
     full = count_macs(student, (1, 12, 12))

@@ -6,12 +6,18 @@ target's thread count; a model's table latency is the sum over its layers. The s
 sits between layers (activations, pooling, quantize steps) and the runtime's fixed cost per call, so
 the search scales it by the ratio of a whole-model measurement to the table sum, refitted on every
 file it measures; the table ranks candidates, the whole-model measurements decide.
+
+Exporting one layer to TFLite takes about a second, and a search asks for hundreds of channel counts.
+Within a family (same kind, kernel, stride, padding, grouping and input size: only the channel counts
+differ) a layer's time follows its multiply-accumulates, so a shape whose MACs lie between two measured
+members of its family is interpolated between them; a shape outside the measured range is measured.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import statistics
 import tempfile
 from pathlib import Path
@@ -28,6 +34,7 @@ from edgekd.utils.modes import inference
 
 TABLE_VERSION = 1
 TIMED_RUNS, TIMED_SECONDS = 30, 0.2
+INTERPOLATION_SPAN = 4.0  # neighbours further apart than this ratio of MACs are too far to interpolate between
 
 
 def layer_shapes(model: nn.Module, example: ModelInputs) -> list[dict]:
@@ -56,6 +63,28 @@ def layer_shapes(model: nn.Module, example: ModelInputs) -> list[dict]:
     return found
 
 
+def _family(shape: dict) -> str:
+    """What a layer's time depends on besides its channel counts (depthwise layers are their own family)."""
+    depthwise = shape.get("groups", 1) > 1 and shape["groups"] == shape["in"]
+    rest = {k: v for k, v in shape.items() if k not in ("in", "out", "groups")}
+    # the input's positions, not its channels (last for a linear layer, first for a convolution)
+    rest["input"] = rest["input"][:-1] if shape["kind"] == "linear" else rest["input"][1:]
+    return json.dumps({**rest, "depthwise": depthwise, "grouped": shape.get("groups", 1) > 1}, sort_keys=True)
+
+
+def layer_macs(shape: dict) -> float:
+    """Multiply-accumulates of one sample through the layer (output positions x weights per output)."""
+    if shape["kind"] == "linear":
+        positions = math.prod(shape["input"][:-1]) if len(shape["input"]) > 1 else 1
+        return positions * shape["in"] * shape["out"]
+    height, width = shape["input"][1:]
+    kernel, stride, dilation = shape["kernel"], shape["stride"], shape["dilation"]
+    padding = shape["padding"] if not isinstance(shape["padding"], str) else [k // 2 for k in kernel]
+    out_h = (height + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    return out_h * out_w * shape["out"] * (shape["in"] // shape["groups"]) * kernel[0] * kernel[1]
+
+
 def _layer(shape: dict) -> nn.Module:
     if shape["kind"] == "linear":
         return nn.Linear(shape["in"], shape["out"], bias=shape["bias"])
@@ -80,14 +109,35 @@ class LatencyTable:
             return {}
 
     def latency(self, shape: dict) -> float:
-        """The layer's milliseconds, measured on first use."""
+        """The layer's milliseconds: measured on first use, or interpolated within its family."""
         key = json.dumps(shape, sort_keys=True)
+        if key not in self.entries and (between := self._interpolated(shape)) is not None:
+            return between
         if key not in self.entries:  # under torchrun rank 0 times the layer and keeps the table file
             self.entries[key] = distributed.agree(self._measure(shape) if distributed.is_main() else None)
             if distributed.is_main():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
         return self.entries[key]
+
+    def _interpolated(self, shape: dict) -> float | None:
+        """Linear in MACs between the nearest measured family members below and above, if close enough."""
+        family, macs = _family(shape), layer_macs(shape)
+        below, above = None, None
+        for key, ms in self.entries.items():
+            other = json.loads(key)
+            if _family(other) != family:
+                continue
+            point = (layer_macs(other), ms)
+            if point[0] <= macs and (below is None or point[0] > below[0]):
+                below = point
+            if point[0] >= macs and (above is None or point[0] < above[0]):
+                above = point
+        if below is None or above is None or above[0] > INTERPOLATION_SPAN * max(below[0], 1):
+            return None
+        if above[0] == below[0]:
+            return below[1]
+        return below[1] + (above[1] - below[1]) * (macs - below[0]) / (above[0] - below[0])
 
     def total(self, model: nn.Module, example: ModelInputs) -> float:
         return sum(self.latency(shape) for shape in layer_shapes(model, example))

@@ -273,13 +273,25 @@ def _log_step(record: dict, ctx, model: nn.Module, group: str, share: float, pre
 
 
 def _candidate(model, ctx, spec, group: str, goal: float, judge: Judge) -> Candidate | None:
-    """The group cut by the smallest share that brings the predicted cost to ``goal`` (else the largest)."""
-    last = None
-    for share in SHARES:
-        trial = cut_group(model, ctx, spec, group, share)
-        if trial is None:
-            break
-        last = Candidate(group, share, trial, judge.predicted(trial))
-        if last.predicted <= goal or math.isclose(last.predicted, goal):
-            break
-    return last
+    """The group cut by the smallest share that brings the predicted cost to ``goal`` (else the largest
+    cut it takes), found by bisection over SHARES: each trial is a pruned copy and maybe new table rows.
+    A share too small to remove one rounded channel counts as missing the goal."""
+    tried: dict[int, Candidate | None] = {}
+
+    def trial(index: int) -> Candidate | None:
+        if index not in tried:
+            cut = cut_group(model, ctx, spec, group, SHARES[index])
+            tried[index] = None if cut is None else Candidate(group, SHARES[index], cut, judge.predicted(cut))
+        return tried[index]
+
+    low, high, best = 0, len(SHARES) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = trial(middle)
+        if candidate is not None and (candidate.predicted <= goal or math.isclose(candidate.predicted, goal)):
+            best, high = candidate, middle - 1
+        else:
+            low = middle + 1
+    if best is None:
+        best = next((c for _, c in sorted(tried.items(), reverse=True) if c is not None), None)
+    return best
