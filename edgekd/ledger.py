@@ -113,11 +113,16 @@ def budget_search_markdown(stage: str, search: dict) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s['step']} | {s['group']} | {s['share']:.0%} | {s['predicted']:.4g} | {s['measured']:.4g} | "
+        f"| {s['step']} | {s['group']} | {_share(s['share'])} | {s['predicted']:.4g} | {s['measured']:.4g} | "
         f"{100 * s['val_accuracy']:.2f}% | {s['params']:,} | {s['macs']:,} |"
         for s in search["steps"]
     ]
     return "\n".join(lines) + "\n"
+
+
+def _share(share: float | None) -> str:
+    """A step's cut as a share of its group's channels; a step that combined groups names each in the group cell."""
+    return "in the group cell" if share is None else f"{share:.0%}"
 
 
 def _processes_text(processes: dict | None) -> str:

@@ -120,6 +120,21 @@ def test_a_budget_below_the_smallest_model_names_the_best_reachable(tiny_images,
                     out_dir=tmp_path, quiet=True, device="cpu").run()  # fmt: skip
 
 
+def test_a_search_that_runs_out_of_steps_says_so_and_leaves_its_path(tiny_images, tmp_path, monkeypatch):
+    from edgekd.prune import netadapt
+
+    monkeypatch.setattr(netadapt, "SHARES", (0.125,))  # a step cuts at most an eighth of each group
+    budget = {"macs": 0.3 * count_macs(_convnet(), (1, 12, 12)), "steps": 1, "recovery_batches": 0}
+    stalled = r"not met after 1 steps: the search reached [0-9.e+]+ MACs \(raise budget.steps"
+    with pytest.raises(BudgetError, match=stalled):
+        ek.Pipeline(_teacher(), _convnet(), tiny_images, [ek.Prune(budget=budget, epochs=0)], out_dir=tmp_path,
+                    quiet=True, device="cpu").run()  # fmt: skip
+    (kept,) = tmp_path.glob("checkpoints/*/budget_search.json")
+    record = json.loads(kept.read_text())
+    assert not record["met"] and len(record["steps"]) == 1 and record["final"] > budget["macs"]
+    assert record["steps"][0]["share"] is None and record["steps"][0]["group"].count(" + ") == 2  # all three, combined
+
+
 @pytest.mark.parametrize("how", [pytest.param("netadapt", marks=pytest.mark.slow), "uniform"])
 def test_an_estimated_latency_budget_is_met_by_the_shipped_file(tiny_images, tmp_path, how):
     from edgekd.bench.estimate import estimates_for

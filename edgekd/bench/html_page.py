@@ -145,7 +145,8 @@ def _charts(report: dict, ledger: list[dict] | None) -> str:
 def _search_path(stage: str, search: dict) -> str:
     """A budget search step by step: the cost measured on each step's file against the budget."""
     steps = search["steps"]
-    names = ["start"] + [f"{s['step']}: {s['group']} -{s['share']:.0%}" for s in steps]
+    names = ["start"] + [f"{s['step']}: {s['group']}" + ("" if s["share"] is None else f" -{s['share']:.0%}")
+                         for s in steps]  # fmt: skip
     series = {f"measured ({search['unit']})": [search["start"]] + [s["measured"] for s in steps],
               f"predicted ({search['unit']})": [None] + [s["predicted"] for s in steps]}  # fmt: skip
     chart = svg.path_to_limit(names, series, search["limit"], search["unit"], f"budget search ({stage})")

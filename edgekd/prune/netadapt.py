@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ from edgekd import distributed
 from edgekd.batchnorm import recalibrate_batchnorm
 from edgekd.errors import EdgekdError
 from edgekd.export.artifact import Gate
+from edgekd.fileio import atomic_write_text
 from edgekd.metrics import count_params
 from edgekd.prune.budget import Budget
 from edgekd.prune.engine import PruneSpec, build_pruner, model_cost, prune_step
@@ -48,8 +50,8 @@ class BudgetError(EdgekdError):
 
 @dataclasses.dataclass
 class Candidate:
-    group: str
-    share: float
+    group: str  # one group's name, or "a + b" for cuts combined in one step
+    share: float | None  # of the group's channels; None for combined cuts
     model: nn.Module
     predicted: float
     val_accuracy: float | None = None
@@ -212,11 +214,21 @@ def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, r
         current, cost = _netadapt(model, ctx, budget, spec, judge, record, start, recover)
     record.update(final=cost, margin=budget.limit - cost, met=cost <= budget.limit)
     if cost > budget.limit:
+        kept = _keep_record(record, ctx)
         raise BudgetError(
             f"budget {budget.describe()} not met after {len(record['steps'])} steps: the search reached "
-            f"{cost:.4g} {budget.unit} (raise budget.steps, or lower round_to)"
+            f"{cost:.4g} {budget.unit} (raise budget.steps, or lower round_to; its path: {kept})"
         )
     return current, record
+
+
+def _keep_record(record: dict, ctx: RunContext) -> Path:
+    """A search that failed leaves its path in the stage folder, for the user to see where it stalled."""
+    path = Path(ctx.stage_dir) / "budget_search.json"
+    if distributed.is_main():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record, indent=1))
+    return path
 
 
 def _netadapt(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: dict, start: float, recover):
@@ -228,9 +240,16 @@ def _netadapt(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record:
         candidates = [c for g in groups if (c := _candidate(current, ctx, spec, g, goal, judge)) is not None]
         if not candidates:
             break
-        for candidate in candidates:
+        # NetAdapt ranks by accuracy only the cuts that reach the step's goal (a small group's harmless
+        # cut that buys little would otherwise win every step); when no single group can reach it, the
+        # most accurate cuts are combined until they do
+        reaching = [c for c in candidates if _reaches(c.predicted, goal)]
+        for candidate in reaching or candidates:
             candidate.val_accuracy = short_accuracy(candidate.model, ctx)
-        best = max(candidates, key=lambda c: (c.val_accuracy, -c.predicted))
+        if reaching:
+            best = max(reaching, key=lambda c: (c.val_accuracy, -c.predicted))
+        else:
+            best = _combined(current, ctx, spec, candidates, goal, judge)
         current = best.model
         if budget.recovery_batches:
             recover(current, budget.recovery_batches)
@@ -239,6 +258,30 @@ def _netadapt(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record:
         if cost <= budget.limit:
             break
     return current, cost
+
+
+def _reaches(predicted: float, goal: float) -> bool:
+    return predicted <= goal or math.isclose(predicted, goal)
+
+
+def _combined(model, ctx, spec: PruneSpec, candidates: list[Candidate], goal: float, judge: Judge) -> Candidate:
+    """The candidates' cuts applied together, most accurate first, until the step's goal is reached."""
+    cuts: dict[str, float] = {}
+    best = max(candidates, key=lambda c: c.val_accuracy)
+    for candidate in sorted(candidates, key=lambda c: -c.val_accuracy):
+        trial_cuts = {**cuts, candidate.group: candidate.share}
+        per_layer = dataclasses.replace(spec, ratio=0.0, per_layer=trial_cuts, global_pruning=False)
+        trial = pruned_copy(model, ctx, per_layer)
+        if trial is None:
+            continue
+        cuts = trial_cuts
+        best = Candidate(" + ".join(f"{g} -{share:.0%}" for g, share in cuts.items()), None, trial,
+                         judge.predicted(trial))  # fmt: skip
+        if _reaches(best.predicted, goal):
+            break
+    if best.val_accuracy is None:
+        best.val_accuracy = short_accuracy(best.model, ctx)
+    return best
 
 
 def _uniform(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: dict, deepest: float):
@@ -264,8 +307,8 @@ def _uniform(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: 
     return current, cost
 
 
-def _log_step(record: dict, ctx, model: nn.Module, group: str, share: float, predicted: float, measured: float,
-              val_accuracy: float) -> None:  # fmt: skip
+def _log_step(record: dict, ctx, model: nn.Module, group: str, share: float | None, predicted: float,
+              measured: float, val_accuracy: float) -> None:  # fmt: skip
     record["steps"].append({
         "step": len(record["steps"]) + 1, "group": group, "share": share, "predicted": predicted,
         "measured": measured, "val_accuracy": val_accuracy, **model_cost(model, ctx.data.signature),
