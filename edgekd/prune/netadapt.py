@@ -3,7 +3,7 @@
 Each step asks every prunable layer group for a candidate: the group alone cut by the smallest share
 of its channels (torch-pruning, the stage's importance and ``round_to``) that takes the step's share of
 the remaining excess off the predicted cost. Latency is predicted from the per-layer table
-(:mod:`edgekd.prune.latency_table`) scaled to the last whole-model measurement; MACs and weight bytes
+(:mod:`edgekd.prune.latency_table`) mapped onto whole-model measurements; MACs and weight bytes
 are counted exactly. Each candidate's accuracy is judged on validation data after re-estimating its
 BatchNorm statistics; the most accurate candidate is kept, distilled for a few batches, exported in the
 shipped format and precision and measured on the target by the benchmark harness. The search stops at
@@ -61,13 +61,14 @@ class Judge:
     """The cost of a model against the budget: counted (MACs, weight bytes) or measured (latency).
 
     Latency is predicted cheaply for every candidate (the per-layer table, or the reference phone's
-    roofline from the model's own counts) and scaled to the last whole-file measurement."""
+    roofline from the model's own counts) and mapped onto the whole-file measurements by a line: what the
+    table leaves out (the runtime's fixed cost per call, the ops between layers) is the intercept."""
 
     def __init__(self, budget: Budget, ctx: RunContext) -> None:
         self.budget, self.ctx = budget, ctx
         self.example = ctx.example
         self.table: LatencyTable | None = None
-        self.scale = 1.0  # whole-model measurement / prediction, refitted on every measured file
+        self.points: list[tuple[float, float]] = []  # (table or roofline sum, measured) of every measured file
         if budget.metric == "latency_ms":
             from edgekd.bench.targets import load_target
             from edgekd.pretraining import default_cache_dir
@@ -82,7 +83,19 @@ class Judge:
             return float(model_cost(model, self.ctx.data.signature)["macs"])
         if self.budget.metric == "size_kb":
             return weight_kib(model, self.budget.precision)
-        return self.scale * self._unscaled(model)
+        return self._fitted(self._unscaled(model))
+
+    def _fitted(self, raw: float) -> float:
+        """``raw`` on the least-squares line through the measured points (a ratio while there is one)."""
+        if not self.points:
+            return raw
+        xs, ys = zip(*self.points)
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        spread = sum((x - mean_x) ** 2 for x in xs)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in self.points) / spread if spread > 0 else 0.0
+        if slope <= 0:  # one point, or measurements too noisy to order: proportional to the last one
+            return raw * ys[-1] / max(xs[-1], 1e-12)
+        return mean_y + slope * (raw - mean_x)
 
     def _unscaled(self, model: nn.Module) -> float:
         if self.table is not None:
@@ -104,7 +117,7 @@ class Judge:
                 path = shipped_file(model, self.ctx, self.budget, Path(scratch))
                 value = self._estimate(path) if self.budget.estimate else self._bench(path)
         value = distributed.agree(value)
-        self.scale = value / max(self._unscaled(model), 1e-12)
+        self.points.append((self._unscaled(model), value))
         return value
 
     def _bench(self, path: Path) -> float:
@@ -198,11 +211,9 @@ def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, r
     if start <= budget.limit:
         record.update(final=start, margin=budget.limit - start, met=True)
         return model, record
-    start_scale = judge.scale
     smallest, share = smallest_model(model, ctx, spec)
-    floor = judge.measured(smallest)
+    floor = judge.measured(smallest)  # the floor and the start span the line predictions are read from
     record.update(floor=floor, search=budget.search)
-    judge.scale = start_scale  # the unpruned model's fit predicts the first cuts better than the floor's
     if floor > budget.limit:
         raise BudgetError(
             f"budget {budget.describe()} cannot be met: the smallest model pruning may cut (every group at "
@@ -286,7 +297,8 @@ def _combined(model, ctx, spec: PruneSpec, candidates: list[Candidate], goal: fl
 
 def _uniform(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: dict, deepest: float):
     """The baseline NetAdapt is measured against: one ratio in every group, the smallest whose file meets
-    the budget (bisection on the predicted cost, then measured, nudged deeper while the file misses)."""
+    the budget. Bisection on the predicted cost first; while that ratio's file misses, bisection on
+    measured files between it and the floor (which meets the budget), each measured ratio a step."""
     low, high = 0.0, deepest
     for _ in range(UNIFORM_BISECTIONS):
         middle = (low + high) / 2
@@ -295,16 +307,24 @@ def _uniform(model, ctx, budget: Budget, spec: PruneSpec, judge: Judge, record: 
             high = middle
         else:
             low = middle
-    ratio, current, cost = high, model, math.inf
+    met: tuple[nn.Module, float] | None = None
+    ratio, low, high = high, high, deepest
     for _ in range(budget.steps):
         current = pruned_copy(model, ctx, dataclasses.replace(spec, ratio=ratio)) or model
         predicted = judge.predicted(current)
         cost = judge.measured(current)
         _log_step(record, ctx, current, "all", ratio, predicted, cost, short_accuracy(current, ctx))
-        if cost <= budget.limit or ratio >= deepest:
-            break
-        ratio = min(deepest, ratio + (deepest - ratio) / 4)
-    return current, cost
+        if cost <= budget.limit:
+            met, high = (current, cost), ratio
+            if ratio == low or high - low < 0.02:
+                break
+        else:
+            low = ratio
+        ratio = (low + high) / 2
+    if met is None:  # out of steps before a measured file met it: the floor's cut does
+        current = pruned_copy(model, ctx, dataclasses.replace(spec, ratio=deepest)) or model
+        met = current, judge.measured(current)
+    return met
 
 
 def _log_step(record: dict, ctx, model: nn.Module, group: str, share: float | None, predicted: float,
