@@ -207,13 +207,14 @@ def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, r
     and measured cost, validation accuracy). ``recover(model, batches)`` distils for a few batches."""
     judge = Judge(budget, ctx)
     start = judge.measured(model)
-    record = {"budget": budget.describe(), "limit": budget.limit, "unit": budget.unit, "start": start, "steps": []}
+    record = {"budget": budget.describe(), "limit": budget.limit, "unit": budget.unit, "search": budget.search,
+              "start": start, "steps": []}  # fmt: skip
     if start <= budget.limit:
         record.update(final=start, margin=budget.limit - start, met=True)
         return model, record
     smallest, share = smallest_model(model, ctx, spec)
     floor = judge.measured(smallest)  # the floor and the start span the line predictions are read from
-    record.update(floor=floor, search=budget.search)
+    record["floor"] = floor
     if floor > budget.limit:
         raise BudgetError(
             f"budget {budget.describe()} cannot be met: the smallest model pruning may cut (every group at "
