@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from quadrants import quadrant_images
 
 import edgekd as ek
-
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:  # pytest -n N: the cores shared among the workers, not N x cores threads fighting
-    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
-    os.environ["OMP_NUM_THREADS"] = _THREADS  # command-line runs the tests start inherit it
-    torch.set_num_threads(int(_THREADS))
 
 
 @pytest.fixture(autouse=True)
