@@ -101,6 +101,12 @@ class LatencyTable:
         machine = hashlib.sha256(cpu_model().encode()).hexdigest()[:8]
         self.path = folder / f"{fmt}-{target.name}-{target.thread_count}t-{machine}-v{TABLE_VERSION}.json"
         self.entries: dict[str, float] = self._read()
+        self.families: dict[str, list[tuple[float, float]]] = {}  # family -> (MACs, ms) of its measured shapes
+        for key, ms in self.entries.items():
+            self._index(json.loads(key), ms)
+
+    def _index(self, shape: dict, ms: float) -> None:
+        self.families.setdefault(_family(shape), []).append((layer_macs(shape), ms))
 
     def _read(self) -> dict[str, float]:
         try:
@@ -115,6 +121,7 @@ class LatencyTable:
             return between
         if key not in self.entries:  # under torchrun rank 0 times the layer and keeps the table file
             self.entries[key] = distributed.agree(self._measure(shape) if distributed.is_main() else None)
+            self._index(shape, self.entries[key])
             if distributed.is_main():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
@@ -122,13 +129,9 @@ class LatencyTable:
 
     def _interpolated(self, shape: dict) -> float | None:
         """Linear in MACs between the nearest measured family members below and above, if close enough."""
-        family, macs = _family(shape), layer_macs(shape)
+        macs = layer_macs(shape)
         below, above = None, None
-        for key, ms in self.entries.items():
-            other = json.loads(key)
-            if _family(other) != family:
-                continue
-            point = (layer_macs(other), ms)
+        for point in self.families.get(_family(shape), []):
             if point[0] <= macs and (below is None or point[0] > below[0]):
                 below = point
             if point[0] >= macs and (above is None or point[0] < above[0]):
