@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -310,7 +311,46 @@ def distil_text_block() -> str:
     return table(HEADER, cells(results), footer)
 
 
+def latency_budget_block() -> str:
+    study = _load("latency_budget")
+    results = study["results"]
+    mobilenet, student = results["mobilenet"], results["student"]
+    rows = []
+    for r in mobilenet["rows"]:
+        shipped = (
+            f"{r['shipped_p50_ms']:.3f} ms" + ("" if r["met"] else " (NOT met)") if "error" not in r else "refused"
+        )
+        rows.append([
+            f"MobileNetV2 {mobilenet['size']}px, {r['fraction']}x ({r['limit_ms']:.3f} ms measured)", r["method"],
+            shipped, "-", f"{mobilenet['unpruned_macs'] / r['macs']:.2f}x" if "macs" in r else "-",
+        ])  # fmt: skip
+    for key, runs in student["per_seed"].items():
+        fraction, method = key.split("-")
+        accuracy = [100 * r["int8_test_accuracy"] for r in runs]
+        spread = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
+        estimate = statistics.fmean(r["file_estimate_ms"] for r in runs)
+        macs = statistics.fmean(r["macs"] for r in runs)
+        rows.append([
+            f"Fashion-MNIST student, {fraction}x ({float(fraction) * student['estimate_ms'] * 1e3:.1f} us estimated)",
+            method, f"{estimate * 1e3:.1f} us (estimate)", f"{statistics.fmean(accuracy):.2f}% ± {spread:.2f}",
+            f"{student['base_macs'] / macs:.2f}x",
+        ])  # fmt: skip
+    unmet = [name for name, check in results["checks"].items() if not check["met"]]
+    loosest = max(float(key.split("-")[0]) for key in student["per_seed"])
+    footer = (
+        f"Unpruned: MobileNetV2 INT8 TFLite {mobilenet['unpruned_p50_ms']:.3f} ms on mobile-like; the student "
+        f"{100 * student['base_test_accuracy']:.2f}% FP32, INT8 TFLite {student['measured_p50_ms']:.4f} ms measured "
+        f"(mostly LiteRT's fixed cost per call, so a measured budget of {loosest}x is refused: "
+        f"`{student['refusal']}`), hence its budgets are on the reference phone ({student['phone']}). Accuracy: the "
+        f"INT8 ONNX file on the test set, {student['seeds']} seeds. "
+        + ("Every bar met. " if not unmet else f"Bars NOT met: {', '.join(unmet)}. ")
+        + f"`{study['command']}` ({study['wall_s']:.0f} s) on {study['machine']['cpu']}, {study['date']}."
+    )
+    return table(["budget", "method", "shipped file", "test accuracy", "MACs fewer"], rows, footer)
+
+
 BLOCKS = {
+    "latency-budget": latency_budget_block,
     "distil-text": distil_text_block,
     "ablation": ablation_block,
     "kd-methods": kd_methods_block,

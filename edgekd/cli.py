@@ -206,10 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "nproc", 1) != 1:
-            from edgekd.launcher import launch
+            from edgekd.launcher import check_launchable, launch
 
             if args.command == "demo" and not (args.out_dir or args.overwrite or args.resume):
                 argv += ["--out-dir", str(_fresh_folder(Path("runs/mnist")))]  # one folder for every rank
+            check_launchable(args.nproc)
+            if args.command == "run":  # a bad recipe is one line here, not one per rank and the launcher's
+                from edgekd import recipe
+
+                recipe.load(args.recipe)
             return launch(args.nproc, argv)
         if args.command == "prune-sensitivity":
             return _sensitivity(args)

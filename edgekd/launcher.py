@@ -36,13 +36,18 @@ def without_nproc(argv: Sequence[str]) -> list[str]:
     return kept
 
 
-def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run ``python -m edgekd <argv>`` in ``nproc`` processes joined by torch.distributed; 0 when all
-    ranks succeed, else a RankFailedError naming the first rank that failed and its error."""
+def check_launchable(nproc: int) -> None:
+    """``--nproc`` mistakes, caught before any rank starts."""
     if nproc < 1:
         raise ConfigError(f"--nproc: must be >= 1, got {nproc}")
     if os.environ.get("WORLD_SIZE"):
         raise ConfigError("--nproc: this process is already one of a torchrun job; drop --nproc")
+
+
+def launch(nproc: int, argv: Sequence[str]) -> int:
+    """Run ``python -m edgekd <argv>`` in ``nproc`` processes joined by torch.distributed; 0 when all
+    ranks succeed, else a RankFailedError naming the first rank that failed and its error."""
+    check_launchable(nproc)
     import torch.distributed.elastic.multiprocessing.api  # noqa: F401 - its logger exists from here on
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch

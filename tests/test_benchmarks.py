@@ -100,7 +100,30 @@ def _check_distributed_epoch(results: dict, table: str) -> None:
     assert [r["device"] for r in rows] == ["cpu", "cpu"] and "no GPU row" in table
 
 
+def _check_latency_budget(results: dict, table: str) -> None:
+    from benchmarks.latency_budget import QUICK_FRACTION
+
+    rows = results["mobilenet"]["rows"]
+    assert [(r["fraction"], r["method"]) for r in rows] == [(QUICK_FRACTION, "netadapt"), (QUICK_FRACTION, "uniform")]
+    for row in rows:  # each budget either met by a shipped file timed again, or refused in one line
+        if "error" in row:
+            assert "budget latency_ms" in row["error"] and "\n" not in row["error"]
+        else:
+            assert row["met"] == (row["shipped_p50_ms"] <= row["limit_ms"]) and row["macs"] > 0
+    student = results["student"]
+    assert set(student["per_seed"]) == {"0.7-netadapt", "0.7-uniform"}
+    for runs in student["per_seed"].values():
+        assert len(runs) == 1 and 0 <= runs[0]["int8_test_accuracy"] <= 1 and runs[0]["file_estimate_ms"] > 0
+    assert set(results["checks"]) <= {row[0] for row in _bar_rows(table)}
+
+
+def _bar_rows(table: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in table.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
 CHECKS = {
+    "latency_budget": _check_latency_budget,
     "distributed_epoch": _check_distributed_epoch,
     "distil_text": _check_distil_text,
     "kd_methods": _check_kd_methods,
@@ -110,14 +133,8 @@ CHECKS = {
 }
 
 
-# latency_budget's toy run still exports ~27 PT2E-captured files (4-6 min on 2 cores): its search is
-# covered by tests/test_prune_budget.py; its own toy run is left to `python -m benchmarks.run latency_budget
-# --quick` until it is cut to seconds
-TOY_RUN_TOO_LONG = {"latency_budget"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("study", sorted(set(STUDIES) - TOY_RUN_TOO_LONG))
+@pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_study_runs_at_toy_size_through_the_single_entry_point(study, tmp_path, monkeypatch):
     import json
 

@@ -135,7 +135,7 @@ def test_a_two_process_run_matches_one_process_and_a_killed_rank_resumes(tmp_pat
     assert json.loads((broken / "report.json").read_text())["resumed"] is True
 
 
-def test_nproc_is_taken_out_of_what_every_rank_runs_and_checked(capsys, monkeypatch):
+def test_nproc_is_taken_out_of_what_every_rank_runs_and_checked(capsys, monkeypatch, tmp_path):
     assert without_nproc(["run", "r.yaml", "--nproc", "2", "--quiet"]) == ["run", "r.yaml", "--quiet"]
     assert without_nproc(["run", "--nproc=4", "r.yaml"]) == ["run", "r.yaml"]
     assert main(["run", "no-such.yaml", "--nproc", "0"]) == 2
@@ -143,3 +143,9 @@ def test_nproc_is_taken_out_of_what_every_rank_runs_and_checked(capsys, monkeypa
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["run", "no-such.yaml", "--nproc", "2"]) == 2
     assert "already one of a torchrun job" in capsys.readouterr().err
+    monkeypatch.delenv("WORLD_SIZE")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {source: mnist}\nstudent: {model: mnist-mobilenet}\nteacher: {model: x}\nepoch: 1\n")
+    assert main(["run", str(bad), "--nproc", "2"]) == 2  # checked once, before any rank starts
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "epoch" in err and "rank" not in err

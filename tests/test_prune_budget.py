@@ -11,7 +11,7 @@ from torch import nn
 import edgekd as ek
 from edgekd.errors import ConfigError
 from edgekd.metrics import count_macs
-from edgekd.prune.budget import parse_budget
+from edgekd.prune.budget import TIMING_MARGIN, parse_budget
 from edgekd.prune.latency_table import layer_shapes
 from edgekd.prune.netadapt import BudgetError
 
@@ -39,6 +39,8 @@ def _teacher() -> nn.Module:
     ({"latency_ms": 2, "target": "cpu", "estimate": True}, "target 'cpu' names no reference phone"),
     ({"size_kb": 10, "steps": "many"}, "budget.steps: wrong type str, expected int"),
     ({"size_kb": 10, "search": "greedy"}, "budget.search: must be one of netadapt, uniform, got 'greedy'"),
+    ({"latency_ms": 2, "margin": 0.5}, r"budget.margin: must be a share of the limit in \[0, 0.5\), got 0.5"),
+    ({"latency_ms": 2, "margin": "3%"}, "budget.margin: wrong type str, expected float"),
     ("2 ms", "budget: must be a mapping"),
 ])  # fmt: skip
 def test_bad_budgets_are_one_line_errors(budget, message):
@@ -49,7 +51,17 @@ def test_bad_budgets_are_one_line_errors(budget, message):
 def test_a_budget_and_a_target_fraction_are_refused_together():
     with pytest.raises(ConfigError, match="budget: give budget or target_macs/target_params, not both"):
         ek.Prune(budget={"macs": 1000}, target_macs=0.5)
-    assert parse_budget({"latency_ms": 2}).describe() == "latency_ms <= 2 on mobile-like (tflite, int8)"
+    assert parse_budget({"latency_ms": 2, "margin": 0}).describe() == "latency_ms <= 2 on mobile-like (tflite, int8)"
+
+
+def test_measured_latency_is_searched_under_its_limit_and_deterministic_costs_up_to_it():
+    measured = parse_budget({"latency_ms": 2})
+    assert measured.aim == pytest.approx(2 * (1 - TIMING_MARGIN))
+    assert "(tflite, int8, aiming 3% under)" in measured.describe()
+    assert parse_budget({"latency_ms": 2, "margin": 0.1}).aim == pytest.approx(1.8)
+    for exact in ({"latency_ms": 2, "estimate": True}, {"macs": 2}, {"size_kb": 2}):
+        assert parse_budget(exact).aim == 2.0 and "under" not in parse_budget(exact).describe()
+    assert parse_budget({"macs": 2, "margin": 0.05}).describe() == "macs <= 2 (aiming 5% under)"
 
 
 def test_layer_shapes_are_read_at_their_input_sizes():
@@ -161,7 +173,7 @@ def test_an_estimated_latency_budget_is_met_by_the_shipped_file(tiny_images, tmp
 @pytest.mark.slow
 def test_a_latency_budget_is_judged_on_the_shipped_file_measured_on_the_target(tiny_images, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
-    refusal = r"budget latency_ms <= 1e-06 on mobile-like \(onnx, int8\) cannot be met: the smallest model .* gives"
+    refusal = r"budget latency_ms <= 1e-06 on mobile-like \(onnx, int8, aiming 3% under\) cannot be met: .* gives"
     with pytest.raises(BudgetError, match=refusal + r" [0-9.e-]+ ms, the unpruned [0-9.e-]+ ms"):
         ek.Pipeline(_teacher(), _convnet(), tiny_images,
                     [ek.Prune(budget={"latency_ms": 1e-6, "format": "onnx"}, epochs=0)],
