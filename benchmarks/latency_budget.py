@@ -101,7 +101,7 @@ def mobilenet_part(size: int, quick: bool, folder: Path) -> dict:
         for method in METHODS:
             limit = fraction * unpruned
             budget = {"latency_ms": limit, "search": method, **kind, "recovery_batches": 0,
-                      "steps": 2 if quick else 6}  # fmt: skip
+                      "steps": 2 if quick else 8}  # fmt: skip
             started = time.perf_counter()
             try:
                 run_dir = folder / f"mnv2-{fraction}-{method}"

@@ -350,7 +350,6 @@ def latency_budget_block() -> str:
 
 
 BLOCKS = {
-    "latency-budget": latency_budget_block,
     "distil-text": distil_text_block,
     "ablation": ablation_block,
     "kd-methods": kd_methods_block,

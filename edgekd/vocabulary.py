@@ -17,6 +17,7 @@ from torch import nn
 from edgekd.errors import ConfigError
 from edgekd.inputs import split_batch
 from edgekd.stage import RunContext, Stage, register_stage
+from edgekd.train.loop import check
 from edgekd.utils.modules import set_module
 
 
@@ -56,18 +57,25 @@ def input_embedding(model: nn.Module) -> tuple[str, nn.Module]:
     return candidates[id(embedding)], embedding
 
 
-def used_token_ids(loader, input_name: str = "input_ids") -> torch.Tensor:
-    """Every token id that occurs in a loader's ``input_name`` input."""
-    seen: torch.Tensor | None = None
+def token_counts(loader, input_name: str = "input_ids") -> torch.Tensor:
+    """How often each token id occurs in a loader's ``input_name`` input (index: the id)."""
+    counts = torch.zeros(0, dtype=torch.long)
     for batch in loader:
         x, _, _ = split_batch(batch)
         if not isinstance(x, dict) or input_name not in x:
             raise ConfigError(f"trimming the vocabulary needs an '{input_name}' input; the data has none")
-        ids = torch.unique(x[input_name])
-        seen = ids if seen is None else torch.unique(torch.cat([seen, ids]))
-    if seen is None:
+        batch_counts = torch.bincount(x[input_name].flatten().long())
+        if len(batch_counts) > len(counts):
+            counts = torch.cat([counts, torch.zeros(len(batch_counts) - len(counts), dtype=torch.long)])
+        counts[: len(batch_counts)] += batch_counts
+    if not counts.any():
         raise ConfigError("trimming the vocabulary needs training data; the loader is empty")
-    return seen
+    return counts
+
+
+def used_token_ids(loader, input_name: str = "input_ids", min_count: int = 1) -> torch.Tensor:
+    """Every token id that occurs at least ``min_count`` times in a loader's ``input_name`` input."""
+    return torch.nonzero(token_counts(loader, input_name) >= min_count).flatten()
 
 
 def trim_vocabulary(model: nn.Module, keep: torch.Tensor, unknown_id: int) -> dict[str, int]:
@@ -99,9 +107,19 @@ class TrimVocabulary(Stage):
     """Cut the student's token embedding to the tokens of the training split (plus special tokens).
 
     Tokens first seen at test time (or in the app) read the unknown token's row, so the accuracy
-    measured on the test set includes that cost. Needs text data (an ``input_ids`` input)."""
+    measured on the test set includes that cost. Needs text data (an ``input_ids`` input).
+
+    Attributes:
+        min_count: keep only tokens seen at least this often in training (a frequency cutoff: in a
+            sentiment corpus about a quarter of the used tokens occur once, and their rows rarely matter).
+    """
 
     name: str = "trim_vocab"
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        valid = isinstance(self.min_count, int) and not isinstance(self.min_count, bool) and self.min_count >= 1
+        check(valid, "min_count", f"must be an integer >= 1, got {self.min_count!r}")
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         input_embedding(student)
@@ -110,11 +128,13 @@ class TrimVocabulary(Stage):
         tokenizer = ctx.data.extra.get("tokenizer") or {}
         special = [entry["id"] for entry in tokenizer.get("special_tokens", {}).values()]
         unknown = tokenizer.get("special_tokens", {}).get("unk", {}).get("id", 0)
-        keep = torch.unique(torch.cat([used_token_ids(ctx.data.train), torch.tensor(special, dtype=torch.long)]))
+        used = used_token_ids(ctx.data.train, min_count=self.min_count)
+        keep = torch.unique(torch.cat([used, torch.tensor(special, dtype=torch.long)]))
         counts = trim_vocabulary(student, keep, unknown)
         params = sum(p.numel() for p in student.parameters())
+        seen = "of the training data" if self.min_count == 1 else f"seen {self.min_count}+ times in training"
         ctx.record(
-            f"kept {counts['kept']:,} of {counts['vocabulary']:,} tokens (those of the training data and the "
+            f"kept {counts['kept']:,} of {counts['vocabulary']:,} tokens (those {seen} and the "
             f"special ones); {counts['removed_params']:,} embedding parameters removed",
             **counts,
             params_after=params,

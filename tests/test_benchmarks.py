@@ -122,7 +122,24 @@ def _bar_rows(table: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows]
 
 
+def _check_demo_mnist(results: dict, table: str) -> None:
+    """The demo as users run it (``edgekd demo --quick``): the whole job, its files, its summary."""
+    stages = ["teacher", "student", "distill", "prune", "quantize", "onnx", "tflite"]
+    assert [r["stage"] for r in results["ledger"]] == stages  # distill, prune, QAT, both files
+    assert all(row["test_accuracy"] > 0.8 for row in results["ledger"][2:])
+    assert {"model.onnx", "model.tflite", "model.tflite.json"} <= set(results["artifacts"])
+    measured = {(name, target) for name, target, status in results["bench"] if status == "ok"}
+    files = ("model.onnx", "model.tflite", "teacher.onnx", "teacher.tflite")
+    assert {(f, t) for f in files for t in ("cpu", "mobile-like")} | {("model.pt2", "cpu")} == measured
+    out = results["cli_output"]
+    assert "| distill |" in out and "| tflite | artifact |" in out
+    assert "mobile-like: teacher teacher.tflite" in out and "x smaller" in out
+    assert "[edgekd] benchmark page: " in out and "bench/report.html" in out
+    assert "| tflite_int8_size_ratio |" in table
+
+
 CHECKS = {
+    "demo_mnist": _check_demo_mnist,
     "latency_budget": _check_latency_budget,
     "distributed_epoch": _check_distributed_epoch,
     "distil_text": _check_distil_text,

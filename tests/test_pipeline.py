@@ -147,30 +147,6 @@ def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path)
     assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
 
 
-@pytest.mark.slow
-def test_demo_quick_runs_the_bundled_recipe(tmp_path):
-    env = {**os.environ, "EDGEKD_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [sys.executable, "-m", "edgekd.cli", "demo", "--quick", "--quiet", "--out-dir", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    stages = ["teacher", "student", "distill", "prune", "quantize", "onnx", "tflite"]
-    assert [r["stage"] for r in report["ledger"]] == stages  # the whole job: distill, prune, QAT, both files
-    assert all(row["test_accuracy"] > 0.8 for row in report["ledger"][2:])
-    assert (tmp_path / "demo" / "artifacts" / "model.tflite.json").is_file()
-    assert "| distill |" in done.stdout and "| tflite | artifact |" in done.stdout
-    measured = {(r["artifact"], r["target"]) for r in report["bench"]["results"] if r["status"] == "ok"}
-    files = ("model.onnx", "model.tflite", "teacher.onnx", "teacher.tflite")
-    assert {(f, t) for f in files for t in ("cpu", "mobile-like")} | {("model.pt2", "cpu")} == measured
-    assert "mobile-like: teacher teacher.tflite" in done.stdout and "x smaller" in done.stdout
-    assert f"benchmark page: {tmp_path / 'demo' / 'bench' / 'report.html'}" in done.stdout
-
-
 def test_torch_dataloaders_work_in_a_bundle(tiny_images, tmp_path):
     from torch.utils.data import DataLoader, TensorDataset
 

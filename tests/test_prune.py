@@ -64,6 +64,24 @@ def test_round_to_and_ignore_are_honoured():
     assert kept[0].out_channels == 32 and kept[3].out_channels == 16
 
 
+def test_a_deep_cut_with_rounding_leaves_no_narrow_layer_whole():
+    def narrow() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+            nn.Conv2d(24, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 4),
+        )  # fmt: skip
+
+    # torch-pruning alone rounds 2 kept channels of 24 down to 0 and so skips the layer: each keeps 8
+    deep = _prune(narrow(), ratio=0.9, round_to=8)
+    assert [deep[i].out_channels for i in (0, 3, 6)] == [8, 8, 8]
+    one = _prune(narrow(), ratio=0.0, round_to=8, per_layer={"3": 0.9})  # a single group's cut too
+    assert [one[i].out_channels for i in (0, 3, 6)] == [16, 8, 64]
+    shallow = _prune(narrow(), ratio=0.5, round_to=8)  # where rounding keeps channels, nothing changes
+    assert [shallow[i].out_channels for i in (0, 3, 6)] == [8, 8, 32]
+
+
 @pytest.mark.slow
 def test_target_macs_and_taylor_importance(tiny_images, tmp_path):
     student = _convnet(32)

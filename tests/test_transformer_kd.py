@@ -265,6 +265,22 @@ def test_trimming_the_vocabulary_keeps_the_used_rows_and_maps_the_rest_to_unknow
         trim_vocabulary(torch.nn.Linear(2, 2), keep, unknown_id=1)
 
 
+def test_a_frequency_cutoff_keeps_only_the_tokens_seen_often_enough(texts):
+    from collections import Counter
+
+    from edgekd.inputs import split_batch
+    from edgekd.vocabulary import token_counts, used_token_ids
+
+    seen = Counter(i for batch in texts.train for i in split_batch(batch)[0]["input_ids"].flatten().tolist())
+    counts = token_counts(texts.train)
+    assert {i: int(c) for i, c in enumerate(counts) if c} == dict(seen)
+    for cutoff in (1, 2, 5):
+        kept = used_token_ids(texts.train, min_count=cutoff).tolist()
+        assert kept == sorted(i for i, c in seen.items() if c >= cutoff)
+    with pytest.raises(ConfigError, match="min_count: must be an integer >= 1, got 0"):
+        ek.TrimVocabulary(min_count=0)
+
+
 def test_the_trim_stage_in_a_pipeline_exports_a_file_fed_with_the_original_ids(bert_teacher, texts, tmp_path):
     student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
     before = sum(p.numel() for p in student.parameters())

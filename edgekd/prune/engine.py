@@ -158,6 +158,8 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
     per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
     heads = {m.qkv: m.num_heads for m in attention_modules(model)}
     split = split_attention_modules(model)
+    if spec.round_to and not spec.global_pruning and not heads and not split:
+        per_layer |= rounding_caps(model, spec, ignored, per_layer)
     transformer = {}
     if split:  # whole heads and feed-forward neurons go; the residual width (the embeddings') stays
         heads = {linear: head_count(m) for m in split for linear in head_projections(m)}
@@ -185,6 +187,27 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
         raise
     except Exception as exc:  # torch-pruning raises many kinds while tracing a user's model
         raise _tracing_error(model, exc) from exc
+
+
+def rounding_caps(model: nn.Module, spec: PruneSpec, ignored: list[nn.Module],
+                  per_layer: dict[nn.Module, float]) -> dict[nn.Module, float]:  # fmt: skip
+    """Ratios lowered so that ``round_to`` channels survive in every layer a cut would empty.
+
+    torch-pruning rounds the kept channels down to a multiple of ``round_to`` and skips a group whose
+    kept count rounds to zero: a 24-channel layer cut by 90% (2 kept, rounded to 0) would stay whole, so
+    the deeper the ratio, the more of a narrow network's layers (the stem, the early bottlenecks) would
+    escape it. Capped, such a layer keeps ``round_to`` channels, the fewest the rounding allows.
+    """
+    caps = {}
+    for module in model.modules():
+        if module in ignored or not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        channels = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+        ratio = per_layer.get(module, 0.0 if spec.per_layer else spec.ratio)
+        if ratio > 0 and int(channels * (1 - ratio)) < spec.round_to:
+            # half a channel over round_to: torch-pruning keeps int(channels * (1 - ratio)) = round_to
+            caps[module] = max(0.0, 1 - (spec.round_to + 0.5) / channels)
+    return caps
 
 
 def _tracing_error(model: nn.Module, exc: Exception) -> PruningError:
