@@ -165,10 +165,6 @@ def student_part(seeds: int, quick: bool, folder: Path) -> dict:
     recovery = {**RECOVERY, "epochs": 1} if quick else RECOVERY
     per_seed: dict[str, list[dict]] = {}
     for seed in range(seeds):
-        # the seed varies the recovery's batch order and the calibration batches: the base student and the
-        # pruning (importance by weight norms) are the same for every seed, and a loader's shuffle follows
-        # its own seed, not the trainer's
-        data.train.seed = seed
         for fraction in FRACTIONS[:1] if quick else FRACTIONS:
             for method in METHODS:
                 budget = {"latency_ms": fraction * estimated, "estimate": True, "search": method, **estimated_kind,
