@@ -71,10 +71,10 @@ class Budget:
         return self.limit * (1 - self.kept_in_hand)
 
     def describe(self) -> str:
-        hand = f", aiming {self.kept_in_hand:.0%} under" if self.kept_in_hand else ""
-        where = f" on {self.target} ({self.format}, {self.precision}{hand})" if self.metric == "latency_ms" else ""
-        if hand and not where:
-            where = f" ({hand[2:]})"
+        qualifiers = [self.format, self.precision] if self.metric == "latency_ms" else []
+        qualifiers += [f"aiming {self.kept_in_hand:.0%} under"] if self.kept_in_hand else []
+        where = f" on {self.target}" if self.metric == "latency_ms" else ""
+        where += f" ({', '.join(qualifiers)})" if qualifiers else ""
         kind = " (reference-phone estimate)" if self.estimate else ""
         how = ", one uniform ratio" if self.search == "uniform" else ""
         return f"{self.metric} <= {self.limit:g}{where}{kind}{how}"

@@ -203,7 +203,7 @@ def rounding_caps(model: nn.Module, spec: PruneSpec, ignored: list[nn.Module],
         if module in ignored or not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue
         channels = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
-        ratio = per_layer.get(module, 0.0 if spec.per_layer else spec.ratio)
+        ratio = per_layer.get(module, spec.ratio)
         if ratio > 0 and int(channels * (1 - ratio)) < spec.round_to:
             # half a channel over round_to: torch-pruning keeps int(channels * (1 - ratio)) = round_to
             caps[module] = max(0.0, 1 - (spec.round_to + 0.5) / channels)
