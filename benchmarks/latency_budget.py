@@ -16,8 +16,10 @@ are out of reach: the study records the one-line refusal. The accuracy compariso
 budgets on the target's reference phone (a roofline estimate from the file's MACs and bytes, labelled
 so; the INT8 ONNX file is estimated, it exports in a second where TFLite takes several), where the
 student's latency follows its work: for each budget, search against uniform, each followed by the same
-recovery distillation and post-training INT8; test accuracy of the INT8 ONNX file in ONNX Runtime,
-seeds as given. Neither method gets short recoveries between search steps, so both train equally.
+recovery distillation and post-training INT8; test accuracy of the INT8 ONNX file in ONNX Runtime.
+The base student and the search's choices are shared by every seed (the search judges without
+training); a seed changes the recovery (its batch order) and the calibration. Neither method gets short
+recoveries between search steps, so both train equally.
 ``--part`` runs one part and keeps the other as the last run left it (each part names the command
 that made it).
 Run from the repository root:

@@ -26,6 +26,10 @@ MNIST_TRAIN_SIZE = 60000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+# Run seeds this far apart never share an epoch's order; run seed 0 keeps the loader's own orders.
+RUN_SEED_STRIDE = 1_000_003
+
+
 class ArrayLoader:
     """Batches over in-memory tensors (one, or several named ones); reshuffles each epoch from a seeded
     generator."""
@@ -49,6 +53,7 @@ class ArrayLoader:
         self.augment = augment
         self.epoch = 0
         self.seed = seed
+        self.run_seed = 0  # a training run's own seed (the Trainer sets it): its batch order differs from another's
 
     @property
     def deterministic(self) -> bool:
@@ -63,7 +68,7 @@ class ArrayLoader:
         return (count(self.x) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[ModelInputs, torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch + RUN_SEED_STRIDE * self.run_seed)
         self.epoch += 1
         n = count(self.x)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)

@@ -36,6 +36,32 @@ def test_same_seed_gives_the_same_weights(tiny_images):
     assert torch.equal(results[0], results[1])
 
 
+class _RecordsBatches(CrossEntropy):
+    """Cross-entropy that notes the sample indices of every batch it trains on."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[int]] = []
+
+    def __call__(self, model, x, y, index):
+        self.seen.append(index.tolist())
+        return super().__call__(model, x, y, index)
+
+
+def _batch_order(data, seed: int) -> list[list[int]]:
+    objective = _RecordsBatches()
+    ek.Trainer(ek.TrainConfig(epochs=2), quiet=True, seed=seed).fit(_small_net(), data, objective)
+    return objective.seen
+
+
+def test_a_seed_sets_the_batch_order_not_only_the_init(tiny_images):
+    """Seeds of one study must differ in what they train on; seed 0 keeps the loader's own orders."""
+    zero, one, zero_again = (_batch_order(tiny_images, seed) for seed in (0, 1, 0))
+    assert zero == zero_again
+    assert one != zero and one[0] not in zero  # no epoch of seed 1 repeats one of seed 0
+    tiny_images.train.run_seed, tiny_images.train.epoch = 0, 0
+    assert [index.tolist() for _, _, index in tiny_images.train] == zero[: len(tiny_images.train)]
+
+
 class _NaNAfter(CrossEntropy):
     """Cross-entropy that turns NaN at a given global step."""
 

@@ -232,6 +232,8 @@ class Trainer:
         seed_everything(self.seed)
         if hasattr(data.train, "epoch"):
             data.train.epoch = 0  # the same seed gives the same batch order, whatever ran before
+        if hasattr(data.train, "run_seed"):
+            data.train.run_seed = self.seed  # and another seed another order, not only another init
         model.to(self.device)
         extra = objective.extra_modules
         params = [p for p in model.parameters() if p.requires_grad]
