@@ -13,6 +13,7 @@ from edgekd.distill.layer_map import block_pairs, layer_pairs
 from edgekd.distill.losses import attention_relation, get_feature_loss, relation_heads
 from edgekd.distill.taps import Adapter, probe_shapes
 from edgekd.errors import ConfigError
+from edgekd.formats import format_of
 from edgekd.outputs import logits_of
 
 
@@ -303,9 +304,17 @@ def test_a_dynamic_sequence_length_reaches_the_int8_onnx_file_and_tflite_says_it
         "name": "input_ids", "shape": ["batch", "sequence"], "dtype": "int64", "max_shape": [14]
     }  # fmt: skip
     student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
+    from edgekd.prune.engine import model_cost
+
+    layer_macs = model_cost(student, data.signature)["macs"]  # its linear layers, at the longest sequence
+    linear_weights = sum(m.weight.numel() for m in student.modules() if isinstance(m, torch.nn.Linear))
     stages = [ek.Quantize(epochs=0, calibration_batches=2)]
     result = ek.Pipeline(bert_teacher, student, data, stages, export=["onnx", "tflite"], out_dir=tmp_path / "run",
                          quiet=True, device="cpu").run()  # fmt: skip
+    for fmt in ("onnx", "tflite"):  # the estimates count the QDQ file's transposed weights and attention's products
+        cost = format_of(result.artifacts[fmt]).cost(result.artifacts[fmt])
+        assert cost["int8"] and layer_macs <= cost["macs"] <= 1.2 * layer_macs, (fmt, cost, layer_macs)
+        assert cost["bytes"] >= linear_weights, (fmt, cost)
     onnx_manifest = json.loads((tmp_path / "run/artifacts/model.onnx.json").read_text())
     assert [i["shape"] for i in onnx_manifest["inputs"]] == [["batch", "sequence"]] * 2
     assert onnx_manifest["parity"]["shorter_inputs"]["shapes"] == {"input_ids": [7], "attention_mask": [7]}

@@ -119,15 +119,10 @@ def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
 
 
 def _max_shapes(artifact: str) -> dict[str, list[int]]:
-    """The longest per-sample shape of each input with free axes (a dynamic sequence length), as the
-    file's manifest gives it: without data the free axes are timed at their longest, never at 1."""
-    from edgekd.formats import manifest_path
+    """Free axes are timed at their longest, as the file's manifest gives them."""
+    from edgekd.formats import max_input_shapes
 
-    try:
-        described = json.loads(manifest_path(Path(artifact)).read_text())["model_inputs"]["inputs"]
-        return {entry["name"]: [int(d) for d in entry["max_shape"]] for entry in described if "max_shape" in entry}
-    except (OSError, ValueError, KeyError, TypeError):  # no manifest, or one without free axes
-        return {}
+    return max_input_shapes(artifact)
 
 
 def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:

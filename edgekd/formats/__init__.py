@@ -78,6 +78,18 @@ def manifest_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def max_input_shapes(path: str | Path) -> dict[str, list[int]]:
+    """The longest per-sample shape of each input with free axes (a dynamic sequence length), as the
+    file's manifest gives it: timings and cost estimates take free axes at their longest, never at 1."""
+    import json
+
+    try:
+        described = json.loads(manifest_path(path).read_text())["model_inputs"]["inputs"]
+        return {entry["name"]: [int(d) for d in entry["max_shape"]] for entry in described if "max_shape" in entry}
+    except (OSError, ValueError, KeyError, TypeError):  # no manifest, or one without free axes
+        return {}
+
+
 def files_of(path: str | Path) -> list[Path]:
     """The file and its side data file, when it has one: all that an app must ship."""
     side = side_data_path(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import first_line
+from edgekd.formats import max_input_shapes
 from edgekd.runtimes import Runner, RuntimeLoadError, TensorSpec
 from edgekd.utils.quiet import quiet_import
 
@@ -66,42 +67,84 @@ def fixed_batch(path: Path) -> int | None:
     return dim.dim_value if dim.HasField("dim_value") else None
 
 
+# Layers whose multiply-accumulates are counted: op -> (index of the activation input, of the weight input).
+_COUNTED = {
+    "Conv": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0, 1), "MatMulInteger": (0, 1),
+    "QLinearConv": (0, 3), "QLinearMatMul": (0, 3),
+}  # fmt: skip
+# Ops between a stored weight and its layer that change neither its values' count nor their meaning.
+_WEIGHT_PATH = {"DequantizeLinear", "Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze"}
+
+
 def file_cost(path: Path) -> dict:
+    """MACs of one call and the bytes of its stored weights plus one input and output. Batch 1, free
+    axes at their longest as the manifest gives them (else 1). A layer's weight is followed back through
+    dequantize and layout ops, so QDQ files and transposed weights count; products of two activations
+    (attention) count too."""
     import onnx
     from onnx import numpy_helper, shape_inference
 
     model = onnx.load(path)
+    longest = max_input_shapes(path)
     for value in list(model.graph.input) + list(model.graph.output):
-        for dim in value.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
-                dim.dim_value = 1
-    model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
-    shapes |= {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.output}
+        dims = value.type.tensor_type.shape.dim
+        sample = longest.get(value.name, [])
+        for position, dim in enumerate(dims):
+            if not dim.HasField("dim_value"):  # the batch at 1, a free sequence at its longest
+                dim.dim_value = sample[position - 1] if 0 < position <= len(sample) else 1
+    del model.graph.value_info[:]  # shapes the exporter recorded keep the free dimensions; infer them at 1
+    model = shape_inference.infer_shapes(model, data_prop=True)  # shapes computed in the graph (Reshape) too
+    values = list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}  # 0: unresolved
     initializers = {i.name: i for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
-    macs, int8, weight_bytes = 0, False, 0
+    macs, int8, counted = 0, False, {}
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+        if node.op_type not in _COUNTED:
             continue
-        weight = node.input[1]
-        source = producers.get(weight)
-        if source is not None and source.op_type == "DequantizeLinear":
-            weight, int8 = source.input[0], True
-        if weight not in initializers:
-            continue
-        w = numpy_helper.to_array(initializers[weight])
-        weight_bytes += w.nbytes
+        activation, weight_input = _COUNTED[node.op_type]
+        weight, dequantized = _stored_weight(node.input[weight_input], producers, initializers)
+        int8 = int8 or dequantized or node.op_type not in ("Conv", "Gemm", "MatMul")
+        w = numpy_helper.to_array(weight) if weight is not None else None
+        if weight is not None:
+            counted[weight.name] = w.nbytes
         out = shapes.get(node.output[0])
         if not out:
             continue
-        if node.op_type == "Conv":
-            macs += math.prod(out) * math.prod(w.shape[1:])
+        outputs = math.prod(max(d, 1) for d in out)  # a dimension left unresolved counts 1: still a lower bound
+        if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
+            kernel = w.shape[1:] if w is not None else shapes.get(node.input[weight_input], [])[1:]
+            macs += outputs * math.prod(max(d, 1) for d in kernel)
         else:
-            macs += math.prod(out) * (w.shape[0] if node.op_type == "MatMul" else w.shape[-1])
+            left, right = shapes.get(node.input[activation]) or [], shapes.get(node.input[weight_input]) or []
+            macs += outputs * max(_inner_size(node, left, right), 1)
     io = list(model.graph.input) + list(model.graph.output)
     io_bytes = sum(_itemsize(v) * math.prod(d.dim_value or 1 for d in v.type.tensor_type.shape.dim) for v in io)
-    return {"macs": int(macs), "bytes": int(weight_bytes + io_bytes), "int8": int8}
+    return {"macs": int(macs), "bytes": int(sum(counted.values()) + io_bytes), "int8": int8}
+
+
+def _stored_weight(name: str, producers: dict, initializers: dict):
+    """The initializer a layer's weight input comes from, and whether it was dequantized on the way."""
+    dequantized = False
+    while name not in initializers:
+        node = producers.get(name)
+        if node is None or node.op_type not in _WEIGHT_PATH or not node.input:
+            return None, dequantized
+        dequantized = dequantized or node.op_type == "DequantizeLinear"
+        name = node.input[0]
+    return initializers[name], dequantized
+
+
+def _inner_size(node, left: list[int], right: list[int]) -> int:
+    """The length of the dot product behind each output of a matrix product (0 when unresolved), read
+    from its right operand where inference resolved it (a weight's always is), else from its left one."""
+    if node.op_type == "Gemm":
+        trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        from_right = (right[-1] if trans_b else right[0]) if len(right) == 2 else 0
+        return from_right or ((left[0] if trans_a else left[-1]) if len(left) == 2 else 0)
+    from_right = right[-2] if len(right) >= 2 else 0
+    return from_right or (left[-1] if left else 0)
 
 
 def _itemsize(value) -> int:

@@ -12,7 +12,7 @@ from edgekd.errors import first_line
 from edgekd.runtimes import Runner, RuntimeLoadError, TensorSpec
 from edgekd.utils.quiet import native_stderr_captured, quiet_import
 
-_CONV_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+_CONV_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"}
 
 
 class LiteRTRunner(Runner):
@@ -139,6 +139,10 @@ def file_cost(path: Path) -> dict:
             macs += math.prod(out) * math.prod(kernel[1:])
         elif name == "DEPTHWISE_CONV_2D":
             macs += math.prod(out) * kernel[1] * kernel[2]
+        elif name == "BATCH_MATMUL":  # attention's products of two activations, or an activation and a weight
+            left = [int(d) for d in graph.tensors[operator.inputs[0]].shape]
+            adjoint = bool(getattr(operator.builtinOptions, "adjX", False))
+            macs += math.prod(out) * (left[-2] if adjoint else left[-1]) if left else 0
         else:
             macs += math.prod(out) * kernel[-1]
     io = [graph.tensors[i] for i in list(graph.inputs) + list(graph.outputs)]
