@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import edgekd as ek
 from benchmarks.int8_latency import all_quantize_static
@@ -45,7 +46,6 @@ from edgekd.data import first_samples
 from edgekd.metrics import count_macs, count_params
 from edgekd.modelfile import load_model
 
-TEACHER_CONFIG = {"epochs": 4, "lr": 0.003}  # the demo recipe's teacher
 FEATURES = {"features": {"blocks.3": "layer2"}, "feature_loss": "mse"}
 QAT = {"epochs": 1, "lr": 5e-4}
 PTQ_CALIBRATION = (8, 64)  # batches x images from the training set for quantize_static
@@ -59,10 +59,27 @@ class Setup:
     load: Callable[..., ek.data.DataBundle]
     study: str  # results file name
     title: str  # the README table's first header cell
+    teacher: dict  # registry name under "model", the rest its arguments
+    teacher_config: dict  # its pretraining on labels (cached)
+    student: dict  # as ``teacher``
     distill: dict
     prune: dict
     bar: dict[str, float]
     feature_kd: bool  # the chain distils with the FitNets hint on top of logit KD
+
+    def teacher_model(self) -> torch.nn.Module:
+        return _build(self.teacher)
+
+    def student_model(self) -> torch.nn.Module:
+        return _build(self.student)
+
+    @property
+    def teacher_name(self) -> str:
+        return _described(self.teacher)
+
+    @property
+    def student_name(self) -> str:
+        return _described(self.student)
 
     @property
     def kd_row(self) -> str:
@@ -79,9 +96,21 @@ class Setup:
         return ["labels only", *kd, self.prune_row, "+ QAT, INT8 TFLite", "+ QAT, INT8 ONNX"]
 
 
+def _build(spec: dict) -> torch.nn.Module:
+    arguments = dict(spec)
+    return ek.models.get(arguments.pop("model"), **arguments)
+
+
+def _described(spec: dict) -> str:
+    arguments = dict(spec)
+    return arguments.pop("model") + "".join(f", {key} {value}" for key, value in arguments.items())
+
+
 SETUPS = {
     "fashion-mnist": Setup(
         load=ek.data.fashion_mnist, study="pipeline_ablation", title="Fashion-MNIST, 10,000 test images",
+        teacher={"model": "mnist-resnet"}, teacher_config={"epochs": 4, "lr": 0.003},
+        student={"model": "mnist-mobilenet"},
         distill={"epochs": 12, "lr": 0.005, "temperature": 4.0, "alpha": 0.5},
         prune={"ratio": 0.3, "importance": "lamp", "global_pruning": True, "round_to": 4, "epochs": 3, "lr": 0.005},
         bar={"size_ratio": 20.0, "speedup": 8.0, "accuracy_drop_points": 1.5, "kd_gain_points": 0.5},
@@ -89,6 +118,8 @@ SETUPS = {
     ),
     "mnist": Setup(
         load=ek.data.mnist, study="pipeline_ablation_mnist", title="MNIST, 10,000 test images",
+        teacher={"model": "mnist-resnet"}, teacher_config={"epochs": 4, "lr": 0.003},  # the demo recipe's teacher
+        student={"model": "mnist-mobilenet"},
         distill={"epochs": 8, "lr": 0.005, "temperature": 4.0, "alpha": 0.5},
         prune={"ratio": 0.5, "importance": "lamp", "global_pruning": True, "round_to": 4, "epochs": 2, "lr": 0.01},
         bar={"size_ratio": 20.0, "speedup": 8.0, "accuracy_drop_points": 0.7, "kd_gain_points": 0.0},
@@ -107,21 +138,21 @@ def one_seed(
     """Every training row for one seed: test accuracies; for seed 0 also its files and their costs."""
     accuracy, files, costs = {}, {}, {}
     ek.seed_everything(seed)
-    student = ek.models.get("mnist-mobilenet")
+    student = setup.student_model()
     schedule = {k: setup.distill[k] for k in ("epochs", "lr")}
     ek.Trainer(ek.TrainConfig(**toy(schedule, quick)), quiet=True, seed=seed).fit(student, data)
     accuracy["labels only"] = ek.evaluate(student, data.test)
 
     if setup.feature_kd:  # logit KD alone is its own row; the chain adds the hint
         ek.seed_everything(seed)
-        logit = ek.Pipeline(teacher, ek.models.get("mnist-mobilenet"), data, [ek.Distill(**toy(setup.distill, quick))],
+        logit = ek.Pipeline(teacher, setup.student_model(), data, [ek.Distill(**toy(setup.distill, quick))],
                             out_dir=folder / f"logit-{seed}", seed=seed, quiet=True, device="cpu").run()  # fmt: skip
         accuracy["+ logit KD"] = _ledger(logit)["distill"]["test_accuracy"]
 
     ek.seed_everything(seed)
     distill = {**setup.distill, **FEATURES} if setup.feature_kd else setup.distill
     stages = [ek.Distill(**toy(distill, quick)), ek.Prune(**toy(setup.prune, quick)), ek.Quantize(**toy(QAT, quick))]
-    full = ek.Pipeline(teacher, ek.models.get("mnist-mobilenet"), data, stages, out_dir=folder / f"full-{seed}",
+    full = ek.Pipeline(teacher, setup.student_model(), data, stages, out_dir=folder / f"full-{seed}",
                        export=["onnx", "tflite"], seed=seed, quiet=True, device="cpu").run()  # fmt: skip
     rows = _ledger(full)
     accuracy[setup.kd_row] = rows["distill"]["test_accuracy"]
@@ -131,8 +162,8 @@ def one_seed(
     if seed == 0:
         example = first_samples(data.val, 2)[0]
         checkpoints = full.run_dir / "checkpoints"
-        distilled = load_model(ek.models.get("mnist-mobilenet"), checkpoints / "01-distill" / "model.pt").eval()
-        pruned = load_model(ek.models.get("mnist-mobilenet"), checkpoints / "02-prune" / "model.pt").eval()
+        distilled = load_model(setup.student_model(), checkpoints / "01-distill" / "model.pt").eval()
+        pruned = load_model(setup.student_model(), checkpoints / "02-prune" / "model.pt").eval()
         files["student FP32"] = ek.export.to_onnx(distilled, example, folder / "student_fp32.onnx").path
         files["student FP32 TFLite"] = ek.export.to_tflite(distilled, example, folder / "student_fp32.tflite").path
         files["pruned FP32"] = ek.export.to_onnx(pruned, example, folder / "pruned_fp32.onnx").path
@@ -171,8 +202,8 @@ def run(dataset: str, seeds: int, quick: bool) -> dict:
     limits = {"limit_train": 2000, "limit_test": 300, "val_size": 300} if quick else {}
     data = setup.load(batch_size=128, **limits)
     ek.seed_everything(0)
-    teacher = ek.models.get("mnist-resnet")
-    pretrained = ek.pretrain(teacher, data, ek.TrainConfig(**toy(TEACHER_CONFIG, quick)), seed=0, device="cpu",
+    teacher = setup.teacher_model()
+    pretrained = ek.pretrain(teacher, data, ek.TrainConfig(**toy(setup.teacher_config, quick)), seed=0, device="cpu",
                              use_cache=not quick, quiet=True)  # fmt: skip
     teacher.eval()
     per_seed: dict[str, list[float]] = {row: [] for row in setup.trained_rows}
@@ -194,7 +225,9 @@ def run(dataset: str, seeds: int, quick: bool) -> dict:
             "params": count_params(teacher),
             "macs": teacher_macs,
             "pretrain_note": pretrained.note,
+            "model": setup.teacher_name,
         },  # fmt: skip
+        "student_model": setup.student_name,
         "per_seed": per_seed,
         "macs": costs["macs"],
         "params": costs["params"],
@@ -311,7 +344,8 @@ def main(argv: list[str] | None = None) -> dict:
     check = checks(results)
     table = markdown(results, check)
     table += (
-        f"\nTeacher pretraining {TEACHER_CONFIG['epochs']} epochs; KD {setup.distill['epochs']} epochs, "
+        f"\nTeacher {setup.teacher_name}, pretrained {setup.teacher_config['epochs']} epochs; "
+        f"KD {setup.distill['epochs']} epochs, "
         f"T={setup.distill['temperature']:g}, alpha={setup.distill['alpha']:g} on the labels (labels-only the same "
         f"schedule); prune {setup.prune['ratio']:g} with {setup.prune['epochs']} recovery epochs; QAT {QAT['epochs']}. "
         "quantize_static: per-channel int8 "

@@ -257,8 +257,16 @@ def mnist_resnet(in_channels: int = 1, num_classes: int = 10, width: int = 32) -
 
 
 @register("mnist-mobilenet")
-def mnist_mobilenet(in_channels: int = 1, num_classes: int = 10, head: int = 128) -> nn.Module:
-    return MobileNetCNN(in_channels, num_classes, head)
+def mnist_mobilenet(in_channels: int = 1, num_classes: int = 10, head: int = 128, width: float = 1.0) -> nn.Module:
+    """``width`` scales every layer's channels (MobileNet's width multiplier), kept multiples of 8."""
+    if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
+        raise ConfigError(f"mnist-mobilenet width: must be a number > 0, got {width!r}")
+    blocks = tuple((expand, _scaled(channels, width), stride) for expand, channels, stride in MNIST_MOBILENET_BLOCKS)
+    return MobileNetCNN(in_channels, num_classes, _scaled(head, width), _scaled(16, width), blocks)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(8, int(round(channels * width / 8)) * 8)
 
 
 @register("mobilenetv2")

@@ -16,6 +16,19 @@ def test_student_has_at_least_ten_times_fewer_macs_than_teacher():
     assert teacher_macs >= 10 * student_macs
 
 
+def test_the_students_width_multiplier_scales_every_layer_in_multiples_of_eight():
+    base, wide = ek.models.get("mnist-mobilenet"), ek.models.get("mnist-mobilenet", width=2)
+    widths = [m.out_channels for m in base.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)] == [2 * w for w in widths]
+    narrow = [
+        m.out_channels for m in ek.models.get("mnist-mobilenet", width=0.3).modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert all(w % 8 == 0 and w >= 8 for w in narrow) and wide(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    for bad in (0, -1, "2", True):
+        with pytest.raises(ConfigError, match="mnist-mobilenet width"):
+            ek.models.get("mnist-mobilenet", width=bad)
+
+
 def test_hinton_mlps_have_the_papers_layer_sizes():
     teacher, student = ek.models.get("hinton-teacher"), ek.models.get("hinton-student")
     assert count_params(teacher) == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
