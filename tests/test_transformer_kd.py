@@ -329,9 +329,9 @@ def test_a_dynamic_sequence_length_reaches_the_int8_onnx_file_and_tflite_says_it
         expected = logits_of(reference(**{k: torch.from_numpy(v) for k, v in feed.items()}))
         assert got.shape == (4, 2)
         np.testing.assert_allclose(got, expected.detach().numpy(), atol=0.05)
-    from edgekd.bench.worker import _max_shapes
+    from edgekd.formats import max_input_shapes
 
-    assert _max_shapes(str(result.artifacts["onnx"])) == {"input_ids": [14], "attention_mask": [14]}  # benched at 14
+    assert max_input_shapes(result.artifacts["onnx"]) == {"input_ids": [14], "attention_mask": [14]}  # benched at 14
     tflite_manifest = json.loads((tmp_path / "run/artifacts/model.tflite.json").read_text())
     assert tflite_manifest["fixed_axes"] == {"input_ids": [14], "attention_mask": [14]}
     assert tflite_manifest["tokenizer"]["sequence"] == "fixed"

@@ -21,6 +21,7 @@ import numpy as np
 from edgekd.bench import memory
 from edgekd.bench.stats import histogram, summarize
 from edgekd.errors import first_line
+from edgekd.formats import max_input_shapes
 from edgekd.utils.quiet import quiet_third_party
 
 
@@ -104,7 +105,7 @@ def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
         return feed
     generator = np.random.default_rng(0)
     feed = {}
-    longest = _max_shapes(spec["artifact"])
+    longest = max_input_shapes(spec["artifact"])  # free axes timed at their longest
     for model_input in inputs:
         sizes = longest.get(model_input.name, [1] * (len(model_input.shape) - 1))
         shape = [batch, *[d if isinstance(d, int) and d > 0 else m for d, m in zip(model_input.shape[1:], sizes)]]
@@ -116,13 +117,6 @@ def _inputs(spec: dict, inputs: list) -> dict[str, np.ndarray]:
             else generator.standard_normal(shape).astype(np.float32)
         )
     return feed
-
-
-def _max_shapes(artifact: str) -> dict[str, list[int]]:
-    """Free axes are timed at their longest, as the file's manifest gives them."""
-    from edgekd.formats import max_input_shapes
-
-    return max_input_shapes(artifact)
 
 
 def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:

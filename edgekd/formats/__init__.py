@@ -10,6 +10,7 @@ imports no converter or runtime.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +82,6 @@ def manifest_path(path: str | Path) -> Path:
 def max_input_shapes(path: str | Path) -> dict[str, list[int]]:
     """The longest per-sample shape of each input with free axes (a dynamic sequence length), as the
     file's manifest gives it: timings and cost estimates take free axes at their longest, never at 1."""
-    import json
-
     try:
         described = json.loads(manifest_path(path).read_text())["model_inputs"]["inputs"]
         return {entry["name"]: [int(d) for d in entry["max_shape"]] for entry in described if "max_shape" in entry}
