@@ -100,7 +100,7 @@ class Setup:
 
 
 def _described(spec: ModelSpec) -> str:
-    return spec.model + "".join(f", {key} {value:g}" for key, value in spec.args.items())
+    return spec.model + "".join(f", {key} {value}" for key, value in spec.args.items())
 
 
 SETUPS = {

@@ -218,6 +218,11 @@ def ablation_block() -> str:
     files = results["files"]
     onnx_int8, onnx_fp32 = files["+ QAT, INT8 ONNX"]["p50_ms"], files["pruned FP32"]["p50_ms"]
     machine = study["machine"]
+    cached = (
+        f"; not counted: the teacher's {setup.teacher.pretrain.epochs}-epoch pretraining, loaded from its cache"
+        if results["teacher"]["pretrain_note"].startswith("trained earlier")
+        else ""
+    )
     kd_name = setup.kd_row.removeprefix("+ ")
     kd_name = kd_name[0].upper() + kd_name[1:]
     footer = (
@@ -232,7 +237,7 @@ def ablation_block() -> str:
         "that train, measured on the file in its runtime for the file rows; size, latency (batch 1, 1 thread, one "
         "pinned core) and peak memory measured on the seed-0 files; the FP32 student rows share one "
         f"architecture and so one file. Every row: `{study['command']}` ({study['wall_s'] / 60:.0f} min on "
-        f"{machine['cpu']}, {machine['cores']} cores, no GPU), {study['date']}; details in "
+        f"{machine['cpu']}, {machine['cores']} cores, no GPU{cached}), {study['date']}; details in "
         f"[benchmarks/results/{setup.study}.md](benchmarks/results/{setup.study}.md)."
     )
     return table([setup.title, *HEADER[1:]], cells(results), footer)
