@@ -28,6 +28,7 @@ import edgekd as ek
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.metrics import count_params
+from edgekd.pretraining import noted_from_cache
 
 STUDENT = "mnist-mobilenet"
 TEACHERS = {"resnet": ("mnist-resnet", {"epochs": 4, "lr": 0.003}), "vit": ("mnist-vit", {"epochs": 8, "lr": 0.002})}
@@ -133,7 +134,7 @@ def checks(results: dict) -> dict[str, tuple[float, bool]]:
 def teacher_cost(note: str) -> str:
     """The teacher's wall-time cell: a cached teacher's cost was paid by an earlier run (the cache's
     path belongs to that machine, not in a table)."""
-    return "trained once (seed 0), cached" if note.startswith("trained earlier") else note
+    return "trained once (seed 0), cached" if noted_from_cache(note) else note
 
 
 def markdown(results: dict, check: dict) -> str:

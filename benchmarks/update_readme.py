@@ -203,6 +203,7 @@ README_ABLATION = "fashion-mnist"  # the dataset whose pipeline ablation opens t
 
 def ablation_block() -> str:
     from benchmarks.pipeline_ablation import HEADER, SETUPS, cells
+    from edgekd.pretraining import noted_from_cache
 
     study = _load(SETUPS[README_ABLATION].study)
     results = study["results"]
@@ -220,7 +221,7 @@ def ablation_block() -> str:
     machine = study["machine"]
     cached = (
         f"; not counted: the teacher's {setup.teacher.pretrain.epochs}-epoch pretraining, loaded from its cache"
-        if results["teacher"]["pretrain_note"].startswith("trained earlier")
+        if noted_from_cache(results["teacher"]["pretrain_note"])
         else ""
     )
     kd_name = setup.kd_row.removeprefix("+ ")

@@ -23,6 +23,7 @@ from edgekd.data import DataBundle
 from edgekd.train import CrossEntropy, TrainConfig, Trainer, resolve_device
 
 CACHE_VERSION = 1
+CACHED_NOTE = "trained earlier"  # how a note starts when the teacher came from the cache
 
 
 @dataclass
@@ -35,8 +36,13 @@ class PretrainResult:
     @property
     def note(self) -> str:
         if self.from_cache:
-            return f"trained earlier, loaded from cache {self.path}"
+            return f"{CACHED_NOTE}, loaded from cache {self.path}"
         return f"trained on labels in this run ({self.wall_s:.0f} s)"
+
+
+def noted_from_cache(note: str) -> bool:
+    """Whether a :attr:`PretrainResult.note` says the cache gave the model: results files keep the note."""
+    return note.startswith(CACHED_NOTE)
 
 
 def default_cache_dir() -> Path:
