@@ -28,7 +28,7 @@ from benchmarks.file_anatomy import anatomy
 from benchmarks.results_io import save
 from benchmarks.study_args import parse, study_parser
 from edgekd import export, models
-from edgekd.modelfile import load_model
+from edgekd.models.files import load_model
 
 BAR = {
     "wall_s": 600,
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "fixed part: per-channel scales and zero points (TFLite stores each zero point as int64, for biases "
         "too), 32-bit biases, graph structure and tensor names.\n"
     )
-    from edgekd.bench.report import teacher_against_shipped
+    from edgekd.report.document import teacher_against_shipped
 
     shipped = teacher_against_shipped(report)
     table += "".join(f"\n{line}" for line in shipped) + "\n"

@@ -35,8 +35,8 @@ from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
 from edgekd.inputs import to_numpy
-from edgekd.metrics import count_params
-from edgekd.modelfile import load_model
+from edgekd.models.cost import count_params
+from edgekd.models.files import load_model
 
 SEQUENCE = 64
 TEACHER = {"epochs": 1, "lr": 5e-5, "weight_decay": 0.01}
@@ -180,7 +180,7 @@ def markdown(results: dict, check: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = study_parser(__doc__)
-    parser.add_argument("--corpus", default="rotten-tomatoes", help="a packaged corpus (edgekd.corpora)")
+    parser.add_argument("--corpus", default="rotten-tomatoes", help="a packaged corpus (edgekd.data.corpora)")
     parser.add_argument("--layers", default="2,5", help="the teacher's blocks the student keeps")
     args = parse(parser, argv, {"corpus": "bbc-news"})
     started = time.perf_counter()

@@ -38,7 +38,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 import edgekd as ek
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
-from edgekd.formats.tflite import LiteRTRunner
+from edgekd.formats.tflite.runner import LiteRTRunner
 
 MODELS = {"mobilenetv2": (3, 224, 224), "mnist-mobilenet": (1, 28, 28)}  # the second: --quick
 CALIBRATION_BATCHES = 8

@@ -27,8 +27,8 @@ from pathlib import Path
 import edgekd as ek
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
-from edgekd.metrics import count_params
-from edgekd.pretraining import noted_from_cache
+from edgekd.models.cost import count_params
+from edgekd.train.pretrain import noted_from_cache
 
 STUDENT = "mnist-mobilenet"
 TEACHERS = {"resnet": ("mnist-resnet", {"epochs": 4, "lr": 0.003}), "vit": ("mnist-vit", {"epochs": 8, "lr": 0.002})}

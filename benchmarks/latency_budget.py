@@ -44,9 +44,10 @@ import edgekd as ek
 from benchmarks.results_io import command_line, markdown_table, results_dir, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
-from edgekd.metrics import count_macs, count_params
-from edgekd.prune.budget import parse_budget
-from edgekd.prune.netadapt import BudgetError, shipped_file
+from edgekd.models.cost import count_macs, count_params
+from edgekd.run.measurement import shipped_file
+from edgekd.search.budget import parse_budget
+from edgekd.search.netadapt import BudgetError
 
 FRACTIONS = (0.7, 0.5, 0.35)
 PARTS = ("mobilenet", "student")
@@ -78,7 +79,7 @@ def timed(model: torch.nn.Module, ctx, kind: dict[str, str], folder: Path) -> Pa
 def bench_p50(path: Path) -> float:
     """``edgekd bench`` on mobile-like: p50 at batch 1, ms."""
     from edgekd import bench
-    from edgekd.bench.targets import load_target
+    from edgekd.targets import load_target
 
     report = bench.run([path], [load_target("mobile-like")], quiet=True)
     return float(next(r for r in report["results"] if r.get("batch") == 1)["latency"]["p50_ms"])
@@ -200,13 +201,13 @@ def student_part(seeds: int, quick: bool, folder: Path) -> dict:
 
 def estimate_ms(path: Path) -> float:
     from edgekd.bench.estimate import estimates_for
-    from edgekd.bench.targets import load_target
+    from edgekd.targets import load_target
 
     return float(estimates_for([Path(path)], [load_target("mobile-like")])[0]["estimate_ms"])
 
 
 def phone_name() -> str:
-    from edgekd.bench.targets import load_target
+    from edgekd.targets import load_target
 
     return load_target("mobile-like").reference_phones[0].name
 

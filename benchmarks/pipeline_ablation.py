@@ -46,9 +46,9 @@ from benchmarks.mobile_bench import measure_on_mobile_like
 from benchmarks.results_io import markdown_table, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
-from edgekd.metrics import count_macs, count_params
-from edgekd.modelfile import load_model
-from edgekd.recipe import ModelSpec, build_model
+from edgekd.models.cost import count_macs, count_params
+from edgekd.models.files import load_model
+from edgekd.recipe.schema import ModelSpec, build_model
 
 FEATURES = {"features": {"blocks.3": "layer2"}, "feature_loss": "mse"}
 QAT = {"epochs": 1, "lr": 5e-4}

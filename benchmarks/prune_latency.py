@@ -24,7 +24,7 @@ import torch
 import edgekd as ek
 from benchmarks.results_io import save
 from benchmarks.study_args import parse, study_parser
-from edgekd.metrics import count_macs, count_params
+from edgekd.models.cost import count_macs, count_params
 from edgekd.prune import PruneSpec, build_pruner, prune_step
 
 INPUT = (3, 224, 224)

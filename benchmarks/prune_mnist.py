@@ -19,9 +19,9 @@ from torch import nn
 import edgekd as ek
 from benchmarks.results_io import save
 from benchmarks.study_args import parse, study_parser
-from edgekd import recipe as recipes
-from edgekd.launch import quick_variant, run_recipe
-from edgekd.modelfile import load_model
+from edgekd.models.files import load_model
+from edgekd.recipe import schema as recipes
+from edgekd.recipe.launch import quick_variant, run_recipe
 
 RECIPE = Path(__file__).resolve().parent.parent / "examples" / "recipes" / "mnist_prune.yaml"
 MAX_DROP_POINTS = 0.3

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgekd.environment import machine_facts
-from edgekd.fileio import atomic_write_text
+from edgekd.utils.environment import machine_facts
+from edgekd.utils.fileio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -203,7 +203,7 @@ README_ABLATION = "fashion-mnist"  # the dataset whose pipeline ablation opens t
 
 def ablation_block() -> str:
     from benchmarks.pipeline_ablation import HEADER, SETUPS, cells
-    from edgekd.pretraining import noted_from_cache
+    from edgekd.train.pretrain import noted_from_cache
 
     study = _load(SETUPS[README_ABLATION].study)
     results = study["results"]

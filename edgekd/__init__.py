@@ -7,8 +7,7 @@ ONNX or TFLite file never pays for importing torch.
 from __future__ import annotations
 
 from edgekd.utils.lazy import lazy_attributes
-
-__version__ = "0.1.0"
+from edgekd.utils.version import __version__
 
 _NAMES = {
     "Distill": ("edgekd.distill", "Distill"),
@@ -16,23 +15,24 @@ _NAMES = {
     "AdversarialDistill": ("edgekd.distill.adversarial", "AdversarialDistill"),
     "BornAgain": ("edgekd.distill.born_again", "BornAgain"),
     "SelfDistill": ("edgekd.distill.self_distill", "SelfDistill"),
-    "Pipeline": ("edgekd.pipeline", "Pipeline"),
-    "PipelineResult": ("edgekd.pipeline", "PipelineResult"),
+    "Pipeline": ("edgekd.run.pipeline", "Pipeline"),
+    "PipelineResult": ("edgekd.run.pipeline", "PipelineResult"),
     "RunContext": ("edgekd.stage", "RunContext"),
     "Stage": ("edgekd.stage", "Stage"),
     "register_stage": ("edgekd.stage", "register_stage"),
-    "Prune": ("edgekd.prune", "Prune"),
+    "Prune": ("edgekd.prune.stage", "Prune"),
     "Quantize": ("edgekd.quantize", "Quantize"),
     "Train": ("edgekd.train.stage", "Train"),
-    "TrimVocabulary": ("edgekd.vocabulary", "TrimVocabulary"),
+    "TrimVocabulary": ("edgekd.prune.vocabulary", "TrimVocabulary"),
     "TrainConfig": ("edgekd.train", "TrainConfig"),
     "Trainer": ("edgekd.train", "Trainer"),
     "evaluate": ("edgekd.train", "evaluate"),
     "seed_everything": ("edgekd.train", "seed_everything"),
-    "pretrain": ("edgekd.pretraining", "pretrain"),
+    "pretrain": ("edgekd.train.pretrain", "pretrain"),
     "select_output": ("edgekd.outputs", "select_output"),
+    "modelfile": ("edgekd.models.files", ""),  # the name it had before the models package
 }
-_MODULES = ("bench", "data", "errors", "export", "modelfile", "models", "outputs", "quantize")
+_MODULES = ("bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize")
 
 __all__ = ["__version__", *_NAMES, *_MODULES]
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from edgekd.cli import main
+from edgekd.cli.main import main
 
 sys.exit(main())

@@ -24,35 +24,19 @@ Any object with a ``name`` and ``run(ctx, student)`` works in a Python pipeline;
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from edgekd.data import DataBundle, example_inputs
+from edgekd.catalog import catalog, import_spec
+from edgekd.data.sources import DataBundle, example_inputs
 from edgekd.errors import ConfigError
 from edgekd.inputs import ModelInputs
-from edgekd.utils.naming import unknown
 
-# The packages whose stage modules register the built-in stages; imported on the first lookup by name,
-# since Quantize pulls in torchao and litert-torch.
-BUILTIN_STAGE_MODULES = (
-    "edgekd.train.stage",
-    "edgekd.distill.stage",
-    "edgekd.distill.mutual",
-    "edgekd.distill.adversarial",
-    "edgekd.distill.born_again",
-    "edgekd.distill.self_distill",
-    "edgekd.prune.stage",
-    "edgekd.quantize.stage",
-    "edgekd.vocabulary",
-)
-
-_REGISTRY: dict[str, type] = {}
 StageType = TypeVar("StageType", bound=type)
 
 
@@ -94,6 +78,7 @@ class RunContext:
     quiet: bool
     stage_dir: Path = field(default=Path("."))
     resume: bool = False  # true for the stage a resumed run picks up: its Trainer continues from last.pt
+    measurement: Any = None  # files measured for a budget search (edgekd.search.measurement), from the Pipeline
     summary: str = ""
     details: dict = field(default_factory=dict)
 
@@ -125,41 +110,20 @@ class RunContext:
 
 
 def register_stage(kind: str) -> Callable[[StageType], StageType]:
-    """Class decorator: recipes may name this stage as ``kind``. Its options are its dataclass fields."""
+    """Class decorator: recipes may name this stage as ``kind``. Its options are its dataclass fields.
 
-    def register(cls: StageType) -> StageType:
-        known = _REGISTRY.get(kind)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ConfigError(f"stage '{kind}' is already registered by {known.__module__}.{known.__qualname__}")
-        _REGISTRY[kind] = cls
-        return cls
-
-    return register
+    A package can also declare it as an entry point of ``edgekd.stages`` (see :mod:`edgekd.catalog`)."""
+    return catalog("stages").register(kind)
 
 
 def stage_kinds() -> list[str]:
     """Every stage name a recipe may use."""
-    _load_builtin_stages()
-    return sorted(_REGISTRY)
+    return catalog("stages").names()
 
 
 def stage_class(kind: str) -> type:
     """The class registered as ``kind``, or ``module:Class`` imported; ConfigError with the known names."""
-    if ":" in kind:
-        module_name, _, class_name = kind.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"stage '{kind}' cannot be imported: {exc}") from exc
-        if not isinstance(found, type):
-            raise ConfigError(f"stage '{kind}' is not a class")
-        return found
-    _load_builtin_stages()
-    if kind not in _REGISTRY:
-        raise ConfigError(unknown("stage", kind, _REGISTRY))
-    return _REGISTRY[kind]
-
-
-def _load_builtin_stages() -> None:
-    for module in BUILTIN_STAGE_MODULES:
-        importlib.import_module(module)
+    found = import_spec(kind, "stage") if ":" in kind else catalog("stages").get(kind)
+    if not isinstance(found, type):
+        raise ConfigError(f"stage '{kind}' is not a class")
+    return found

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import edgekd as ek
-from edgekd import distributed
+from edgekd.train import distributed
 
 
 def model() -> nn.Module:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgekd.cli import main
+from edgekd.cli.main import main
 from edgekd.errors import StorageError
 
 BASE = """
@@ -28,7 +28,7 @@ stages:
 def world(tmp_path):
     """A teacher checkpoint, and an earlier run whose files must survive every failed command."""
     from edgekd import models
-    from edgekd.modelfile import save_model
+    from edgekd.models.files import save_model
 
     teacher = tmp_path / "teacher.pt"
     save_model(models.get("hinton-teacher", in_features=64), teacher)
@@ -225,7 +225,7 @@ def test_bench_with_an_unknown_target_or_a_bad_target_file(world, onnx_file, cap
 
 
 def test_disk_full_while_writing_keeps_the_previous_file(world, monkeypatch):
-    from edgekd.fileio import atomic_write_text
+    from edgekd.utils.fileio import atomic_write_text
 
     target = world["earlier"] / "report.json"
     before = target.read_bytes()
@@ -234,7 +234,7 @@ def test_disk_full_while_writing_keeps_the_previous_file(world, monkeypatch):
         handle.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    from edgekd.fileio import atomic_write
+    from edgekd.utils.fileio import atomic_write
 
     with pytest.raises(StorageError, match="report.json failed: No space left on device; the previous file is intact"):
         atomic_write(target, full)
@@ -247,7 +247,7 @@ def test_disk_full_while_writing_keeps_the_previous_file(world, monkeypatch):
 @pytest.mark.slow
 def test_disk_full_or_no_permission_while_exporting_keeps_the_previous_artifact(world, onnx_file, monkeypatch):
     import edgekd.export.artifact as artifact
-    import edgekd.export.onnx as onnx_export
+    import edgekd.formats.onnx.writer as onnx_export
     from edgekd import export, models
     from edgekd.export import ExportError
 

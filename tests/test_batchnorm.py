@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import edgekd as ek
-from edgekd.batchnorm import chance_warning, recalibrate_batchnorm
+from edgekd.train.batchnorm import chance_warning, recalibrate_batchnorm
 
 
 class SlowNormNet(nn.Module):
@@ -86,8 +86,8 @@ def test_the_chance_warning_names_what_it_can():
 def test_a_qat_graph_gets_the_same_statistics_as_its_float_model(tiny_images):
     from int8_fixtures import SmallNet
 
-    from edgekd.batchnorm import norm_statistics, stale_statistics_suspected
     from edgekd.quantize import calibrate, prepare
+    from edgekd.train.batchnorm import norm_statistics, stale_statistics_suspected
 
     torch.manual_seed(0)
     model = SmallNet()

@@ -15,12 +15,14 @@ from int8_fixtures import example_batch
 
 import edgekd as ek
 from edgekd import bench
-from edgekd.bench.report import pareto_front, to_markdown
+from edgekd import report as report_files
 from edgekd.bench.stats import summarize
-from edgekd.bench.targets import Target, parse_target
-from edgekd.cli import main
+from edgekd.cli.main import main
 from edgekd.errors import ConfigError
-from edgekd.runtimes import open_runner
+from edgekd.formats.runner import open_runner
+from edgekd.report.document import to_markdown
+from edgekd.report.rows import pareto_front
+from edgekd.targets import Target, parse_target
 
 FAST = {"warmup_runs": 2, "warmup_s": 0.0, "runs": 5, "min_s": 0.0}
 
@@ -158,10 +160,10 @@ def _chromium() -> str | None:
 @pytest.mark.slow
 def test_html_report_is_a_page_with_tables_and_charts_in_chromium(files, tiny_images, tmp_path):
     report = bench.run([files["onnx"], files["tflite"]], [_fast("cpu", batch_sizes=[1])], data=tiny_images, quiet=True)
-    paths = bench.write_report(report, tmp_path / "with-data")
+    paths = report_files.write_report(report, tmp_path / "with-data")
     assert json.loads(paths["json"].read_text())["kind"] == "edgekd-bench"
     assert "| fp32.onnx | cpu | onnx | 1 |" in paths["md"].read_text()
-    no_data = bench.write_report(
+    no_data = report_files.write_report(
         {
             **report,
             "data": None,
@@ -228,7 +230,7 @@ def test_timed_inputs_read_only_the_rows_they_need(tmp_path):
     import tracemalloc
 
     from edgekd.bench.worker import _inputs
-    from edgekd.runtimes import TensorSpec
+    from edgekd.formats.runner import TensorSpec
 
     x = np.arange(20000 * 784, dtype=np.float32).reshape(20000, 1, 28, 28)  # 63 MB of "test set"
     np.save(tmp_path / "x.npy", x)
@@ -269,8 +271,8 @@ def test_cli_bench_data_takes_an_npz_a_recipe_or_says_what_it_accepts(files, tin
 
 
 def test_the_page_leaves_out_charts_without_data_and_says_why():
-    from edgekd.bench.html_page import to_html
     from edgekd.bench.stats import histogram
+    from edgekd.report.html import to_html
 
     failed = {"artifact": "m.onnx", "target": "cpu", "runtime": "onnx", "status": "error", "error": "cannot load"}
     report = {"created": "2026-12-03", "edgekd_version": "0", "wall_s": 1.0, "data": None, "results": [failed],

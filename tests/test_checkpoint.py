@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgekd.checkpoint import atomic_save, load_weights, safe_load
 from edgekd.errors import CheckpointError
+from edgekd.models.checkpoint import atomic_save, load_weights, safe_load
 
 
 def test_round_trip_and_wrapped_state_dicts(tmp_path):

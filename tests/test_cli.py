@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekd.cli import main
+from edgekd.cli.main import main
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["demo", "--help"], ["models", "--help"]])

@@ -164,7 +164,7 @@ def test_fashion_mnist_says_how_to_get_missing_files_and_names_a_damaged_one(tmp
 
 
 def test_recipes_name_fashion_mnist_as_a_source(tmp_path):
-    from edgekd import recipe
+    from edgekd.recipe import schema as recipe
 
     folder = _fashion_folder(tmp_path / "fm")
     parsed = recipe.parse(

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgekd.cli import main
-from edgekd.launcher import without_nproc
+from edgekd.cli.main import main
+from edgekd.cli.torchrun import without_nproc
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 RECIPE = """

@@ -15,11 +15,11 @@ from torch import nn
 import edgekd as ek
 from edgekd.errors import ConfigError
 from edgekd.export import ExportError, ParityError, to_onnx, to_tflite
-from edgekd.export.onnx_int8 import fold_weight_quantization
-from edgekd.export.tflite_io import float_interface
-from edgekd.formats.onnx import OnnxRunner
-from edgekd.formats.tflite import LiteRTRunner
-from edgekd.runtimes import RuntimeLoadError, open_runner
+from edgekd.formats.onnx.int8 import fold_weight_quantization
+from edgekd.formats.onnx.runner import OnnxRunner
+from edgekd.formats.runner import RuntimeLoadError, open_runner
+from edgekd.formats.tflite.float_io import float_interface
+from edgekd.formats.tflite.runner import LiteRTRunner
 
 
 def _manifest(path) -> dict:
@@ -93,7 +93,7 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
     good = to_onnx(small_net_int8, example, tmp_path / "q.onnx", data=tiny_images)
     before = good.path.read_bytes()
 
-    import edgekd.export.onnx as onnx_export
+    import edgekd.formats.onnx.writer as onnx_export
 
     original = onnx_export.fold_weight_quantization
 

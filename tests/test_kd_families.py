@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import edgekd as ek
-from edgekd import recipe
 from edgekd.distill.adversarial import AdversarialObjective, discriminator
 from edgekd.distill.mutual import MutualObjective, mutual_term
 from edgekd.distill.objective import DistillObjective
 from edgekd.errors import ConfigError
+from edgekd.recipe import schema as recipe
 from edgekd.stage import stage_class
 
 

@@ -14,11 +14,11 @@ from torch import nn
 
 import edgekd as ek
 from edgekd import bench
-from edgekd.bench.targets import load_target
 from edgekd.errors import DataError
+from edgekd.formats.runner import open_runner
 from edgekd.inputs import Signature, split_batch
-from edgekd.metrics import count_macs
-from edgekd.runtimes import open_runner
+from edgekd.models.cost import count_macs
+from edgekd.targets import load_target
 
 ONES = np.ones((8, 4))
 

@@ -7,7 +7,7 @@ import torch
 
 import edgekd as ek
 from edgekd.errors import ConfigError
-from edgekd.metrics import count_macs, count_params
+from edgekd.models.cost import count_macs, count_params
 
 
 def test_student_has_at_least_ten_times_fewer_macs_than_teacher():

@@ -15,9 +15,9 @@ from torch import nn
 
 from edgekd.errors import ConfigError
 from edgekd.export import to_onnx, to_tflite
-from edgekd.export.onnx_int8 import pool_as_global_average, resolve_activation_type, shift_activations_to_uint8
-from edgekd.export_plan import export_plan
-from edgekd.formats.onnx import OnnxRunner
+from edgekd.export.plan import export_plan
+from edgekd.formats.onnx.int8 import pool_as_global_average, resolve_activation_type, shift_activations_to_uint8
+from edgekd.formats.onnx.runner import OnnxRunner
 
 
 def _session(model: onnx.ModelProto | str, optimized=None) -> ort.InferenceSession:

@@ -12,9 +12,9 @@ from int8_fixtures import example_batch, ptq
 from output_models import OutputObject, SmallConv
 
 import edgekd as ek
-from edgekd import recipe as recipes
 from edgekd.errors import ConfigError, DataError
 from edgekd.outputs import OutputError, logits_of, output_selection, release_output, select_output
+from edgekd.recipe import schema as recipes
 
 LOGITS = torch.arange(8.0).reshape(2, 4)
 OTHER = torch.zeros(2, 3)

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 import edgekd as ek
-from edgekd.checkpoint import load_weights
 from edgekd.errors import ConfigError, DataError
+from edgekd.models.checkpoint import load_weights
 from edgekd.outputs import output_selection
 
 
@@ -126,7 +126,7 @@ def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path)
     """)
     )
     env = {**os.environ, "EDGEKD_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "edgekd.cli", "run", str(recipe), "--quiet"]
+    cmd = [sys.executable, "-m", "edgekd.cli.main", "run", str(recipe), "--quiet"]
     first = subprocess.run(
         [*cmd, "--out-dir", str(tmp_path / "a")], capture_output=True, text=True, env=env, timeout=300
     )

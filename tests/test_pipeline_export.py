@@ -79,7 +79,7 @@ def test_pipeline_benchmarks_its_artifacts_and_the_pytorch_reference(small_net, 
     assert "## Benchmark" in (tmp_path / "run" / "report.md").read_text()
     for name in ("report.md", "bench/report.html", "bench/report.md"):
         (tmp_path / "run" / name).unlink()
-    from edgekd.cli import main
+    from edgekd.cli.main import main
 
     assert main(["report", str(tmp_path / "run")]) == 0  # written again from report.json, nothing measured
     assert (tmp_path / "run" / "bench" / "report.html").read_text() == page

@@ -8,8 +8,8 @@ from torch import nn
 
 import edgekd as ek
 from edgekd.errors import CheckpointError, ConfigError
-from edgekd.metrics import count_macs, count_params
-from edgekd.modelfile import load_model, save_model
+from edgekd.models.cost import count_macs, count_params
+from edgekd.models.files import load_model, save_model
 from edgekd.prune import PruneSpec, PruningError, build_pruner, prune_step
 
 EXAMPLE = torch.zeros(2, 1, 12, 12)
@@ -102,7 +102,7 @@ def test_target_macs_and_taylor_importance(tiny_images, tmp_path):
     ({"ratio": 1.0}, r"ratio: must be in \[0, 1\), got 1.0"),
     ({"ratio": -0.1}, r"ratio: must be in \[0, 1\), got -0.1"),
     ({"target_macs": 1.5}, "target_macs: must be a fraction"),
-    ({"importance": "random"}, "importance: must be one of l1, l2, taylor, bn_scale, lamp, fpgm"),
+    ({"importance": "random"}, "importance: must be one of bn_scale, fpgm, l1, l2, lamp, taylor"),
 ])  # fmt: skip
 def test_bad_prune_options(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -194,7 +194,7 @@ def test_sensitivity_reports_each_layer_group_and_writes_table_and_plot(tiny_ima
 
 
 def test_prune_sensitivity_cli(tmp_path, capsys):
-    from edgekd.cli import main
+    from edgekd.cli.main import main
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text(

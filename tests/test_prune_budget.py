@@ -10,10 +10,10 @@ from torch import nn
 
 import edgekd as ek
 from edgekd.errors import ConfigError
-from edgekd.metrics import count_macs
-from edgekd.prune.budget import TIMING_MARGIN, parse_budget
-from edgekd.prune.latency_table import layer_shapes
-from edgekd.prune.netadapt import BudgetError
+from edgekd.models.cost import count_macs
+from edgekd.search.budget import TIMING_MARGIN, parse_budget
+from edgekd.search.latency_table import layer_shapes
+from edgekd.search.netadapt import BudgetError
 
 
 def _convnet(width: int = 32) -> nn.Module:
@@ -71,8 +71,8 @@ def test_layer_shapes_are_read_at_their_input_sizes():
 
 
 def test_the_latency_table_interpolates_within_a_layer_family_and_measures_outside_it(tmp_path, monkeypatch):
-    from edgekd.bench.targets import load_target
-    from edgekd.prune.latency_table import LatencyTable, layer_macs
+    from edgekd.search.latency_table import LatencyTable, layer_macs
+    from edgekd.targets import load_target
 
     def conv(cin: int, cout: int, kernel: int = 1) -> dict:
         return {"kind": "conv2d", "in": cin, "out": cout, "kernel": [kernel] * 2, "stride": [1, 1], "groups": 1,
@@ -106,7 +106,7 @@ def test_a_macs_budget_is_met_by_cutting_the_groups_that_cost_least_accuracy(tin
     assert "budget macs <= " in row["notes"] and "search steps" in row["notes"]
     page = (tmp_path / "report.md").read_text()  # the search path, step by step, for people
     assert "## Budget search (prune)" in page and f"| {len(searched['steps'])} | " in page
-    from edgekd.bench.html_page import to_html
+    from edgekd.report.html import to_html
 
     bare = {"created": "2026-12-06", "edgekd_version": "0", "wall_s": 1.0, "data": None, "results": [],
             "artifacts": [], "targets": [], "machine": {"cpu": "test cpu", "cores": 1}}  # fmt: skip
@@ -133,7 +133,7 @@ def test_a_budget_below_the_smallest_model_names_the_best_reachable(tiny_images,
 
 
 def test_a_search_that_runs_out_of_steps_says_so_and_leaves_its_path(tiny_images, tmp_path, monkeypatch):
-    from edgekd.prune import netadapt
+    from edgekd.search import netadapt
 
     monkeypatch.setattr(netadapt, "SHARES", (0.125,))  # a step cuts at most an eighth of each group
     budget = {"macs": 0.3 * count_macs(_convnet(), (1, 12, 12)), "steps": 1, "recovery_batches": 0}
@@ -150,7 +150,7 @@ def test_a_search_that_runs_out_of_steps_says_so_and_leaves_its_path(tiny_images
 @pytest.mark.parametrize("how", [pytest.param("netadapt", marks=pytest.mark.slow), "uniform"])
 def test_an_estimated_latency_budget_is_met_by_the_shipped_file(tiny_images, tmp_path, how):
     from edgekd.bench.estimate import estimates_for
-    from edgekd.bench.targets import load_target
+    from edgekd.targets import load_target
 
     def estimate(model: nn.Module, name: str) -> dict:  # the reference phone's roofline of the FP32 file
         path = ek.export.to_onnx(model, torch.zeros(2, 1, 12, 12), tmp_path / f"{name}.onnx").path

@@ -13,8 +13,8 @@ from torch import nn
 
 import edgekd as ek
 from edgekd.errors import CheckpointError, ConfigError
-from edgekd.modelfile import save_model
 from edgekd.models import TransformerBlock
+from edgekd.models.files import save_model
 from edgekd.quantize import QuantizedModel
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.model import DEQUANTIZE_OPS, QUANTIZE_OPS

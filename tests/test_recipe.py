@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from edgekd import recipe as recipes
-from edgekd.cli import main
+from edgekd.cli.main import main
 from edgekd.distill import Distill
 from edgekd.errors import ConfigError
+from edgekd.recipe import schema as recipes
 
 GOOD = """
 name: tiny
@@ -43,7 +43,7 @@ def test_good_recipe_parses_into_the_python_objects(tmp_path):
 def test_shipped_demo_recipe_is_valid():
     from importlib.resources import files
 
-    recipe = recipes.load(str(files("edgekd.recipes").joinpath("mnist.yaml")))
+    recipe = recipes.load(str(files("edgekd.recipe").joinpath("mnist.yaml")))
     assert recipe.teachers[0].model == "mnist-resnet" and recipe.student.model == "mnist-mobilenet"
     assert [s.name for s in recipe.stages] == ["distill", "prune", "quantize"]
     assert recipe.export == {"onnx": {}, "tflite": {}}
@@ -146,7 +146,7 @@ def test_prune_stage_options_are_validated_with_their_keys(tmp_path):
 def test_every_example_recipe_parses():
     from pathlib import Path
 
-    from edgekd import recipe
+    from edgekd.recipe import schema as recipe
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "recipes"
     parsed = {path.name: recipe.load(path) for path in sorted(folder.glob("*.yaml"))}

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from edgekd.errors import ConfigError
-from edgekd.runlock import RunLock
+from edgekd.run.lock import RunLock
 
 RECIPE = """
 name: resume-check
@@ -31,7 +31,7 @@ COMPARED = ("stage", "kind", "test_accuracy", "val_accuracy", "params", "macs", 
 
 
 def _cli(*args: str, env: dict) -> list[str]:
-    return [sys.executable, "-m", "edgekd.cli", "run", *args]
+    return [sys.executable, "-m", "edgekd.cli.main", "run", *args]
 
 
 @pytest.fixture()

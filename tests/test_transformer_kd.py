@@ -162,7 +162,7 @@ def test_distilling_a_cut_bert_with_mapped_blocks_and_attention_relations_then_i
 
 
 def test_recipes_build_a_student_from_a_models_blocks(tmp_path):
-    from edgekd import recipe
+    from edgekd.recipe import schema as recipe
 
     path = tmp_path / "r.yaml"
     path.write_text("data: digits\nteacher: {model: 'text_fixtures:tiny_bert', args: {layers: 4}}\n"
@@ -184,7 +184,7 @@ def test_probe_reads_hugging_face_block_outputs(texts):
 
 
 def test_pruning_a_bert_removes_whole_heads_and_ffn_neurons_and_the_file_reloads(bert_teacher, texts, tmp_path):
-    from edgekd.modelfile import load_model, save_model
+    from edgekd.models.files import load_model, save_model
     from edgekd.prune.engine import transformer_layout
 
     student = ek.models.from_teacher_layers(bert_teacher, [1, 3])
@@ -210,7 +210,7 @@ def test_distilbert_attention_is_pruned_by_whole_heads_too(tmp_path):
     import numpy as np
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    from edgekd.modelfile import load_model, save_model
+    from edgekd.models.files import load_model, save_model
     from edgekd.prune.engine import transformer_layout
 
     def distilbert():
@@ -239,8 +239,8 @@ def test_distilbert_attention_is_pruned_by_whole_heads_too(tmp_path):
 
 
 def test_trimming_the_vocabulary_keeps_the_used_rows_and_maps_the_rest_to_unknown(bert_teacher, texts, tmp_path):
-    from edgekd.modelfile import load_model, save_model
-    from edgekd.vocabulary import TrimmedEmbedding, trim_vocabulary, used_token_ids
+    from edgekd.models.files import load_model, save_model
+    from edgekd.prune.vocabulary import TrimmedEmbedding, trim_vocabulary, used_token_ids
 
     model = ek.models.from_teacher_layers(bert_teacher, [1, 3]).eval()
     reference = ek.models.from_teacher_layers(bert_teacher, [1, 3]).eval()
@@ -270,7 +270,7 @@ def test_a_frequency_cutoff_keeps_only_the_tokens_seen_often_enough(texts):
     from collections import Counter
 
     from edgekd.inputs import split_batch
-    from edgekd.vocabulary import token_counts, used_token_ids
+    from edgekd.prune.vocabulary import token_counts, used_token_ids
 
     seen = Counter(i for batch in texts.train for i in split_batch(batch)[0]["input_ids"].flatten().tolist())
     counts = token_counts(texts.train)
@@ -355,7 +355,7 @@ def test_an_fp32_file_with_free_axes_named_by_hand(bert_teacher, texts, tmp_path
 def test_a_recipe_cuts_its_student_from_the_trained_teacher_and_runs_on_a_text_file(tmp_path, capsys):
     from text_fixtures import tokenizer_folder
 
-    from edgekd.cli import main
+    from edgekd.cli.main import main
 
     texts, labels = sentiment_texts(300)
     csv_path = tmp_path / "reviews.csv"

@@ -10,13 +10,10 @@ from __future__ import annotations
 from edgekd.utils.lazy import lazy_attributes
 
 _NAMES = {
-    "Target": ("edgekd.bench.targets", "Target"),
-    "builtin_names": ("edgekd.bench.targets", "builtin_names"),
-    "load_target": ("edgekd.bench.targets", "load_target"),
-    "compare": ("edgekd.bench.comparison", "compare"),
-    "load_report": ("edgekd.bench.comparison", "load_report"),
+    "Target": ("edgekd.targets", "Target"),
+    "builtin_names": ("edgekd.targets", "builtin_names"),
+    "load_target": ("edgekd.targets", "load_target"),
     "run": ("edgekd.bench.harness", "run"),
-    "write_report": ("edgekd.bench.report", "write"),
 }
 
 __all__ = list(_NAMES)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.bench.targets import ReferencePhone, Target
 from edgekd.formats import format_of
+from edgekd.targets import ReferencePhone, Target
 
 
 def estimates_for(artifacts: list[Path], targets: list[Target]) -> list[dict]:

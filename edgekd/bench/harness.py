@@ -19,19 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd import __version__
 from edgekd.bench import memory
 from edgekd.bench.estimate import estimates_for
 from edgekd.bench.input_range import artifact_normalization, range_warning
 from edgekd.bench.stats import unstable
-from edgekd.bench.targets import Target, load_target
-from edgekd.data import DataBundle, first_samples
-from edgekd.environment import machine_facts
+from edgekd.data.sources import DataBundle, first_samples
 from edgekd.errors import ConfigError
 from edgekd.formats import files_of, format_of, manifest_path, runtime_of, suffixes
+from edgekd.formats.runner import file_problem
 from edgekd.inputs import named_inputs
-from edgekd.runtimes import file_problem
+from edgekd.targets import Target, load_target
+from edgekd.utils.environment import machine_facts
 from edgekd.utils.progress import bars_hidden, say, steps
+from edgekd.utils.version import __version__
 
 BENCH_SCHEMA_VERSION = 1
 WORKER_TIMEOUT_S = 600
@@ -71,13 +71,13 @@ def run(
     Args:
         artifacts: ``.onnx``, ``.tflite`` or ``.pt2`` files.
         targets: ``cpu``, ``mobile-like``, ``gpu``, a target TOML file or a
-            :class:`~edgekd.bench.targets.Target` (threads, pinned cores, memory cap, batch sizes).
+            :class:`~edgekd.targets.Target` (threads, pinned cores, memory cap, batch sizes).
         data: when given, each file's top-1 accuracy on its test inputs (and real inputs for timing).
         quiet: no progress lines.
         runs / min_s: override the target's timed runs (at least) and seconds (at least).
         threads: override the target's thread count.
         accuracy_samples: how many test samples the accuracy is measured on (default: all).
-    Write it with :func:`edgekd.bench.write_report` (JSON, Markdown and a self-contained HTML).
+    Write it with :func:`edgekd.report.write_report` (JSON, Markdown and a self-contained HTML).
     """
     resolved = [t if isinstance(t, Target) else load_target(t) for t in targets]
     if not artifacts:

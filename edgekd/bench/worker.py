@@ -51,7 +51,7 @@ def measure(spec: dict) -> dict:
     affinity = pin(spec.get("pin_cores"))
     cap = memory.apply_cap(spec.get("memory_limit_mb"))
     from edgekd.formats import format_of
-    from edgekd.runtimes import open_runner
+    from edgekd.formats.runner import open_runner
 
     fmt = format_of(spec["artifact"])
     fmt.import_runtime()  # after pinning and the cap, before the baseline

@@ -15,13 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd import distributed
-from edgekd.batchnorm import refresh_note
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.inputs import ModelInputs
 from edgekd.stage import RunContext, Stage, register_stage
-from edgekd.train import check
+from edgekd.train import check, distributed
+from edgekd.train.batchnorm import refresh_note
 
 
 def discriminator(num_classes: int, hidden: int) -> nn.Sequential:

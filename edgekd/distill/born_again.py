@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
-from edgekd.modelfile import load_model, save_model
+from edgekd.models.files import load_model, save_model
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check
 from edgekd.utils.fresh import fresh_copy

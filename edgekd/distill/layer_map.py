@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from torch import nn
 
 from edgekd.errors import ConfigError
-from edgekd.transformer_models import block_list
+from edgekd.models.transformers import block_list
 
 MAPPINGS = ("uniform", "last")
 

@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from edgekd.catalog import catalog
 from edgekd.errors import ConfigError
-from edgekd.utils.naming import unknown
 
 FeatureLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-_FEATURE_LOSSES: dict[str, FeatureLoss] = {}
 # Feature losses that compare tensors element by element and so need matched shapes (adapters).
 NEEDS_ADAPTER = {"mse", "cosine"}
 
@@ -26,21 +25,15 @@ NEEDS_ADAPTER = {"mse", "cosine"}
 def register_feature_loss(name: str) -> Callable[[FeatureLoss], FeatureLoss]:
     """Make a feature loss ``fn(student_feature, teacher_feature) -> scalar`` nameable in recipes."""
 
-    def wrap(fn: FeatureLoss) -> FeatureLoss:
-        _FEATURE_LOSSES[name] = fn
-        return fn
-
-    return wrap
+    return catalog("feature_losses").register(name)
 
 
 def feature_loss_names() -> list[str]:
-    return sorted(_FEATURE_LOSSES)
+    return catalog("feature_losses").names()
 
 
 def get_feature_loss(name: str) -> FeatureLoss:
-    if name not in _FEATURE_LOSSES:
-        raise ConfigError(unknown("feature loss", name, feature_loss_names()))
-    return _FEATURE_LOSSES[name]
+    return catalog("feature_losses").get(name)
 
 
 def soft_targets(

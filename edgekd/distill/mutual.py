@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.batchnorm import refresh_note
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.inputs import ModelInputs, forward
 from edgekd.outputs import logits_of
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check
+from edgekd.train.batchnorm import refresh_note
 from edgekd.utils.fresh import fresh_copy
 
 

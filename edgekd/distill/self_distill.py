@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.batchnorm import refresh_note
 from edgekd.distill.mutual import mutual_term
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.taps import FeatureTaps, adapter_key, probe_shapes
@@ -24,6 +23,7 @@ from edgekd.errors import ConfigError
 from edgekd.inputs import ModelInputs
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check
+from edgekd.train.batchnorm import refresh_note
 from edgekd.utils.modules import resolve_module
 
 

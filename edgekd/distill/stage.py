@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgekd.batchnorm import refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.stage import RunContext, Stage, register_stage
+from edgekd.train.batchnorm import refresh_note
 
 
 @register_stage("distill")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from edgekd import distributed
+from edgekd.train import distributed
 
 DEFAULT_LIMIT_BYTES = 2 * 1024**3
 

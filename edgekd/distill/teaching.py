@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from edgekd.batchnorm import after_training
 from edgekd.distill.losses import get_feature_loss
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.errors import ConfigError
 from edgekd.stage import RunContext
 from edgekd.train import History, TrainConfig, check
+from edgekd.train.batchnorm import after_training
 from edgekd.train.loop import Objective
 from edgekd.utils.modules import resolve_module
 

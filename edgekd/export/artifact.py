@@ -20,16 +20,16 @@ import torch
 from torch import nn
 
 from edgekd import inputs
-from edgekd.data import DataBundle, first_samples
+from edgekd.data.sources import DataBundle, first_samples
 from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
-from edgekd.export.failures import ExportError, ParityError
 from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
 from edgekd.formats import FORMATS, side_data_path
+from edgekd.formats.failures import ExportError, ParityError
+from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
-from edgekd.runtimes import Runner, open_runner
 from edgekd.utils.progress import steps
 
 PARITY_SAMPLES = 256

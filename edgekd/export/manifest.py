@@ -13,11 +13,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from edgekd import __version__
-from edgekd.data import DataBundle
-from edgekd.fileio import atomic_write, atomic_write_text
+from edgekd.data.sources import DataBundle
 from edgekd.formats import files_of, manifest_path  # noqa: F401 - manifest_path is read from here too
-from edgekd.runtimes import TensorSpec
+from edgekd.formats.runner import TensorSpec
+from edgekd.utils.fileio import atomic_write, atomic_write_text
+from edgekd.utils.version import __version__
 
 MANIFEST_SCHEMA_VERSION = 1
 

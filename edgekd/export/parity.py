@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.formats.runner import Runner
 from edgekd.inputs import ModelInputs, count, detached, forward, rows, to_numpy
 from edgekd.outputs import logits_of
-from edgekd.runtimes import Runner
 from edgekd.utils.modes import inference
 
 # Float runtimes fuse Conv+BatchNorm and reorder sums: a pretrained EfficientNet-Lite0 at 224x224 differs

@@ -1,18 +1,18 @@
-"""Structured pruning on torch-pruning's dependency graph: the Prune stage and its tools."""
+"""Structured pruning on torch-pruning's dependency graph: the engine (``engine``), per-layer sensitivity
+(``sensitivity``), vocabulary trimming (``vocabulary``) and the Prune stage (``stage``, also ``ek.Prune``).
 
-from edgekd.batchnorm import recalibrate_batchnorm
-from edgekd.prune.engine import IMPORTANCES, PruneSpec, PruningError, build_pruner, prune_step
+The stage is not imported here: it uses the budget search (:mod:`edgekd.search`), which uses the engine.
+"""
+
+from edgekd.prune.engine import PruneSpec, PruningError, build_pruner, importance_names, prune_step
 from edgekd.prune.sensitivity import layer_sensitivity, write_report
-from edgekd.prune.stage import Prune
 
 __all__ = [
-    "IMPORTANCES",
-    "Prune",
+    "importance_names",
     "PruneSpec",
     "PruningError",
     "build_pruner",
     "layer_sensitivity",
     "prune_step",
-    "recalibrate_batchnorm",
     "write_report",
 ]

@@ -1,14 +1,14 @@
 """Channel pruning on torch-pruning's dependency graph, with its failures turned into clear errors.
 
 torch-pruning (DepGraph) finds which layers must shrink together; we only choose what to prune, keep
-attention heads consistent, recalibrate BatchNorm (edgekd.batchnorm), and name the module when tracing fails.
+attention heads consistent, recalibrate BatchNorm (edgekd.train.batchnorm), and name the module when tracing fails.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -16,21 +16,45 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
+from edgekd.catalog import catalog
 from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.inputs import ModelInputs, Signature, forward, split_batch, to_device
-from edgekd.metrics import count_macs, count_params
+from edgekd.models.cost import count_macs, count_params
 from edgekd.outputs import logits_of
 from edgekd.utils.modes import inference
 from edgekd.utils.modules import resolve_module
 
-IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {
-    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-    "taylor": lambda: tp.importance.GroupTaylorImportance(),
-    "bn_scale": lambda: tp.importance.BNScaleImportance(),
-    "lamp": lambda: tp.importance.LAMPImportance(p=2),
-    "fpgm": lambda: tp.importance.FPGMImportance(p=2),
-}
+
+# Channel importances by name (the ``importances`` catalog, :mod:`edgekd.catalog`): each builds a fresh
+# torch-pruning criterion. A package adds its own as an entry point of ``edgekd.importances``.
+def l1_importance() -> tp.importance.Importance:
+    return tp.importance.GroupMagnitudeImportance(p=1)
+
+
+def l2_importance() -> tp.importance.Importance:
+    return tp.importance.GroupMagnitudeImportance(p=2)
+
+
+def taylor_importance() -> tp.importance.Importance:
+    return tp.importance.GroupTaylorImportance()
+
+
+def bn_scale_importance() -> tp.importance.Importance:
+    return tp.importance.BNScaleImportance()
+
+
+def lamp_importance() -> tp.importance.Importance:
+    return tp.importance.LAMPImportance(p=2)
+
+
+def fpgm_importance() -> tp.importance.Importance:
+    return tp.importance.FPGMImportance(p=2)
+
+
+def importance_names() -> list[str]:
+    return catalog("importances").names()
+
+
 NEEDS_GRADIENTS = {"taylor"}
 
 
@@ -146,8 +170,8 @@ def _module_in_traceback(model: nn.Module, tb) -> str | None:
 
 def check_importance(name: str, key: str = "importance") -> None:
     """The one check of an importance name, for the Prune stage, the sensitivity probe and the CLI."""
-    if name not in IMPORTANCES:
-        raise ConfigError(f"{key}: must be one of {', '.join(IMPORTANCES)}, got '{name}'")
+    if name not in catalog("importances"):
+        raise ConfigError(f"{key}: must be one of {', '.join(importance_names())}, got '{name}'")
 
 
 def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_classes: int, steps: int = 1):
@@ -172,7 +196,7 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
             return tp.pruner.BasePruner(
                 model,
                 example,
-                importance=IMPORTANCES[spec.importance](),
+                importance=catalog("importances").get(spec.importance)(),
                 global_pruning=spec.global_pruning,
                 pruning_ratio=spec.ratio,
                 pruning_ratio_dict=per_layer or None,

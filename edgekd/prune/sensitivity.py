@@ -17,10 +17,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from edgekd.batchnorm import recalibrate_batchnorm
-from edgekd.data import DataBundle, example_inputs
-from edgekd.fileio import atomic_write, atomic_write_text
-from edgekd.metrics import count_macs
+from edgekd.data.sources import DataBundle, example_inputs
+from edgekd.models.cost import count_macs
 from edgekd.prune.engine import (
     PruneSpec,
     build_pruner,
@@ -29,6 +27,8 @@ from edgekd.prune.engine import (
     resolve_ignore,
 )
 from edgekd.train import evaluate
+from edgekd.train.batchnorm import recalibrate_batchnorm
+from edgekd.utils.fileio import atomic_write, atomic_write_text
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgekd.batchnorm import recalibrate_batchnorm, refresh_note
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.inputs import ModelInputs
-from edgekd.prune.budget import parse_budget
 from edgekd.prune.engine import (
     NEEDS_GRADIENTS,
     PruneSpec,
@@ -26,9 +24,11 @@ from edgekd.prune.engine import (
     resolve_ignore,
     transformer_layout,
 )
-from edgekd.prune.netadapt import search
+from edgekd.search.budget import parse_budget
+from edgekd.search.netadapt import search
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
+from edgekd.train.batchnorm import recalibrate_batchnorm, refresh_note
 
 SEARCH_ITERATIONS = 12
 
@@ -57,8 +57,8 @@ class Prune(TeachingConfig, Stage):
             model's MACs (or parameters); the ratio is found by bisection. Give one at most.
         budget: instead of a ratio, what the shipped file must meet: ``{"latency_ms": 2.0, "target":
             "mobile-like", "format": "tflite"}``, ``{"size_kb": 500}`` or ``{"macs": 5e6}``; per-group
-            ratios are searched NetAdapt-style on measured latency (``edgekd.prune.netadapt``,
-            options in ``edgekd.prune.budget``). The search path goes to the ledger.
+            ratios are searched NetAdapt-style on measured latency (``edgekd.search.netadapt``,
+            options in ``edgekd.search.budget``). The search path goes to the ledger.
         importance: how channels are ranked: l1, l2, taylor (gradients), bn_scale, lamp, fpgm.
         global_pruning: rank channels across layers instead of the same ratio in every layer.
         iterative_steps: prune in this many steps, with ``epochs`` recovery epochs after each.

@@ -16,8 +16,8 @@ from torch import nn
 from torch.fx import GraphModule
 
 from edgekd.errors import CheckpointError
-from edgekd.fileio import atomic_write
 from edgekd.quantize.safe_archive import check_archive
+from edgekd.utils.fileio import atomic_write
 from edgekd.utils.quiet import quiet_import
 
 quiet_import("torchao.quantization.pt2e")  # registers the quantized_decomposed ops used below (quietly)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import platform
 
-from edgekd.environment import X86_MACHINES, cpu_flags
 from edgekd.train import check
+from edgekd.utils.environment import X86_MACHINES, cpu_flags
 
 WEIGHT_RANGES = ("auto", "full", "narrow")
 FULL_MAX, NARROW_MAX = 127, 63

@@ -13,7 +13,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from edgekd import distributed
-from edgekd.batchnorm import chance_warning, refresh_statistics, stale_statistics_suspected
-from edgekd.checkpoint import atomic_save, safe_load
-from edgekd.data import DataBundle
+from edgekd.data.sources import DataBundle
 from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
+from edgekd.models.checkpoint import atomic_save, safe_load
 from edgekd.outputs import logits_of
-from edgekd.utils.modes import inference
+from edgekd.train import distributed
+from edgekd.train.batchnorm import chance_warning, refresh_statistics, stale_statistics_suspected
+from edgekd.train.evaluation import evaluate
 from edgekd.utils.progress import on_terminal
 from edgekd.utils.quiet import torch_deprecations_quieted
 
@@ -105,7 +105,7 @@ class EpochRecord:
     lr: float
     seconds: float
     warning: str | None = None  # validation at chance while training accuracy climbed, and the likely cause
-    batchnorm_refreshed: bool = False  # validated with BatchNorm statistics re-estimated (edgekd.batchnorm)
+    batchnorm_refreshed: bool = False  # validated with BatchNorm statistics re-estimated (edgekd.train.batchnorm)
 
 
 @dataclass
@@ -160,27 +160,10 @@ def resolve_device(device: str) -> torch.device:
     return distributed.local_device(torch.device(device))
 
 
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", split: bool = False) -> float:
-    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches; with ``split`` under
-    ``torchrun`` each rank evaluates its share of the batches and the counts are summed (every rank
-    must call it then)."""
-    correct = total = 0
-    batches = distributed.evaluation_batches(loader) if split else loader
-    with inference(model):
-        for batch in batches:
-            x, y, _ = split_batch(batch)
-            x, y = to_device(x, device), y.to(device)
-            correct += int((logits_of(forward(model, x)).argmax(1) == y).sum())
-            total += len(y)
-    if split:
-        correct, total = distributed.sums(correct, total)
-    return correct / max(total, 1)
-
-
 class Trainer:
     """Runs an Objective over a DataBundle for ``config.epochs`` epochs.
 
-    Under ``torchrun`` (see :mod:`edgekd.distributed`) every rank trains on its slice of each global
+    Under ``torchrun`` (see :mod:`edgekd.train.distributed`) every rank trains on its slice of each global
     batch with the gradients summed across ranks; validation is split over the ranks, and only rank 0
     writes checkpoints and prints. ``epoch_end`` is called on every rank after each epoch's steps
     (a teacher cache shares what each rank computed)."""
@@ -332,7 +315,7 @@ class Trainer:
         train_accuracy = correct / max(seen, 1)
         warning, refreshed = None, None
         if stale_statistics_suspected(model, train_accuracy, val_accuracy, data.num_classes):
-            # judge the epoch on statistics that describe its weights (edgekd.batchnorm)
+            # judge the epoch on statistics that describe its weights (edgekd.train.batchnorm)
             warning = chance_warning(model, train_accuracy, val_accuracy, data.num_classes)
             refreshed = refresh_statistics(model, data, self.device, before=val_accuracy)
             val_accuracy = max(val_accuracy, refreshed["val_accuracy_after"])

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgekd.batchnorm import after_training, refresh_note
 from edgekd.stage import RunContext, Stage, register_stage
+from edgekd.train.batchnorm import after_training, refresh_note
 from edgekd.train.loop import CrossEntropy, TrainConfig
 
 

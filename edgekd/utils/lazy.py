@@ -9,7 +9,8 @@ from collections.abc import Callable
 def lazy_attributes(
     namespace: dict, names: dict[str, tuple[str, str]], modules: tuple[str, ...] = ()
 ) -> Callable[[str], object]:
-    """A module ``__getattr__``: ``names`` maps attribute -> (module, name); ``modules`` are submodules.
+    """A module ``__getattr__``: ``names`` maps attribute -> (module, name), or (module, "") for the module
+    itself under another name; ``modules`` are submodules.
 
     The value is stored in ``namespace`` once imported, so the next access is a plain lookup."""
     package = namespace["__name__"]
@@ -17,7 +18,8 @@ def lazy_attributes(
     def __getattr__(name: str) -> object:
         if name in names:
             module_name, attribute = names[name]
-            value = getattr(importlib.import_module(module_name), attribute)
+            module = importlib.import_module(module_name)
+            value = getattr(module, attribute) if attribute else module
         elif name in modules:
             value = importlib.import_module(f"{package}.{name}")
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def unknown(what: str, name: object, choices: Iterable[str]) -> str:
@@ -12,3 +12,12 @@ def unknown(what: str, name: object, choices: Iterable[str]) -> str:
     near = difflib.get_close_matches(str(name), options, n=1)
     hint = f"did you mean '{near[0]}'? " if near else ""
     return f"unknown {what} '{name}'; {hint}known: {', '.join(options)}"
+
+
+def check_choice(key: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices``, else one ConfigError line naming ``key``."""
+    if value not in choices:
+        from edgekd.errors import ConfigError
+
+        raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got '{value}'")
+    return value

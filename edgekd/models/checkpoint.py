@@ -1,0 +1,61 @@
+"""Checkpoint files: written atomically, read without executing code, checked against the model."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgekd.errors import CheckpointError, first_line
+from edgekd.utils.fileio import atomic_write
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` that never leaves a half-written checkpoint behind."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def safe_load(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"checkpoint '{source}' does not exist")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint '{source}' is corrupt or not a weights file: {first_line(exc)}") from exc
+
+
+def state_dict_of(payload: Any, source: str | Path) -> dict[str, torch.Tensor]:
+    """The model weights inside a checkpoint: a bare state dict or one under ``"model"``."""
+    if isinstance(payload, dict) and isinstance(payload.get("model"), dict):
+        payload = payload["model"]
+    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise CheckpointError(f"checkpoint '{source}' holds no model state dict")
+    return payload
+
+
+def load_weights(model: nn.Module, path: str | Path, payload: Any = None) -> nn.Module:
+    """Load a checkpoint into ``model``; a mismatch names the first differing tensor and shapes."""
+    state = state_dict_of(safe_load(path) if payload is None else payload, path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        what = f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'"
+        raise CheckpointError(
+            f"checkpoint '{path}' is for another architecture: {what} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
+        )
+    for key, tensor in expected.items():
+        if tensor.shape != state[key].shape:
+            raise CheckpointError(
+                f"checkpoint '{path}' is for another architecture: '{key}' has shape "
+                f"{tuple(state[key].shape)} in the file but {tuple(tensor.shape)} in the model"
+            )
+    model.load_state_dict(state)
+    return model

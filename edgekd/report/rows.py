@@ -1,0 +1,43 @@
+"""Reading a benchmark report and picking its rows: what every rendering of a report shares."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgekd.errors import ConfigError
+
+
+def read_report(file: Path, where: str | Path) -> dict:
+    """A ``report.json`` as a dict; ConfigError naming ``where`` when it is missing or not JSON."""
+    if not file.is_file():
+        raise ConfigError(f"{where}: no report.json there")
+    try:
+        report = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(report, dict):
+        raise ConfigError(f"{file}: not an edgekd report")
+    return report
+
+
+def ok_rows(report: dict) -> list[dict]:
+    return [r for r in report["results"] if r.get("status") == "ok"]
+
+
+def label(row: dict) -> str:
+    return f"{row['artifact']} @ {row['target']} b{row['batch']}"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower latency and higher accuracy."""
+    front = []
+    for i, (latency, accuracy) in enumerate(points):
+        dominated = any(
+            (lat <= latency and acc >= accuracy) and (lat < latency or acc > accuracy)
+            for j, (lat, acc) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])

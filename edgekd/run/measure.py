@@ -1,0 +1,51 @@
+"""Ledger rows measured on what a run produced: a model in PyTorch, or an exported file in its runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.data.sources import DataBundle
+from edgekd.models.cost import count_macs, count_params, size_bytes
+from edgekd.run.ledger import LedgerRow
+from edgekd.train import evaluate
+
+
+def model_row(
+    stage: str, kind: str, model: nn.Module, data: DataBundle, device: torch.device, wall_s: float, notes: str
+) -> LedgerRow:
+    """Test and validation accuracy, parameters, MACs for one sample and stored size of ``model``."""
+    return LedgerRow(
+        stage=stage,
+        kind=kind,
+        test_accuracy=evaluate(model, data.test, device),
+        val_accuracy=evaluate(model, data.val, device),
+        params=count_params(model),
+        macs=count_macs(model, data.signature),
+        size_bytes=size_bytes(model),
+        wall_s=round(wall_s, 2),
+        notes=notes,
+    )
+
+
+def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> LedgerRow:
+    """An exported file's row: accuracy and size of the file itself, params and MACs of the model it holds."""
+    return LedgerRow(
+        stage=fmt,
+        kind="artifact",
+        test_accuracy=artifact.test_accuracy,
+        params=previous.params,
+        macs=previous.macs,
+        size_bytes=artifact.size_bytes,
+        wall_s=round(artifact.export_s, 2),
+        notes=f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
+        details={
+            "path": str(artifact.path.relative_to(run_dir)),
+            "manifest": str(artifact.manifest_path.relative_to(run_dir)),
+            "sha256": artifact.sha256,
+            "precision": artifact.precision,
+            "parity": artifact.parity.as_dict(),
+        },
+    )

@@ -1,0 +1,305 @@
+"""The Pipeline: runs stages in order on a student and records what each one did.
+
+A stage is any object with a ``name`` and ``run(ctx, student) -> student`` (see :mod:`edgekd.stage`).
+Stages never import each other; they meet here and in the Trainer. What the run leaves on disk and
+how it resumes is :mod:`edgekd.run.folder`; the rows the ledger gets are :mod:`edgekd.run.measure`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from edgekd.data.sources import DataBundle, example_inputs
+from edgekd.errors import ConfigError
+from edgekd.export.convert import export_file
+from edgekd.export.plan import export_plan
+from edgekd.formats import FORMATS
+from edgekd.inputs import ModelInputs
+from edgekd.models.files import save_model
+from edgekd.outputs import logits_selected, output_selection, select_output
+from edgekd.quantize.model import QuantizedModel
+from edgekd.run.folder import RunFolder, RunReport, stage_config
+from edgekd.run.ledger import Ledger
+from edgekd.run.measure import artifact_row, model_row
+from edgekd.run.measurement import file_measurement
+from edgekd.run.preflight import check_models_accept_data
+from edgekd.stage import RunContext, Stage, is_stage, validate_stage
+from edgekd.targets import Target, load_target
+from edgekd.train import distributed, resolve_device
+from edgekd.utils.environment import machine_facts
+from edgekd.utils.progress import bars_hidden
+from edgekd.utils.quiet import torch_deprecations_quieted
+from edgekd.utils.version import __version__
+
+__all__ = ["Pipeline", "PipelineResult", "RunContext", "Stage"]
+
+
+@dataclass
+class PipelineResult:
+    model: nn.Module
+    artifacts: dict[str, Path]
+    report: dict
+    run_dir: Path
+    teachers: list[nn.Module] = field(default_factory=list)
+
+
+class Pipeline:
+    """Teacher(s) + student + data + ordered stages -> a run folder with checkpoints and a report.
+
+    Args:
+        teacher: one ``nn.Module`` or a list of them (their KD targets are averaged, see ``teacher_weights``).
+        student: the model the stages shrink; it must take ``data``'s inputs and return its classes' logits
+            (a tensor, a tuple, a dict or an object with ``.logits``; see :func:`edgekd.select_output`).
+        data: a :class:`edgekd.data.sources.DataBundle` (``ek.data.mnist()``, ``from_arrays``, ``image_folder``...).
+        stages: ``[ek.Distill(...), ek.Prune(...), ek.Quantize(...)]`` or any :class:`edgekd.stage.Stage`.
+        out_dir: the run folder; an existing run there is refused unless ``overwrite`` (or ``run(resume=True)``).
+        teacher_weights: one weight per teacher for the averaged soft targets (default equal).
+        export: ``["onnx", "tflite"]`` or ``{"tflite": {"io": "int8"}, "onnx": {"opset": 18}}``: each file is
+            written from the final student and must pass its parity gate.
+        targets: benchmark targets (``"cpu"``, ``"mobile-like"``, ``"gpu"``, a TOML path or a Target) that
+            measure the exported files; needs ``export``.
+        bench_teacher: with ``targets``, also export the (first) teacher in FP32 to each format
+            (``artifacts/teacher.onnx``...) and benchmark it beside the shipped files: the report then shows
+            what the chain bought in size, latency and accuracy against where it started.
+        seed: seeds every stage's Trainer. device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        quiet: no progress lines. config: what to record as the run's recipe (the CLI passes the YAML).
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module | Sequence[nn.Module],
+        student: nn.Module,
+        data: DataBundle,
+        stages: Sequence[Stage],
+        out_dir: str | Path = "runs/edgekd",
+        teacher_weights: Sequence[float] | None = None,
+        export: Sequence[str] | Mapping[str, dict | None] = (),
+        targets: Sequence[str | Target] = (),
+        bench_teacher: bool = False,
+        seed: int = 0,
+        device: str = "auto",
+        quiet: bool = False,
+        overwrite: bool = False,
+        config: dict | None = None,
+    ) -> None:
+        self.teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if not self.teachers or not all(isinstance(t, nn.Module) for t in self.teachers):
+            raise ConfigError("teacher must be a torch.nn.Module or a non-empty list of them")
+        if not isinstance(student, nn.Module):
+            raise ConfigError("student must be a torch.nn.Module")
+        if teacher_weights is not None and len(teacher_weights) != len(self.teachers):
+            raise ConfigError(f"teacher_weights has {len(teacher_weights)} values for {len(self.teachers)} teachers")
+        for i, stage in enumerate(stages):
+            if not is_stage(stage):
+                raise ConfigError(f"stages[{i}] ({type(stage).__name__}) has no name and run(ctx, student) method")
+        self.export = export_plan(export)
+        try:  # a typo fails here, not after an hour of training
+            self.targets = [t if isinstance(t, Target) else load_target(t) for t in targets]
+        except ConfigError as exc:
+            raise ConfigError(f"targets: {exc}") from exc
+        if self.targets and not self.export:
+            raise ConfigError("targets: benchmarking measures exported files; add export: [onnx, tflite]")
+        if bench_teacher and not self.targets:
+            raise ConfigError("bench_teacher: the teacher is benchmarked beside the shipped files; add targets")
+        self.bench_teacher = bench_teacher
+        self.student, self.data, self.stages = student, data, list(stages)
+        self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
+        self.folder = RunFolder(out_dir, overwrite)
+        self.out_dir = self.folder.path
+        self.seed, self.device, self.quiet, self.config = seed, resolve_device(device), quiet, config or {}
+        self._checked_for: bool | None = None  # the resume mode the last passed preflight was for
+
+    def preflight(self, resume: bool = False) -> None:
+        """Every check that can fail before minutes of training: run folder, inputs, outputs, stage options.
+
+        :meth:`run` calls it; call it yourself to fail fast before work of your own (the CLI trains
+        teachers after it). A passed preflight is not repeated by the run that follows."""
+        distributed.start(self.device)
+        if distributed.is_main():  # under torchrun rank 0 judges the folder before it writes into it
+            if resume:
+                self.folder.check_resumable(self._run_record())
+            else:
+                self.folder.check_fresh()
+        distributed.barrier()
+        named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
+        check_models_accept_data([*named, ("student", self.student)], self.data, self._example(), self.device)
+        for index, stage in enumerate(self.stages):
+            try:
+                validate_stage(stage, self.teachers, self.student)
+            except ConfigError as exc:
+                raise ConfigError(f"stages[{index}].{stage.name}: {exc}") from exc
+        self._checked_for = resume
+
+    @torch_deprecations_quieted()
+    def run(self, resume: bool = False, teacher_notes: Sequence[dict] | None = None) -> PipelineResult:
+        """Run every stage; with ``resume`` continue a killed run from its last completed stage and, inside
+        the stage it was in, from its last completed epoch. ``teacher_notes``: per teacher, ``notes`` and
+        ``wall_s`` of how it was made (pretraining), for its ledger row and the run's wall time."""
+        if self._checked_for is not resume:
+            self.preflight(resume)
+        self._checked_for = None
+        notes = list(teacher_notes) if teacher_notes is not None else [{} for _ in self.teachers]
+        if len(notes) != len(self.teachers):
+            raise ConfigError(f"teacher_notes has {len(notes)} entries for {len(self.teachers)} teachers")
+        with self.folder.open(), logits_selected(*self.teachers, self.student), bars_hidden(self.quiet):
+            result = self._run(resume, notes)
+        if output_selection(result.model) is None:
+            select_output(result.model)  # the final student returns its logits tensor, whatever it came as
+        return result
+
+    def _run(self, resume: bool, teacher_notes: list[dict]) -> PipelineResult:
+        run = RunReport(self.folder, self._report_facts(), teacher_notes)
+        ctx = RunContext(
+            self.teachers,
+            self.teacher_weights,
+            self.data,
+            self.out_dir,
+            self.device,
+            self.seed,
+            self.quiet,
+            measurement=file_measurement(),
+        )
+        if resume:
+            point = self.folder.resume_point([s.name for s in self.stages], self.student, self.device)
+            run.ledger, done, student = point.ledger, point.done, point.student
+            run.report.update(previous_wall_s=point.previous_wall_s, resumed=True)
+            self._log(f"resuming {self.out_dir} after stage {done}/{len(self.stages)}")
+        else:
+            self.folder.write_record(self._run_record())
+            done, student = 0, self.student.to(self.device)
+            for i, teacher in enumerate(self.teachers):
+                note = teacher_notes[i]
+                run.ledger.add(self._row(self._teacher_label(i), "input", teacher.to(self.device).eval(),
+                                         note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
+            run.ledger.add(self._row("student", "input", student, 0.0, "before any stage"))
+        for teacher in self.teachers:
+            teacher.to(self.device).eval()
+        run.write("running")
+        for index, stage in enumerate(self.stages[done:], start=done):
+            ctx.begin(self.folder.stage_dir(index, stage.name), resume and index == done)
+            with run.stop_recorded(f"stage {index + 1}: {stage.name}"):
+                student = self._run_stage(ctx, index, stage, student, run.ledger)
+            run.write("running")
+        artifacts: dict[str, Path] = {}
+        with distributed.main_only() as main:  # files are written once; the other ranks wait
+            if main:
+                save_model(student, self.out_dir / "student.pt")
+                artifacts = self._export_and_bench(student, run)
+        return PipelineResult(student, artifacts, run.write("completed"), self.out_dir, self.teachers)
+
+    def _export_and_bench(self, student: nn.Module, run: RunReport) -> dict[str, Path]:
+        artifacts: dict[str, Path] = {}
+        for fmt, options in self.export.items():
+            with run.stop_recorded(f"export {fmt}"):
+                artifacts[fmt] = self._export(fmt, options, student, run.ledger)
+            run.report["artifacts"] = {name: str(path.relative_to(self.out_dir)) for name, path in artifacts.items()}
+            run.write("running")
+        if self.targets:
+            with run.stop_recorded("benchmark"):
+                run.report["bench"] = self._bench(student, artifacts, run.ledger)
+        return artifacts
+
+    def _run_stage(self, ctx: RunContext, index: int, stage: Stage, student: nn.Module, ledger: Ledger) -> nn.Module:
+        self._log(f"stage {index + 1}/{len(self.stages)}: {stage.name}")
+        stage_start = time.perf_counter()
+        student = stage.run(ctx, student)
+        if not isinstance(student, nn.Module):
+            raise ConfigError(f"stage '{stage.name}' returned {type(student).__name__}, not a torch.nn.Module")
+        if not isinstance(student, QuantizedModel):  # a graph converted the same way everywhere
+            distributed.same_structure(student, f"stage {index + 1}: {stage.name}")
+        wall = time.perf_counter() - stage_start
+        if distributed.is_main():
+            save_model(student, ctx.stage_dir / "model.pt")
+        row = ledger.add(self._row(stage.name, "stage", student, wall, ctx.summary))
+        row.details = ctx.details
+        self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
+        return student
+
+    def _export(self, fmt: str, options: dict, student: nn.Module, ledger: Ledger) -> Path:
+        """Write one artifact (gated by its runtime) and add its row, measured on the file itself."""
+        self._log(f"export {fmt}")
+        path = self.out_dir / "artifacts" / f"model{FORMATS[fmt].suffix}"
+        artifact = export_file(fmt, student.cpu(), self._example(), path, data=self.data, **options)
+        row = ledger.add(artifact_row(fmt, artifact, ledger.rows[-1], self.out_dir))
+        self._log(f"{fmt}: test accuracy {100 * row.test_accuracy:.2f}% measured on {artifact.path.name} "
+                  f"({artifact.size_bytes / 1024:.1f} KiB, {artifact.export_s:.1f} s)")  # fmt: skip
+        return artifact.path
+
+    def _bench(self, student: nn.Module, artifacts: dict[str, Path], ledger: Ledger) -> dict:
+        """Every artifact (and the PyTorch model as the reference) on every target, in fresh processes."""
+        from edgekd import bench  # the harness and its plotting load on first use
+        from edgekd import report as report_files
+        from edgekd.formats.pt2.writer import torch_reference
+        from edgekd.quantize.graph import CaptureError
+
+        self._log(f"benchmark on {', '.join(t.name for t in self.targets)}")
+        files = list(artifacts.values())
+        if self.bench_teacher:
+            files += self._teacher_files()
+        try:
+            reference = self.out_dir / "artifacts" / "model.pt2"
+            files.append(torch_reference(student, self._example(), reference, self.data.signature.free_axes))
+        except CaptureError as exc:
+            self._log(f"no PyTorch reference in the benchmark: {exc}")
+        result = bench.run(files, self.targets, data=self.data, quiet=self.quiet)
+        paths = report_files.write_report(result, self.out_dir / "bench", ledger=ledger.as_dicts())
+        self._log(f"benchmark report: {paths['html']}")
+        return result
+
+    def _teacher_files(self) -> list[Path]:
+        """The first teacher as FP32 files in the run's formats, parity-gated like every artifact."""
+        teacher = self.teachers[0].cpu().eval()
+        paths = []
+        for fmt in self.export:
+            self._log(f"export the teacher to {fmt} for the benchmark")
+            path = self.out_dir / "artifacts" / f"teacher{FORMATS[fmt].suffix}"
+            paths.append(export_file(fmt, teacher, self._example(), path, data=self.data).path)
+        return paths
+
+    def _run_record(self) -> dict:
+        """What a resume must match: the recipe (or the Python arguments) and the code version."""
+        return {
+            "edgekd_version": __version__,
+            "config": self.config,
+            "stages": [{"name": s.name, "config": stage_config(s)} for s in self.stages],
+            "export": self.export,
+            "targets": [t.name for t in self.targets],
+            "bench_teacher": self.bench_teacher,
+            "seed": self.seed,
+            "data": self.data.describe(),
+        }
+
+    def _report_facts(self) -> dict:
+        """What the report says about the run besides its ledger: data, models, stages, machine."""
+        return {
+            "data": self.data.describe(),
+            "teachers": [type(t).__name__ for t in self.teachers],
+            "teacher_weights": self.teacher_weights,
+            "processes": distributed.describe(),
+            "student": type(self.student).__name__,
+            "stages": [{"name": s.name, "config": stage_config(s)} for s in self.stages],
+            "export": self.export,
+            "targets": [t.name for t in self.targets],
+            "seed": self.seed,
+            "config": self.config,
+            "environment": machine_facts(str(self.device)),
+        }
+
+    def _row(self, stage: str, kind: str, model: nn.Module, wall: float, notes: str):
+        return model_row(stage, kind, model, self.data, self.device, wall, notes)
+
+    def _example(self) -> ModelInputs:
+        """Two validation inputs (CPU): shape checks, export examples, graph capture."""
+        return example_inputs(self.data.val, 2)
+
+    def _teacher_label(self, index: int) -> str:
+        return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
+
+    def _log(self, line: str) -> None:
+        if not self.quiet and distributed.is_main():
+            print(f"[edgekd] {line}", flush=True)

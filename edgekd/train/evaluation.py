@@ -1,0 +1,30 @@
+"""How good a model is on a loader: the number every stage's best epoch and every ledger row rests on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from edgekd.inputs import forward, split_batch, to_device
+from edgekd.outputs import logits_of
+from edgekd.train import distributed
+from edgekd.utils.modes import inference
+
+
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", split: bool = False) -> float:
+    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches; with ``split`` under
+    ``torchrun`` each rank evaluates its share of the batches and the counts are summed (every rank
+    must call it then)."""
+    correct = total = 0
+    batches = distributed.evaluation_batches(loader) if split else loader
+    with inference(model):
+        for batch in batches:
+            x, y, _ = split_batch(batch)
+            x, y = to_device(x, device), y.to(device)
+            correct += int((logits_of(forward(model, x)).argmax(1) == y).sum())
+            total += len(y)
+    if split:
+        correct, total = distributed.sums(correct, total)
+    return correct / max(total, 1)
