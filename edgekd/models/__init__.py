@@ -11,7 +11,20 @@ from edgekd.utils.lazy import lazy_attributes
 
 _NAMES = {
     **{name: ("edgekd.models.reference", name) for name in (
-        "BasicBlock", "ResNetCNN", "InvertedResidual", "MobileNetCNN", "Attention", "TransformerBlock", "TinyViT", "MLP", "mnist_resnet", "mnist_mobilenet", "mobilenetv2", "mnist_vit", "hinton_teacher", "hinton_student",
+        "BasicBlock",
+        "ResNetCNN",
+        "InvertedResidual",
+        "MobileNetCNN",
+        "Attention",
+        "TransformerBlock",
+        "TinyViT",
+        "MLP",
+        "mnist_resnet",
+        "mnist_mobilenet",
+        "mobilenetv2",
+        "mnist_vit",
+        "hinton_teacher",
+        "hinton_student",
     )},
     **{name: ("edgekd.models.transformers", name) for name in ("from_teacher_layers", "smaller", "block_list")},
 }  # fmt: skip
