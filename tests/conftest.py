@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fast_tier import pytest_runtest_makereport  # noqa: F401 - the hook that keeps the fast tier fast
 from quadrants import quadrant_images
 
 import edgekd as ek

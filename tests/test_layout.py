@@ -7,6 +7,8 @@ lazy tables that load a module on first use): an import hidden in a function is 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -168,3 +170,16 @@ def test_every_declared_catalog_entry_loads(kind: str) -> None:
     assert declared, f"no entry points in edgekd.{kind}: is the package installed (pip install -e .)?"
     for point in declared:
         assert catalog(kind).get(point.name) is not None
+
+
+HEAVY = ("torchao", "litert_torch", "onnx", "onnxruntime", "transformers", "torch_pruning", "matplotlib")
+
+
+@pytest.mark.parametrize("module", ["edgekd.recipe.schema", "edgekd.train", "edgekd.export", "edgekd.bench.worker"])
+def test_light_modules_import_no_converter_or_runtime(module: str) -> None:
+    """Validating a recipe or starting a training loop must not pay seconds for converters it does not use
+    (the bench worker imports only the runtime it measures, once it knows which)."""
+    probe = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [], f"{module} imports {done.stdout.strip()}"

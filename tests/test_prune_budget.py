@@ -147,7 +147,8 @@ def test_a_search_that_runs_out_of_steps_says_so_and_leaves_its_path(tiny_images
     assert record["steps"][0]["share"] is None and record["steps"][0]["group"].count(" + ") == 2  # all three, combined
 
 
-@pytest.mark.parametrize("how", [pytest.param("netadapt", marks=pytest.mark.slow), "uniform"])
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["netadapt", "uniform"])
 def test_an_estimated_latency_budget_is_met_by_the_shipped_file(tiny_images, tmp_path, how):
     from edgekd.bench.estimate import estimates_for
     from edgekd.targets import load_target

@@ -293,6 +293,7 @@ def test_the_trim_stage_in_a_pipeline_exports_a_file_fed_with_the_original_ids(b
     assert onnx_row["test_accuracy"] == pytest.approx(row["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_a_dynamic_sequence_length_reaches_the_int8_onnx_file_and_tflite_says_it_is_fixed(bert_teacher, tmp_path):
     import numpy as np
     import onnxruntime as ort

@@ -1,16 +1,22 @@
-"""INT8 quantization: PT2E QAT / PTQ into a :class:`QuantizedModel` that exports to ONNX and TFLite."""
+"""INT8 quantization: PT2E QAT / PTQ into a :class:`QuantizedModel` that exports to ONNX and TFLite.
 
-from edgekd.quantize.model import QuantizationScheme, QuantizedModel, TensorQuantization
-from edgekd.quantize.pt2e import ObservedGraph, calibrate, convert, prepare
-from edgekd.quantize.stage import Quantize
+Names load on first use: torchao and litert-torch take seconds to import.
+"""
 
-__all__ = [
-    "ObservedGraph",
-    "QuantizationScheme",
-    "QuantizedModel",
-    "Quantize",
-    "TensorQuantization",
-    "calibrate",
-    "convert",
-    "prepare",
-]
+from edgekd.utils.lazy import lazy_attributes
+
+_MODEL = ("QuantizationScheme", "QuantizedModel", "TensorQuantization")
+_NAMES = {
+    **{
+        name: ("edgekd.quantize.model", name) for name in ("QuantizationScheme", "QuantizedModel", "TensorQuantization")
+    },
+    **{name: ("edgekd.quantize.pt2e", name) for name in ("ObservedGraph", "calibrate", "convert", "prepare")},
+    "Quantize": ("edgekd.quantize.stage", "Quantize"),
+}
+_MODULES = (
+    "bias", "compat", "embedding", "graph", "model", "pt2e", "quantizer", "safe_archive", "stage", "weight_range",
+)  # fmt: skip
+
+__all__ = list(_NAMES)
+
+__getattr__ = lazy_attributes(globals(), _NAMES, _MODULES)

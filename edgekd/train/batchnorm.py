@@ -11,6 +11,7 @@ accuracy says it helped.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,8 +22,6 @@ from edgekd.data.sources import DataBundle
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.train.evaluation import evaluate
 from edgekd.utils.quiet import quiet_import
-
-torchao_pt2e = quiet_import("torchao.quantization.pt2e")  # its import logs CUDA kernels a CPU build lacks
 
 CALIBRATION_BATCHES = 50
 SLOW_MOMENTUM = 0.05  # below this, statistics lag the weights by tens of steps or more
@@ -104,7 +103,7 @@ def recalibrate_batchnorm(
     sums = [(torch.zeros_like(layer.running_mean), torch.zeros_like(layer.running_var)) for layer in layers]
     seen = 0
     model.train()
-    model.apply(torchao_pt2e.disable_fake_quant)  # QAT graphs: statistics of the float computation (see above)
+    _switch_fake_quant(model, on=False)  # QAT graphs: statistics of the float computation (see above)
     with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift later training
         for i, batch in enumerate(loader):
             if i >= batches:
@@ -122,7 +121,7 @@ def recalibrate_batchnorm(
             layer.running_var.copy_((var_sum / seen).clamp(min=0))
     for layer, momentum in zip((layer for layer in layers if layer.module is not None), momenta):
         layer.module.momentum = momentum
-    model.apply(torchao_pt2e.enable_fake_quant)
+    _switch_fake_quant(model, on=True)
     model.train(was_training)
     if epoch is not None:
         loader.epoch = epoch  # the loader's next shuffle is the one it would have been
@@ -220,3 +219,12 @@ def refresh_note(facts: dict) -> str:
     if facts.get("warning"):
         words += "; validation sat at chance (see warning)"
     return words
+
+
+def _switch_fake_quant(model: nn.Module, on: bool) -> None:
+    """Turn a QAT graph's fake quantization on or off. A model holds torchao's fake-quant modules only
+    once torchao is imported, so a float model never pays for importing it (seconds, for every recipe)."""
+    if "torchao" not in sys.modules:
+        return
+    pt2e = quiet_import("torchao.quantization.pt2e")  # its import logs CUDA kernels a CPU build lacks
+    model.apply(pt2e.enable_fake_quant if on else pt2e.disable_fake_quant)
