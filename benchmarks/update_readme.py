@@ -1,13 +1,15 @@
-"""Rewrite the README's result blocks from benchmarks/results/*.json, so no number is typed by hand.
+"""Rewrite the result blocks of README.md and the docs pages from benchmarks/results/*.json, so no number
+is typed by hand. Each ``<!-- name -->`` block lives in exactly one of those pages.
 
-python -m benchmarks.update_readme          # rewrite README.md
-python -m benchmarks.update_readme --check  # exit 1 if README.md is out of date
+python -m benchmarks.update_readme          # rewrite README.md and docs/**/*.md
+python -m benchmarks.update_readme --check  # exit 1 if any page is out of date
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -392,26 +394,57 @@ BLOCKS = {
 }
 
 
-def render(readme: str) -> str:
+def pages() -> list[Path]:
+    """README.md and the docs pages (not the results linked into docs/)."""
+    docs = ROOT / "docs"
+    return [ROOT / "README.md", *sorted(p for p in docs.rglob("*.md") if "results" not in p.relative_to(docs).parts)]
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
+
+
+def _linked_from(block: str, page: Path | None) -> str:
+    """Result links as seen from ``page``: a docs page reaches the results through ``docs/results``."""
+    if page is None or page.parent == ROOT:
+        return block
+    results = os.path.relpath(ROOT / "docs" / "results", page.parent)
+    return block.replace("](benchmarks/results/", f"]({results}/")
+
+
+def render(text: str, page: Path | None = None) -> str:
+    """``text`` (of ``page``, README.md when not given) with every result block it holds rebuilt."""
     for name, build in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
-        if not pattern.search(readme):
-            raise SystemExit(f"README.md has no <!-- {name} --> block")
-        text = build() + "\n"
-        readme = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), readme)
-    return readme
+        pattern = _pattern(name)
+        if pattern.search(text):
+            fresh = _linked_from(build(), page) + "\n"
+            text = pattern.sub(lambda m, fresh=fresh: m.group(1) + fresh + m.group(2), text)
+    return text
+
+
+def block_homes() -> dict[str, list[Path]]:
+    """Which pages hold each block: exactly one each, or the block is lost or rendered twice."""
+    texts = {path: path.read_text() for path in pages()}
+    return {name: [path for path, text in texts.items() if _pattern(name).search(text)] for name in BLOCKS}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Regenerate README result blocks from benchmarks/results.")
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 when README.md is stale")
+    parser = argparse.ArgumentParser(description="Regenerate the result blocks of README.md and docs/ pages.")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 when a page is stale")
     args = parser.parse_args()
-    path = ROOT / "README.md"
-    current = path.read_text()
-    fresh = render(current)
+    misplaced = {name: homes for name, homes in block_homes().items() if len(homes) != 1}
+    if misplaced:
+        raise SystemExit(f"each result block must live in exactly one page: {misplaced}")
+    stale = []
+    for path in pages():
+        current = path.read_text()
+        fresh = render(current, path)
+        if fresh != current:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh)
     if args.check:
-        sys.exit(0 if fresh == current else 1)
-    path.write_text(fresh)
+        sys.exit(1 if stale else 0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The README's result tables are generated from the committed benchmark results, not typed."""
+"""The result tables of README and the docs are generated from the committed benchmark results, not typed."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import pytest
 
 from benchmarks.int8_latency import QUANTIZE_STATIC, float_ops
 from benchmarks.run import STUDIES
-from benchmarks.update_readme import ROOT, render
+from benchmarks.update_readme import ROOT, block_homes, pages, render
 
 
-def test_readme_result_tables_match_the_committed_results():
-    readme = (ROOT / "README.md").read_text()
-    assert render(readme) == readme, "README is stale: run python -m benchmarks.update_readme"
+def test_readme_and_docs_result_tables_match_the_committed_results():
+    for page in pages():
+        text = page.read_text()
+        assert render(text, page) == text, f"{page} is stale: run python -m benchmarks.update_readme"
+
+
+def test_every_result_block_lives_in_exactly_one_page():
+    assert {name: len(homes) for name, homes in block_homes().items() if len(homes) != 1} == {}
 
 
 def test_result_blocks_hold_numbers_from_the_results():
-    rendered = render((ROOT / "README.md").read_text())
+    rendered = "".join(render(page.read_text(), page) for page in pages())
     assert "| teacher (mnist-resnet), FP32 |" in rendered and "| KD, teacher cached |" in rendered
     assert "| tflite int8 (edgekd) |" in rendered
 

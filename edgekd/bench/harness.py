@@ -74,7 +74,8 @@ def run(
             :class:`~edgekd.targets.Target` (threads, pinned cores, memory cap, batch sizes).
         data: when given, each file's top-1 accuracy on its test inputs (and real inputs for timing).
         quiet: no progress lines.
-        runs / min_s: override the target's timed runs (at least) and seconds (at least).
+        runs: override the target's timed runs (at least).
+        min_s: override the target's timed seconds (at least).
         threads: override the target's thread count.
         accuracy_samples: how many test samples the accuracy is measured on (default: all).
     Write it with :func:`edgekd.report.write_report` (JSON, Markdown and a self-contained HTML).

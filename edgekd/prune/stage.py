@@ -53,8 +53,9 @@ class Prune(TeachingConfig, Stage):
 
     Args:
         ratio: fraction of channels to remove, in [0, 1).
-        target_macs / target_params: instead of ``ratio``, keep at most this fraction of the input
-            model's MACs (or parameters); the ratio is found by bisection. Give one at most.
+        target_macs: instead of ``ratio``, keep at most this fraction of the input model's MACs; the
+            ratio is found by bisection. Give one of ``target_macs`` and ``target_params`` at most.
+        target_params: the same for the parameter count.
         budget: instead of a ratio, what the shipped file must meet: ``{"latency_ms": 2.0, "target":
             "mobile-like", "format": "tflite"}``, ``{"size_kb": 500}`` or ``{"macs": 5e6}``; per-group
             ratios are searched NetAdapt-style on measured latency (``edgekd.search.netadapt``,
@@ -65,7 +66,9 @@ class Prune(TeachingConfig, Stage):
         round_to: keep channel counts multiples of this (SIMD-friendly); None for exact counts.
         ignore: module names never pruned (default: the classifier head).
         calibration_batches: training batches that re-estimate BatchNorm statistics after pruning.
-        epochs, lr and the distillation options (temperature, alpha, features, ...): the recovery.
+
+    The recovery after each cut is ``epochs`` of distillation at ``lr`` with the distillation options
+    (``temperature``, ``alpha``, ``features``...).
     """
 
     epochs: int = 2

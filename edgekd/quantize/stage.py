@@ -39,8 +39,9 @@ class Quantize(TeachingConfig, Stage):
             per-row scale in both files (weight-only: a lookup has no activation to quantize), a
             quarter of the bytes of a text model's largest tensor; ``float`` keeps them FP32.
             A table named in ``exclude`` stays float either way.
-        temperature, alpha and the training options: how QAT learns from the teacher's logits
-            (feature hints are not available on a traced graph).
+
+    ``temperature``, ``alpha`` and the training options say how QAT learns from the teacher's logits
+    (feature hints are not available on a traced graph).
     """
 
     epochs: int = 1
