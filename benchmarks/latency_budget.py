@@ -88,7 +88,7 @@ def study_target(quick: bool, folder: Path) -> str:
     text = files("edgekd.targets").joinpath("mobile-like.toml").read_text()
     table = text.index("[[reference_phones]]")
     toy = 'name = "mobile-like-quick"\nwarmup_runs = 2\nwarmup_s = 0.0\nruns = 5\nmin_s = 0.0\n'
-    text = re.sub(r'^name = .*$\n', "", text[:table], flags=re.M) + toy + text[table:]
+    text = re.sub(r"^name = .*$\n", "", text[:table], flags=re.M) + toy + text[table:]
     path = folder / "mobile-like-quick.toml"
     path.write_text(text)
     return str(path)
