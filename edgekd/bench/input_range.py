@@ -28,8 +28,8 @@ def expected_range(normalization: dict) -> tuple[float, float]:
 
 def range_warning(normalization: dict | None, data: np.ndarray) -> str | None:
     """A one-line warning when ``data`` cannot be inputs normalized as ``normalization`` says."""
-    if not normalization or data.dtype.kind != "f" or data.size == 0:
-        return None
+    if not normalization or data.dtype.kind not in "fiu" or data.size == 0:
+        return None  # integer data counts too: uint8 pixels fed to a float file are cast, not scaled
     low, high = expected_range(normalization)
     seen_low, seen_high = float(data.min()), float(data.max())
     slack = SLACK * (high - low)

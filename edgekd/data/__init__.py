@@ -19,6 +19,7 @@ from edgekd.data.sources import (
     fashion_mnist,
     first_samples,
     from_arrays,
+    from_loaders,
     from_named_arrays,
     from_npz,
     image_folder,
@@ -35,10 +36,28 @@ _NAMES = {name: ("edgekd.data.texts", name) for name in ("text", "text_file", "c
 _MODULES = ("corpora", "idx", "sources", "texts", "tokenizers")
 
 __all__ = [
-    "FASHION_MNIST_DIR", "FASHION_MNIST_LABELS", "IMAGE_SUFFIXES",
-    "ArrayLoader", "DataBundle", "dataset_size", "digits", "example_inputs", "fashion_mnist", "first_samples",
-    "from_arrays", "from_named_arrays", "from_npz", "image_folder", "load_idx_split", "load_mnist_arrays", "mnist",
-    "random_shift", "source", "source_names", *_NAMES,
-]  # fmt: skip
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_LABELS",
+    "IMAGE_SUFFIXES",
+    "ArrayLoader",
+    "DataBundle",
+    "dataset_size",
+    "digits",
+    "example_inputs",
+    "fashion_mnist",
+    "first_samples",
+    "from_arrays",
+    "from_loaders",
+    "from_named_arrays",
+    "from_npz",
+    "image_folder",
+    "load_idx_split",
+    "load_mnist_arrays",
+    "mnist",
+    "random_shift",
+    "source",
+    "source_names",
+    *_NAMES,
+]
 
 __getattr__ = lazy_attributes(globals(), _NAMES, _MODULES)

@@ -151,10 +151,88 @@ class DataBundle:
             "labels": self.labels,
             "mean": self.mean,
             "std": self.std,
-            "train_augmented": not getattr(self.train, "deterministic", False),
+            # a torch DataLoader's transforms are invisible: its augmentation is unknown, not assumed
+            "train_augmented": (not self.train.deterministic) if hasattr(self.train, "deterministic") else None,
             **({"inputs": self.signature.describe()} if self.signature.keyword else {}),
             **self.extra,
         }
+
+
+LOADER_SPLITS = ("train", "val", "test")
+
+
+def from_loaders(
+    train: Iterable,
+    val: Iterable | None = None,
+    test: Iterable | None = None,
+    num_classes: int | None = None,
+    labels: Sequence[str] | None = None,
+    mean: Sequence[float] = (),
+    std: Sequence[float] = (),
+    name: str = "loaders",
+) -> DataBundle:
+    """A bundle from loaders you already have (torch DataLoaders, or any iterable of ``(x, y)`` batches).
+
+    What a loader cannot tell is asked for: ``val`` (the best epoch is chosen on it), and ``num_classes``
+    unless the dataset has ``classes`` (as torchvision's ImageFolder does). ``test`` defaults to ``val``,
+    and the report says so. ``mean`` and ``std`` are the normalization the loaders apply, for the manifest
+    (an app must apply it too); leave them empty when the model takes the loader's values as they are.
+    """
+    if isinstance(train, Mapping) or not isinstance(train, Iterable):
+        raise DataError(f"train: expected a loader (an iterable of (x, y) batches), got {type(train).__name__}")
+    if val is None:
+        raise DataError(
+            "data: a training loader alone cannot choose the best epoch; give a validation loader too "
+            "(ek.data.from_loaders(train, val, test, ...) or data={'train': ..., 'val': ..., 'test': ...})"
+        )
+    dataset_classes = getattr(getattr(train, "dataset", None), "classes", None)
+    if labels is None and dataset_classes is not None:
+        labels = [str(c) for c in dataset_classes]
+    if num_classes is None:
+        if labels is None:
+            raise DataError(
+                "data: how many classes? a loader does not say; pass num_classes= (and labels= for their names) "
+                "to ek.data.from_loaders"
+            )
+        num_classes = len(labels)
+    if labels is not None and len(labels) != num_classes:
+        raise DataError(f"data: {len(labels)} label names for {num_classes} classes")
+    extra = {"source": "loaders given by the user"}
+    if test is None:
+        extra["test_split"] = "the validation loader (no test loader was given)"
+    try:
+        signature = Signature.of(first_samples(val, 1)[0])
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError) as exc:
+        raise DataError(f"data: the validation loader's first batch is not (x, y) or (x, y, index): {exc}") from exc
+    bundle = DataBundle(
+        name=name, train=train, val=val, test=test if test is not None else val,
+        input_shape=signature.first_shape, input_signature=signature,
+        num_classes=int(num_classes),
+        labels=list(labels) if labels is not None else [str(i) for i in range(num_classes)],
+        mean=[float(v) for v in mean], std=[float(v) for v in std], extra=extra,
+    )  # fmt: skip
+    return bundle
+
+
+def as_bundle(data: object, where: str = "data") -> DataBundle:
+    """``data`` as a DataBundle: a bundle, a dict of ``train``/``val``/``test`` loaders, or one line that
+    says what to pass instead."""
+    if isinstance(data, DataBundle):
+        return data
+    if isinstance(data, Mapping):
+        unknown_keys = sorted(set(data) - {*LOADER_SPLITS, "num_classes", "labels", "mean", "std", "name"})
+        if unknown_keys:
+            raise DataError(f"{where}: unknown key '{unknown_keys[0]}'; a dict of loaders takes train, val, test "
+                            "(and num_classes, labels, mean, std)")  # fmt: skip
+        if "train" not in data:
+            raise DataError(f"{where}: a dict of loaders needs 'train' (and 'val')")
+        return from_loaders(**data)
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        raise DataError(
+            f"{where}: a single {type(data).__name__} has no validation split; pass {{'train': ..., 'val': ..., "
+            "'test': ..., 'num_classes': N}} or ek.data.from_loaders(train, val, test, num_classes=N)"
+        )
+    raise DataError(f"{where}: expected an ek.data bundle or a dict of loaders, got {type(data).__name__}")
 
 
 def first_samples(loader, limit: int | None = None) -> tuple[ModelInputs, torch.Tensor]:
@@ -207,6 +285,35 @@ def _normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor
     return torch.from_numpy(((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32))
 
 
+def class_indices(y, key: str) -> np.ndarray:
+    """Labels as int64 class indices 0..C-1, or one DataError line saying why they are not: a float
+    target is never truncated to a class, and a {-1, +1} or multi-column target is never guessed at."""
+    array = np.asarray(y)
+    if array.ndim > 1 and array.shape[1:] != (1,) * (array.ndim - 1):
+        raise DataError(
+            f"{key}: shape {array.shape} holds several targets per sample; edgekd's data sources take one class "
+            "index per sample (multi-label and dense targets are not supported yet)"
+        )
+    array = array.reshape(-1)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{key}: labels must be class indices 0..C-1, got {array.dtype} values")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise DataError(f"{key}: labels hold NaN or Inf")
+        fractional = array[array != np.round(array)]
+        if fractional.size:
+            raise DataError(
+                f"{key}: labels hold non-integer values such as {fractional[0]:g}: a regression target cannot be "
+                "a class index (edgekd trains classifiers; regression is not supported yet)"
+            )
+    if array.size and array.min() < 0:
+        raise DataError(
+            f"{key}: labels must be class indices 0..C-1, got {array.min():g}; map them first "
+            "(for {-1, +1}: (y + 1) // 2)"
+        )
+    return array.astype(np.int64)
+
+
 def from_arrays(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -221,8 +328,7 @@ def from_arrays(
 ) -> DataBundle:
     """A bundle from numpy arrays; a seeded slice of the training set becomes validation."""
     x_train, x_test = _as_images(x_train), _as_images(x_test)
-    y_train = np.asarray(y_train).astype(np.int64).reshape(-1)
-    y_test = np.asarray(y_test).astype(np.int64).reshape(-1)
+    y_train, y_test = class_indices(y_train, "y_train"), class_indices(y_test, "y_test")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"train and test inputs differ in shape: {x_train.shape[1:]} vs {x_test.shape[1:]}")
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
@@ -278,8 +384,8 @@ def from_named_arrays(
         if x_train[key].shape[1:] != x_test[key].shape[1:]:
             raise DataError(f"input '{key}': train and test differ in shape: "
                             f"{tuple(x_train[key].shape[1:])} vs {tuple(x_test[key].shape[1:])}")  # fmt: skip
-    y_train = torch.from_numpy(np.asarray(y_train).astype(np.int64).reshape(-1))
-    y_test = torch.from_numpy(np.asarray(y_test).astype(np.int64).reshape(-1))
+    y_train = torch.from_numpy(class_indices(y_train, "y_train"))
+    y_test = torch.from_numpy(class_indices(y_test, "y_test"))
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         lengths = {key: len(value) for key, value in x.items()}
         if len(set(lengths.values()) | {len(y)}) != 1:

@@ -15,6 +15,11 @@ samples that agree). Two logits can move towards each other by twice a sample's 
 within twice the file's typical error (90th percentile of per-sample maxima) is a near-tie, never
 less than ``TIE_STEPS`` and never more than ``MAX_TIE_STEPS``: a broken file, whose error is large,
 cannot widen the margin past the cap and hide its disagreements.
+
+A gate cannot pass what it did not compare: when more than ``MAX_NEAR_TIE_SHARE`` of the samples are
+near-ties, too few decided the verdict and the file fails, saying how many did. So does a file whose
+outputs do not change with its input (a collapsed model gives every image the same logits), and one
+whose outputs hold NaN or Inf.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ MIN_AGREEMENT = 0.99
 TIE_STEPS = 2.0
 MAX_TIE_STEPS = 8.0
 TYPICAL_ERROR_QUANTILE = 0.9
+MAX_NEAR_TIE_SHARE = 0.25  # above this share of near-ties, too few samples decided the verdict
 
 
 @dataclass
@@ -56,11 +62,19 @@ class ParityReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def decided_by(self) -> int:
+        """How many samples the verdict rests on: every sample but the near-ties set aside."""
+        return self.samples - self.near_ties
+
     def summary(self) -> str:
         text = f"top-1 agreement {100 * self.top1_agreement:.2f}% on {self.samples} samples"
         if self.near_ties:
             within = f" within {self.tie_steps:.1f} steps" if self.tie_steps else ""
-            text += f" ({self.near_ties} near-ties{within} set aside)"
+            text = (
+                f"top-1 agreement {100 * self.top1_agreement:.2f}% on the {self.decided_by} of {self.samples} samples "
+                f"that decided it ({self.near_ties} near-ties{within} set aside)"
+            )
         if self.max_error_steps is not None:
             return text + f", max error {self.max_error_steps:.1f} steps (mean {self.mean_error_steps:.2f})"
         return text + f", relative error {self.relative_error:.1e}"
@@ -110,9 +124,10 @@ def compare(
         tie_steps = tie_margin_steps(error / output_step)
         decisive = _decisive(expected, tie_steps * output_step)
         near_ties, agrees = int((~decisive).sum()), agrees[decisive]
-    agreement = float(agrees.mean()) if agrees.size else 1.0
-    if not np.isfinite(actual).all():
-        passed, reason = False, "the artifact produced NaN or Inf"
+    agreement = float(agrees.mean()) if agrees.size else 0.0
+    degenerate = _degenerate(actual, expected, samples, near_ties)
+    if degenerate:
+        passed, reason = False, degenerate
     elif precision == "int8":
         passed = agreement >= min_agreement
         shortfall = f"top-1 agreement {100 * agreement:.2f}% < {100 * min_agreement:.0f}%"
@@ -124,6 +139,33 @@ def compare(
         precision, count(samples), agreement, max_abs, relative, max_steps, mean_steps, passed, reason, near_ties,
         tie_steps,
     )  # fmt: skip
+
+
+def _degenerate(actual: np.ndarray, expected: np.ndarray, samples: ModelInputs, near_ties: int) -> str | None:
+    """Why the comparison proves nothing, or None: outputs that are not numbers, that ignore the input,
+    or too few decisive samples to judge on."""
+    if not np.isfinite(expected).all():
+        return "the PyTorch model itself produced NaN or Inf on the parity samples"
+    if not np.isfinite(actual).all():
+        return "the artifact produced NaN or Inf"
+    total = len(actual)
+    if total > 1 and _inputs_vary(samples) and np.ptp(actual.reshape(total, -1), axis=0).max() == 0:
+        return (
+            f"the artifact returns the same output for all {total} different inputs (a collapsed model: "
+            "check the stage that produced it, e.g. a quantization whose activation ranges are wrong)"
+        )
+    if near_ties > MAX_NEAR_TIE_SHARE * total:
+        return (
+            f"only {total - near_ties} of {total} samples decided the comparison ({near_ties} near-ties, over "
+            f"{100 * MAX_NEAR_TIE_SHARE:.0f}%): the model's best logits barely separate, so agreement proves nothing"
+        )
+    return None
+
+
+def _inputs_vary(samples: ModelInputs) -> bool:
+    arrays = to_numpy(samples)
+    arrays = arrays.values() if isinstance(arrays, dict) else [arrays]
+    return any(np.ptp(a.reshape(len(a), -1).astype(np.float64), axis=0).max() > 0 for a in arrays if len(a) > 1)
 
 
 def tie_margin_steps(error_steps: np.ndarray) -> float:

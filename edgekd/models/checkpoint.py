@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,37 @@ def safe_load(path: str | Path) -> Any:
     source = Path(path)
     if not source.is_file():
         raise CheckpointError(f"checkpoint '{source}' does not exist")
+    if source.suffix.lower() in EXPORTED_SUFFIXES:
+        raise CheckpointError(
+            f"checkpoint '{source}' is an exported {source.suffix} file, not PyTorch weights: a file cannot be "
+            "loaded into a module; give the module's state_dict() file, or the model that wrote it"
+        )
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint '{source}' is corrupt or not a weights file: {first_line(exc)}") from exc
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(_refusal(source, exc)) from exc
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint '{source}' is corrupt or not a weights file: {_clean(exc)}") from exc
+
+
+EXPORTED_SUFFIXES = (".onnx", ".tflite", ".pte", ".pb", ".h5", ".keras")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _clean(exc: BaseException) -> str:
+    """A library's first line without terminal colour codes."""
+    return _ANSI.sub("", first_line(exc))
+
+
+def _refusal(source: Path, exc: BaseException) -> str:
+    """Why a pickle was refused, and what to do, in one line (PyTorch's own text runs to a page)."""
+    text = _ANSI.sub("", str(exc))
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global '?([\w.]+)", text)
+    what = f" (it stores the class {found.group(1)})" if found else ""
+    return (
+        f"checkpoint '{source}' holds pickled Python objects{what}, which edgekd never runs: save "
+        "model.state_dict() instead (torch.save(model.state_dict(), path)), or pass the module itself"
+    )
 
 
 def state_dict_of(payload: Any, source: str | Path) -> dict[str, torch.Tensor]:

@@ -148,8 +148,20 @@ def _sync_transformer(model: nn.Module, pruner) -> None:
 
 
 def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
-    """The classifier head: Linear layers that produce the class logits are never pruned by default."""
-    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    """What is never pruned: the classifier head (Linear layers that produce the class logits) and a
+    language model's output head (Hugging Face's ``get_output_embeddings()``)."""
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    heads = getattr(model, "get_output_embeddings", None)
+    head = heads() if callable(heads) else None
+    if isinstance(head, nn.Module):
+        names += [name for name, m in model.named_modules() if m is head and name not in names]
+    return names
+
+
+def protected(model: nn.Module, num_classes: int, ignore: Iterable[str] | None) -> list[str]:
+    """The default protections plus the user's ``ignore``: naming a module to skip never unprotects the head."""
+    names = default_ignore(model, num_classes)
+    return names + [name for name in (ignore or []) if name not in names]
 
 
 def resolve_ignore(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
@@ -177,7 +189,7 @@ def check_importance(name: str, key: str = "importance") -> None:
 def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_classes: int, steps: int = 1):
     """A torch-pruning pruner for ``model``; tracing failures become a PruningError naming the module."""
     check_importance(spec.importance)
-    ignore_names = default_ignore(model, num_classes) if spec.ignore is None else list(spec.ignore)
+    ignore_names = protected(model, num_classes, spec.ignore)
     ignored = resolve_ignore(model, ignore_names)
     per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
     heads = {m.qkv: m.num_heads for m in attention_modules(model)}

@@ -22,7 +22,7 @@ from edgekd.models.cost import count_macs
 from edgekd.prune.engine import (
     PruneSpec,
     build_pruner,
-    default_ignore,
+    protected,
     prune_step,
     resolve_ignore,
 )
@@ -73,7 +73,7 @@ def layer_sensitivity(
     device = torch.device(device)
     model = model.to(device).eval()
     example = example_inputs(data.val, 2, device)
-    ignore = default_ignore(model, data.num_classes) if ignore is None else ignore
+    ignore = protected(model, data.num_classes, ignore)
     reference = copy.deepcopy(model)  # recalibrated like every trial, so only the pruning differs
     recalibrate_batchnorm(reference, data.train, device, calibration_batches)
     baseline = evaluate(reference, data.val, device)

@@ -18,8 +18,8 @@ from edgekd.prune.engine import (
     accumulate_gradients,
     build_pruner,
     check_importance,
-    default_ignore,
     model_cost,
+    protected,
     prune_step,
     resolve_ignore,
     transformer_layout,
@@ -64,7 +64,8 @@ class Prune(TeachingConfig, Stage):
         global_pruning: rank channels across layers instead of the same ratio in every layer.
         iterative_steps: prune in this many steps, with ``epochs`` recovery epochs after each.
         round_to: keep channel counts multiples of this (SIMD-friendly); None for exact counts.
-        ignore: module names never pruned (default: the classifier head).
+        ignore: module names never pruned, besides the classifier head and a language model's output
+            head, which are always kept whole.
         calibration_batches: training batches that re-estimate BatchNorm statistics after pruning.
 
     The recovery after each cut is ``epochs`` of distillation at ``lr`` with the distillation options
@@ -155,7 +156,7 @@ class Prune(TeachingConfig, Stage):
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
             + refresh_note(steps[-1] if steps else {}),
             ratio=ratio,
-            ignore=self.ignore if self.ignore is not None else default_ignore(student, data.num_classes),
+            ignore=protected(student, data.num_classes, self.ignore),
             before=before,
             after=after,
             steps=steps,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
-from edgekd.errors import ConfigError
+from edgekd.errors import ConfigError, EdgekdError
 from edgekd.quantize.model import QuantizationScheme
 from edgekd.quantize.pt2e import calibrate, convert, prepare
 from edgekd.quantize.weight_range import resolve_weight_range
@@ -16,6 +16,9 @@ from edgekd.train import check, evaluate
 from edgekd.utils.modules import resolve_module
 
 EMBEDDINGS = ("int8", "float")
+
+
+AT_CHANCE = 1.2  # a float model within this factor of chance accuracy knows too little to judge INT8 by
 
 
 @register_stage("quantize")
@@ -39,6 +42,9 @@ class Quantize(TeachingConfig, Stage):
             per-row scale in both files (weight-only: a lookup has no activation to quantize), a
             quarter of the bytes of a text model's largest tensor; ``float`` keeps them FP32.
             A table named in ``exclude`` stays float either way.
+        min_kept: the share of the float model's validation accuracy above chance the INT8 model must
+            keep; below it the quantization collapsed and the stage stops with one line instead of
+            handing the next step a broken model (0 turns the check off).
 
     ``temperature``, ``alpha`` and the training options say how QAT learns from the teacher's logits
     (feature hints are not available on a traced graph).
@@ -50,6 +56,7 @@ class Quantize(TeachingConfig, Stage):
     exclude: list[str] = field(default_factory=list)
     weight_range: str = "auto"
     embeddings: str = "int8"
+    min_kept: float = 0.5
     name: str = "quantize"
 
     def __post_init__(self) -> None:
@@ -59,6 +66,7 @@ class Quantize(TeachingConfig, Stage):
         resolve_weight_range(self.weight_range)  # a bad choice is named before any work
         check(self.embeddings in EMBEDDINGS, "embeddings", f"must be one of {', '.join(EMBEDDINGS)}, got "
               f"'{self.embeddings}'")  # fmt: skip
+        check(0 <= self.min_kept <= 1, "min_kept", f"must be in [0, 1], got {self.min_kept}")
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         if self.features or self.layer_map is not None:
@@ -88,6 +96,7 @@ class Quantize(TeachingConfig, Stage):
         quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)), free)
         notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
         notes["int8_embeddings"] = observed.int8_embeddings  # the tables convert wrote as int8 rows
+        self._check_not_collapsed(float_val, notes["val_accuracy_int8"], data.num_classes)
         ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "
@@ -97,3 +106,21 @@ class Quantize(TeachingConfig, Stage):
             **notes,
         )
         return quantized
+
+    def _check_not_collapsed(self, float_val: float, int8_val: float, classes: int) -> None:
+        """Stop where the quantization collapsed, not three steps later with a file that passes nothing."""
+        chance = 1.0 / max(classes, 1)
+        skill = float_val - chance
+        if float_val <= AT_CHANCE * chance or int8_val - chance >= self.min_kept * skill:
+            return  # a float model at chance has nothing to lose (its own warning says so); or INT8 kept enough
+        kept = max(int8_val - chance, 0.0) / skill
+        raise QuantizationError(
+            f"{self.name}: INT8 collapsed: validation accuracy {100 * float_val:.2f}% float -> {100 * int8_val:.2f}% "
+            f"int8 ({100 * kept:.0f}% of the float model's margin over chance kept, min_kept {self.min_kept:g}); "
+            "likely causes: activation ranges calibration did not cover (raise calibration_batches) or layers "
+            "INT8 cannot represent (keep them float with exclude=[...])"
+        )
+
+
+class QuantizationError(EdgekdError):
+    """A quantized model that lost what its float model knew."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
-from edgekd.data.sources import DataBundle, example_inputs
+from edgekd.data.sources import DataBundle, as_bundle, example_inputs
 from edgekd.errors import ConfigError
 from edgekd.export.convert import export_file
 from edgekd.export.plan import export_plan
@@ -55,7 +55,9 @@ class Pipeline:
         teacher: one ``nn.Module`` or a list of them (their KD targets are averaged, see ``teacher_weights``).
         student: the model the stages shrink; it must take ``data``'s inputs and return its classes' logits
             (a tensor, a tuple, a dict or an object with ``.logits``; see :func:`edgekd.select_output`).
-        data: a :class:`edgekd.data.sources.DataBundle` (``ek.data.mnist()``, ``from_arrays``, ``image_folder``...).
+        data: a :class:`edgekd.data.sources.DataBundle` (``ek.data.mnist()``, ``from_arrays``, ``image_folder``...),
+            or your own loaders as ``{"train": ..., "val": ..., "test": ..., "num_classes": N}``
+            (see :func:`edgekd.data.sources.from_loaders`).
         stages: ``[ek.Distill(...), ek.Prune(...), ek.Quantize(...)]`` or any :class:`edgekd.stage.Stage`.
         out_dir: the run folder; an existing run there is refused unless ``overwrite`` (or ``run(resume=True)``).
         teacher_weights: one weight per teacher for the averaged soft targets (default equal).
@@ -107,7 +109,7 @@ class Pipeline:
         if bench_teacher and not self.targets:
             raise ConfigError("bench_teacher: the teacher is benchmarked beside the shipped files; add targets")
         self.bench_teacher = bench_teacher
-        self.student, self.data, self.stages = student, data, list(stages)
+        self.student, self.data, self.stages = student, as_bundle(data), list(stages)
         self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
         self.folder = RunFolder(out_dir, overwrite)
         self.out_dir = self.folder.path

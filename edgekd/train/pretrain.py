@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from torch import nn
 from edgekd.cache import default_cache_dir
 from edgekd.data.sources import DataBundle
 from edgekd.models.checkpoint import atomic_save, load_weights
-from edgekd.train import CrossEntropy, TrainConfig, Trainer, distributed, resolve_device
+from edgekd.train import CrossEntropy, TrainConfig, Trainer, distributed, evaluate, resolve_device
+from edgekd.train.batchnorm import after_training
 
 CACHE_VERSION = 1
 CACHED_NOTE = "trained earlier"  # how a note starts when the teacher came from the cache
@@ -31,12 +33,18 @@ class PretrainResult:
     from_cache: bool
     path: Path | None
     wall_s: float
+    val_accuracy: float | None = None  # of the model returned, measured on the validation data
+    improved: bool = True  # whether training beat the starting weights (a cached model: it did when cached)
+    warning: str | None = None  # the model sits at chance on the validation data, or training never helped
 
     @property
     def note(self) -> str:
-        if self.from_cache:
-            return f"{CACHED_NOTE}, loaded from cache {self.path}"
-        return f"trained on labels in this run ({self.wall_s:.0f} s)"
+        where = f"{CACHED_NOTE}, loaded from cache {self.path}" if self.from_cache else (
+            f"trained on labels in this run ({self.wall_s:.0f} s)"
+        )  # fmt: skip
+        if self.val_accuracy is not None:
+            where += f", val {100 * self.val_accuracy:.2f}%"
+        return where + (f"; warning: {self.warning}" if self.warning else "")
 
 
 def noted_from_cache(note: str) -> bool:
@@ -75,12 +83,42 @@ def pretrain(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / "teachers" / f"{type(model).__name__}-{cache_key(model, data, config, seed)}.pt"
     distributed.start(resolve_device(device))
+    target = resolve_device(device)
     if distributed.agree(use_cache and path.is_file()):  # under torchrun, rank 0's answer for every rank
         load_weights(model, path)
-        return PretrainResult(model, True, path, time.perf_counter() - start)
-    trainer = Trainer(config, resolve_device(device), quiet=quiet, desc="teacher", seed=seed)
-    trainer.fit(model, data, CrossEntropy())
+        accuracy = evaluate(model, data.val, target)  # a cache is checked, never trusted blindly
+        result = PretrainResult(model, True, path, time.perf_counter() - start, accuracy)
+        return _warned(result, _at_chance(accuracy, data), quiet)
+    trainer = Trainer(config, target, quiet=quiet, desc="teacher", seed=seed)
+    history = trainer.fit(model, data, CrossEntropy())
+    facts = after_training(model, history, data, target)  # BatchNorm statistics in step, as every stage keeps them
     model.eval()
-    if use_cache and distributed.is_main():
+    accuracy = evaluate(model, data.val, target)
+    improved = bool(history.best_epoch)
+    warning = _at_chance(accuracy, data) or facts.get("warning")
+    if not improved:
+        warning = (
+            f"no epoch beat the starting weights (val {100 * (history.initial_val_accuracy or 0):.2f}%): the model "
+            "returned is the untrained one; raise epochs or lr, or check the labels"
+        )
+    if use_cache and distributed.is_main() and improved:  # an untrained model is never cached as a teacher
         atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
-    return PretrainResult(model, False, path if use_cache else None, time.perf_counter() - start)
+    result = PretrainResult(model, False, path if use_cache and improved else None, time.perf_counter() - start,
+                            accuracy, improved)  # fmt: skip
+    return _warned(result, warning, quiet)
+
+
+def _at_chance(accuracy: float, data: DataBundle) -> str | None:
+    chance = 1.0 / max(data.num_classes, 1)
+    if data.num_classes > 1 and accuracy <= 1.2 * chance:
+        classes = data.num_classes
+        return f"validation accuracy {100 * accuracy:.2f}% is at chance ({100 * chance:.1f}% for {classes} classes)"
+    return None
+
+
+def _warned(result: PretrainResult, warning: str | None, quiet: bool) -> PretrainResult:
+    """Attach the warning and say it: a teacher that knows nothing would teach nothing without a word."""
+    result.warning = warning
+    if warning and distributed.is_main():
+        print(f"[edgekd] warning: teacher pretraining: {warning}", file=sys.stderr)
+    return result
