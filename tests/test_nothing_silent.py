@@ -214,3 +214,31 @@ def test_integer_pixels_fed_to_a_float_file_are_warned_about():
     pixels = np.random.default_rng(0).integers(0, 256, (8, 1, 28, 28)).astype(np.uint8)
     assert "raw pixels?" in range_warning(normalization, pixels)
     assert range_warning(normalization, ((pixels / 255 - 0.1307) / 0.3081).astype(np.float32)) is None
+
+
+def _tiny_gpt2(layers: int = 3) -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(
+        n_layer=layers, n_embd=32, n_head=4, vocab_size=100, n_positions=32, bos_token_id=0, eos_token_id=0
+    )
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def test_a_student_cut_from_a_causal_lm_runs_and_generates():
+    teacher = _tiny_gpt2()
+    student = ek.models.from_teacher_layers(teacher, [0, 2])  # the kept blocks renumbered for the cache
+    ids = torch.randint(0, 100, (1, 8))
+    assert student(input_ids=ids).logits.shape == (1, 8, 100)
+    assert student.generate(ids, max_new_tokens=3, do_sample=False).shape == (1, 11)
+
+
+def test_a_prune_hint_is_never_repeated_once_followed():
+    """Following 'add lm_head to ignore' must change the answer: the LM head is protected already, so
+    the refusal says why it still fails instead of giving the same hint again."""
+    from edgekd.prune import PruneSpec, PruningError, build_pruner
+
+    model = ek.select_output(_tiny_gpt2(), "logits")
+    ids = {"input_ids": torch.randint(0, 100, (2, 8))}
+    with pytest.raises(PruningError) as refused:
+        build_pruner(model, ids, PruneSpec(0.3, "l2", False, None, ["lm_head"]), num_classes=100)
+    assert "add 'lm_head' to ignore" not in str(refused.value) and "even kept whole" in str(refused.value)

@@ -81,9 +81,10 @@ def from_teacher_layers(teacher: nn.Module, layers: Sequence[int] | str = "every
     name, student_blocks = block_list(student)
     kept = nn.ModuleList([student_blocks[i] for i in chosen])
     set_module(student, name, kept)
-    for index, block in enumerate(kept):  # Hugging Face blocks know their own index (caches, layer types)
-        if hasattr(block, "layer_idx"):
-            block.layer_idx = index
+    for index, block in enumerate(kept):  # Hugging Face blocks know their own index (caches, layer types),
+        for module in block.modules():  # on the block or on its attention (GPT-2's ``attn.layer_idx``)
+            if isinstance(getattr(module, "layer_idx", None), int):
+                module.layer_idx = index
     config = getattr(student, "config", None)
     if config is not None and hasattr(config, "num_hidden_layers"):
         config.num_hidden_layers = len(chosen)

@@ -222,7 +222,7 @@ def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_cl
     except EdgekdError:
         raise
     except Exception as exc:  # torch-pruning raises many kinds while tracing a user's model
-        raise _tracing_error(model, exc) from exc
+        raise _tracing_error(model, exc, ignore_names) from exc
 
 
 def rounding_caps(model: nn.Module, spec: PruneSpec, ignored: list[nn.Module],
@@ -246,9 +246,18 @@ def rounding_caps(model: nn.Module, spec: PruneSpec, ignored: list[nn.Module],
     return caps
 
 
-def _tracing_error(model: nn.Module, exc: Exception) -> PruningError:
+def _tracing_error(model: nn.Module, exc: Exception, ignored: Iterable[str] = ()) -> PruningError:
+    """One line naming the module torch-pruning choked on, with a hint that changes something: a module
+    already kept whole is never suggested again (following the hint must not give the same refusal)."""
     where = _module_in_traceback(model, sys.exc_info()[2])
     first = first_line(exc)
+    if where and where in set(ignored):
+        kind = type(dict(model.named_modules())[where]).__name__
+        return PruningError(
+            f"torch-pruning cannot trace module '{where}' ({kind}) even kept whole (it is in ignore): {first}; "
+            "its weights are likely shared with another layer (tied input and output embeddings): this model "
+            "cannot be pruned by torch-pruning as it is"
+        )
     if where:
         kind = type(dict(model.named_modules())[where]).__name__
         return PruningError(
