@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from own_words import assert_own_words
 
 from edgekd.cli.main import main
 from edgekd.errors import StorageError
@@ -60,6 +61,7 @@ def _fails(argv: list[str], capsys, message: str, code: int | None = None) -> st
     assert "Traceback" not in err
     lines = [line for line in err.strip().splitlines() if line.startswith("edgekd: error:")]
     assert lines and message in lines[0], err
+    assert_own_words(lines[0])
     return err
 
 

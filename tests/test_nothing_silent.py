@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from own_words import assert_own_words, raw_library_text
 from torch import nn
 
 import edgekd as ek
@@ -194,7 +195,8 @@ def test_a_whole_pickled_module_is_refused_with_what_to_save_instead(tmp_path):
     with pytest.raises(CheckpointError) as refused:
         safe_load(path)
     message = str(refused.value)
-    assert "save model.state_dict() instead" in message and "\n" not in message and "\x1b" not in message
+    assert "save model.state_dict() instead" in message
+    assert_own_words(message)
     assert "torch.nn" in message  # the class the pickle stores is named
 
 
@@ -242,3 +244,31 @@ def test_a_prune_hint_is_never_repeated_once_followed():
     with pytest.raises(PruningError) as refused:
         build_pruner(model, ids, PruneSpec(0.3, "l2", False, None, ["lm_head"]), num_classes=100)
     assert "add 'lm_head' to ignore" not in str(refused.value) and "even kept whole" in str(refused.value)
+
+
+def test_the_own_words_check_catches_a_library_message():
+    torch_text = "Weights only load failed. This file can still be loaded, to do so you have two options"
+    assert raw_library_text(torch_text) == "Weights only load failed"
+    assert raw_library_text("\x1b[1mWeights\x1b[0m") is not None
+    assert raw_library_text("checkpoint 'x.pt' holds pickled Python objects; save model.state_dict()") is None
+
+
+def test_bad_checkpoints_in_a_recipe_are_one_line_that_says_what_to_do(tmp_path, capsys):
+    from edgekd.cli.main import main
+
+    whole = tmp_path / "whole.pt"
+    torch.save(nn.Linear(64, 10), whole)
+    exported = tmp_path / "teacher.onnx"
+    exported.write_bytes(b"onnx")
+    for checkpoint, said in ((whole, "save model.state_dict() instead"), (exported, "is an exported .onnx file")):
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(
+            "data: {source: digits, batch_size: 64}\n"
+            f"teacher: {{model: hinton-teacher, args: {{in_features: 64}}, checkpoint: {checkpoint}}}\n"
+            "student: {model: hinton-student, args: {in_features: 64}}\nstages:\n  - distill: {epochs: 1}\n"
+        )
+        assert main(["run", str(recipe), "--out-dir", str(tmp_path / "run")]) != 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edgekd: error:")]
+        assert lines and said in lines[0]
+        assert_own_words(lines[0])
+        assert not (tmp_path / "run").exists()  # refused before anything was written
