@@ -272,3 +272,11 @@ def test_bad_checkpoints_in_a_recipe_are_one_line_that_says_what_to_do(tmp_path,
         assert lines and said in lines[0]
         assert_own_words(lines[0])
         assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_stage_that_never_improves_says_so_in_the_ledger(tiny_images, tmp_path):
+    torch.manual_seed(0)
+    result = ek.Pipeline(_mlp(), _mlp(), tiny_images, [ek.Train(epochs=1, lr=1e-12)], out_dir=tmp_path / "run",
+                         quiet=True, device="cpu").run()  # fmt: skip
+    row = next(r for r in result.report["ledger"] if r["stage"] == "train")
+    assert "no epoch beat the starting weights" in row["notes"]

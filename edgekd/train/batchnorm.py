@@ -198,6 +198,11 @@ def after_training(model: nn.Module, history, data: DataBundle, device: torch.de
     warnings = [f"epoch {e.epoch}: {e.warning}" for e in history.epochs if e.warning]
     if warnings:
         facts["warning"] = warnings[0] + (f" (and {len(warnings) - 1} later epochs)" if len(warnings) > 1 else "")
+    if history.epochs and history.best_epoch == 0:  # trained, yet the starting weights were never beaten
+        facts["not_improved"] = (
+            f"no epoch beat the starting weights (val {100 * (history.initial_val_accuracy or 0):.2f}%): "
+            "the model is handed on as it came"
+        )
     # the model holds its best epoch, whose validation accuracy the Trainer has just measured
     refreshed = refresh_statistics(model, data, device, before=history.best_val_accuracy)
     if refreshed is not None:
@@ -218,6 +223,8 @@ def refresh_note(facts: dict) -> str:
         words += f"; BatchNorm statistics re-estimated after training: val {100 * before:.2f}% -> {100 * after:.2f}%"
     if facts.get("warning"):
         words += "; validation sat at chance (see warning)"
+    if facts.get("not_improved"):
+        words += f"; {facts['not_improved']}"
     return words
 
 
