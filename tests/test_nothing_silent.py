@@ -280,3 +280,21 @@ def test_a_stage_that_never_improves_says_so_in_the_ledger(tiny_images, tmp_path
                          quiet=True, device="cpu").run()  # fmt: skip
     row = next(r for r in result.report["ledger"] if r["stage"] == "train")
     assert "no epoch beat the starting weights" in row["notes"]
+
+
+@pytest.mark.slow
+def test_a_swin_student_trains_for_int8(tiny_images):
+    """Patch merging multiplies the batch size by a constant: that size must never get an observer."""
+    transformers = pytest.importorskip("transformers")
+    from edgekd.quantize.pt2e import calibrate, prepare
+
+    config = transformers.SwinConfig(image_size=12, patch_size=2, num_channels=1, embed_dim=8, depths=[1, 1],
+                                     num_heads=[2, 2], window_size=3, num_labels=4)  # fmt: skip
+    model = ek.select_output(transformers.SwinForImageClassification(config).eval(), "logits")
+    example = ek.data.example_inputs(tiny_images.val)
+    observed = prepare(model, example, qat=True)
+    calibrate(observed, tiny_images.train, 2, "cpu")
+    observed.train()
+    logits = observed(example)
+    logits.sum().backward()  # a QAT step's forward and backward
+    assert logits.shape == (2, 4)

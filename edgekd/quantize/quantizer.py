@@ -104,6 +104,7 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
             for node in model.graph.nodes:
                 if node.op == "call_function" and node.target in WEIGHTED:
                     narrow_weight_range(node)
+        unannotate_sizes(model)
         stream = [n for n in model.graph.nodes if n.op == "call_function" and n.target in NORMS]
         drop_annotations(model, residual_stream([n.args[0] for n in stream]))
         for node in model.graph.nodes:
@@ -115,6 +116,25 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
 
     def is_excluded(self, node: Node) -> bool:
         return any(in_module(path, name) for path in module_paths(node) for name in self.exclude)
+
+
+def _is_tensor(node: object) -> bool:
+    value = node.meta.get("val") if isinstance(node, Node) else None
+    return value is None or isinstance(value, torch.Tensor)
+
+
+def unannotate_sizes(model: GraphModule) -> None:
+    """Sizes are not activations: a Swin's patch merging multiplies the batch size (a SymInt) by a
+    constant, which the pattern for ``mul`` annotates like a tensor product; an observer on an int then
+    fails in the first QAT step. Such inputs and outputs stay unobserved."""
+    for node in model.graph.nodes:
+        annotation = node.meta.get(_ANNOTATION)
+        if annotation is None:
+            continue
+        for source in [s for s in annotation.input_qspec_map if not _is_tensor(s)]:
+            del annotation.input_qspec_map[source]
+        if not _is_tensor(node):
+            annotation.output_qspec = None
 
 
 def observe_after_activation(activation: Node) -> None:
