@@ -28,11 +28,14 @@ teacher:
   pretrain: {epochs: 1, lr: 0.001}
 student: {model: mnist-mobilenet}
 stages:
-  - distill: {epochs: 3, lr: 0.005}
+  - distill: {epochs: 2, lr: 0.005}
   - prune: {ratio: 0.3, epochs: 1, lr: 0.005}
   - quantize: {epochs: 1, lr: 0.0005}
 export: [onnx]
 """
+# The kill-and-resume part stops before QAT: converting a QAT graph costs each process ~20 s on 2 cores, and
+# resuming is about the stages the kill interrupted (QAT's own resume is tested in test_resume)
+RESUMED_RECIPE = RECIPE.replace("  - quantize: {epochs: 1, lr: 0.0005}\n", "").replace("export: [onnx]\n", "")
 COMPARED = ("stage", "kind", "params", "macs")
 ACCURACY_TOLERANCE = 0.05  # BatchNorm normalizes over each rank's half of a batch: not bit-identical; the
 # pruned student after one recovery epoch on 2,000 images differed by 4 pts between the runs on an Intel Xeon
@@ -107,6 +110,7 @@ def test_a_two_process_run_matches_one_process_and_a_killed_rank_resumes(tmp_pat
     assert "2 processes (gloo, torchrun)" in (tmp_path / "two" / "report.md").read_text()
 
     broken = tmp_path / "broken"
+    recipe.write_text(textwrap.dedent(RESUMED_RECIPE))
     launcher = subprocess.Popen([*command, str(broken), "--nproc", "2"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
     last = broken / "checkpoints" / "01-distill" / "last.pt"
@@ -130,7 +134,8 @@ def test_a_two_process_run_matches_one_process_and_a_killed_rank_resumes(tmp_pat
     # the same models, the accuracies within the tolerance: the teacher outputs cached in the first epoch are
     # recomputed after a resume, on other ranks' slices of other batches, which moves their last bits
     again = _ledger(broken)
-    assert [[row[k] for k in COMPARED] for row in again] == [[row[k] for k in COMPARED] for row in two]
+    assert [r["stage"] for r in again] == ["teacher", "student", "distill", "prune"]
+    assert [[row[k] for k in COMPARED] for row in again] == [[row[k] for k in COMPARED] for row in two[: len(again)]]
     for a, b in zip(again, two):
         assert abs(a["test_accuracy"] - b["test_accuracy"]) <= ACCURACY_TOLERANCE, (a["stage"], a, b)
     assert json.loads((broken / "report.json").read_text())["resumed"] is True

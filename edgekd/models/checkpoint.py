@@ -50,8 +50,12 @@ def _clean(exc: BaseException) -> str:
 def _refusal(source: Path, exc: BaseException) -> str:
     """Why a pickle was refused, and what to do, in one line (PyTorch's own text runs to a page)."""
     text = _ANSI.sub("", str(exc))
-    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global '?([\w.]+)", text)
-    what = f" (it stores the class {found.group(1)})" if found else ""
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"allowlist.*?\[([\w.]+)\]", text)
+    if found is None:  # not objects: bytes that are no PyTorch save at all
+        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        detail = reason.group(1).strip() if reason else first_line(exc)
+        return f"checkpoint '{source}' is corrupt or not a weights file: {detail}"
+    what = f" (it stores the class {found.group(1)})"
     return (
         f"checkpoint '{source}' holds pickled Python objects{what}, which edgekd never runs: save "
         "model.state_dict() instead (torch.save(model.state_dict(), path)), or pass the module itself"
