@@ -106,7 +106,12 @@ def test_a_broken_artifact_is_rejected_and_the_previous_one_kept(small_net_int8,
         return folded
 
     monkeypatch.setattr(onnx_export, "fold_weight_quantization", corrupt_scales)
-    expected = r"q\.onnx: parity check failed \(top-1 agreement .*% < 99% on \d+ decisive samples\)"
+    # scales 40x too large saturate every int8 activation: the file answers the same for every input, which
+    # the gate names before it counts agreement
+    expected = (
+        r"q\.onnx: parity check failed \((top-1 agreement .*% < 99% on \d+ decisive samples|the artifact "
+        r"returns the same output for all \d+ different inputs)"
+    )
     with pytest.raises(ParityError, match=expected):
         to_onnx(small_net_int8, example, tmp_path / "q.onnx", data=tiny_images)
     assert (tmp_path / "q.onnx.rejected").is_file()
