@@ -15,7 +15,6 @@ catalog sits below every layer and names none of them; the entry points are data
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
@@ -114,8 +113,3 @@ def catalog(kind: str) -> Catalog:
     if kind not in CATALOGS:
         CATALOGS[kind] = Catalog(kind)
     return CATALOGS[kind]
-
-
-def registrar(kind: str) -> Callable[[str], Callable[[Entry], Entry]]:
-    """A ``@register(name)`` decorator for ``kind``, the shape each layer's public ``register`` takes."""
-    return lambda name: catalog(kind).register(name)

@@ -13,12 +13,10 @@ from edgekd.quantize.pt2e import calibrate, convert, prepare
 from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, evaluate
+from edgekd.train.evaluation import near_chance
 from edgekd.utils.modules import resolve_module
 
 EMBEDDINGS = ("int8", "float")
-
-
-AT_CHANCE = 1.2  # a float model within this factor of chance accuracy knows too little to judge INT8 by
 
 
 @register_stage("quantize")
@@ -111,7 +109,7 @@ class Quantize(TeachingConfig, Stage):
         """Stop where the quantization collapsed, not three steps later with a file that passes nothing."""
         chance = 1.0 / max(classes, 1)
         skill = float_val - chance
-        if float_val <= AT_CHANCE * chance or int8_val - chance >= self.min_kept * skill:
+        if near_chance(float_val, classes) or int8_val - chance >= self.min_kept * skill:
             return  # a float model at chance has nothing to lose (its own warning says so); or INT8 kept enough
         kept = max(int8_val - chance, 0.0) / skill
         raise QuantizationError(

@@ -12,6 +12,13 @@ from edgekd.outputs import logits_of
 from edgekd.train import distributed
 from edgekd.utils.modes import inference
 
+NEAR_CHANCE = 1.2  # an accuracy within this factor of chance: the model knows (next to) nothing
+
+
+def near_chance(accuracy: float, classes: int) -> bool:
+    """Whether ``accuracy`` is no better than guessing among ``classes`` by more than ``NEAR_CHANCE``."""
+    return classes > 1 and accuracy <= NEAR_CHANCE / classes
+
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", split: bool = False) -> float:
     """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches; with ``split`` under

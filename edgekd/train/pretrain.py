@@ -22,6 +22,7 @@ from edgekd.data.sources import DataBundle
 from edgekd.models.checkpoint import atomic_save, load_weights
 from edgekd.train import CrossEntropy, TrainConfig, Trainer, distributed, evaluate, resolve_device
 from edgekd.train.batchnorm import after_training
+from edgekd.train.evaluation import near_chance
 
 CACHE_VERSION = 1
 CACHED_NOTE = "trained earlier"  # how a note starts when the teacher came from the cache
@@ -109,10 +110,9 @@ def pretrain(
 
 
 def _at_chance(accuracy: float, data: DataBundle) -> str | None:
-    chance = 1.0 / max(data.num_classes, 1)
-    if data.num_classes > 1 and accuracy <= 1.2 * chance:
-        classes = data.num_classes
-        return f"validation accuracy {100 * accuracy:.2f}% is at chance ({100 * chance:.1f}% for {classes} classes)"
+    classes = data.num_classes
+    if near_chance(accuracy, classes):
+        return f"validation accuracy {100 * accuracy:.2f}% is at chance ({100 / classes:.1f}% for {classes} classes)"
     return None
 
 
