@@ -23,6 +23,10 @@ class DataError(EdgekdError):
     """Data that cannot be loaded or does not fit the model."""
 
 
+class BatchError(DataError, ValueError):
+    """A batch that is not (inputs, labels[, index]); a ValueError too, for code that probes batches."""
+
+
 class CheckpointError(EdgekdError):
     """A checkpoint that is missing, corrupt or belongs to another architecture."""
 

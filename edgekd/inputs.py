@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.errors import BatchError
+
 ModelInputs = torch.Tensor | Mapping[str, torch.Tensor]
 POSITIONAL_NAME = "input"  # the name a single positional tensor goes by before a file renames it
 
@@ -30,16 +32,16 @@ def split_batch(batch, labels: bool = True) -> tuple[ModelInputs, torch.Tensor |
     ``(x,)`` or a mapping without labels."""
     if isinstance(batch, torch.Tensor):
         if labels:
-            raise ValueError("a batch needs labels: (inputs, labels), got a single tensor")
+            raise BatchError("a batch needs labels: (inputs, labels), got a single tensor")
         return batch, None, None
     if isinstance(batch, Mapping):
         label_key = next((key for key in LABEL_KEYS if key in batch), None)
         if label_key is None and labels:
-            raise ValueError(f"a batch given as a mapping needs a 'labels' entry; it has {', '.join(batch)}")
+            raise BatchError(f"a batch given as a mapping needs a 'labels' entry; it has {', '.join(batch)}")
         return {k: v for k, v in batch.items() if k != label_key}, batch.get(label_key), None
     if len(batch) < 2:
         if labels:
-            raise ValueError(f"a batch needs labels: (inputs, labels), got {len(batch)} item(s)")
+            raise BatchError(f"a batch needs labels: (inputs, labels), got {len(batch)} item(s)")
         return batch[0], None, None
     return batch[0], batch[1], batch[2] if len(batch) > 2 else None
 

@@ -113,6 +113,8 @@ def select_output(model: nn.Module, selector: Selector = None) -> nn.Module:
 
     Calling it again replaces the earlier selection; :func:`release_output` undoes it. The hook
     travels with ``copy.deepcopy`` (every stage works on copies), not with a saved state dict."""
+    if not isinstance(model, nn.Module):
+        raise OutputError(f"select_output: expected a torch.nn.Module, got {type(model).__name__}")
     release_output(model)
     resolved = resolve_selector(selector)
 

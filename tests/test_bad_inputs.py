@@ -281,3 +281,32 @@ def test_bench_never_replaces_an_earlier_report_unless_asked(world, onnx_file, c
     argv = ["bench", str(onnx_file), "--runs", "3", "--min-seconds", "0", "--quiet", "--out-dir", str(world["earlier"])]
     _fails(argv, capsys, "already holds a benchmark report", code=2)
     assert _snapshot(world["earlier"]) == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "missing-a", "missing-b"], "missing-a: no report.json there"),
+        (["report", "missing-folder"], "missing-folder: no report.json there"),
+        (["prune-sensitivity", "missing.yaml"], "recipe 'missing.yaml' does not exist"),
+        (["bench", "missing.onnx"], "nothing to benchmark: missing.onnx: no such file"),
+        (["bench", "notes.txt"], "not a model file edgekd can benchmark"),
+    ],
+)
+def test_every_command_refuses_what_is_not_there_in_one_line(world, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(world["tmp"])
+    (world["tmp"] / "notes.txt").write_text("not a model")
+    before = _snapshot(world["tmp"])
+    _fails(argv, capsys, message)
+    assert _snapshot(world["tmp"]) == before  # no report, no folder, nothing half-written
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["models", "extra"], ["bench"], ["run"], ["demo", "--epochs", "x"]])
+def test_a_command_line_argparse_refuses_names_the_argument(capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    assert len(lines) == 1, err
+    assert_own_words(lines[0])

@@ -80,6 +80,10 @@ def run(
         accuracy_samples: how many test samples the accuracy is measured on (default: all).
     Write it with :func:`edgekd.report.write_report` (JSON, Markdown and a self-contained HTML).
     """
+    if isinstance(artifacts, (str, Path)):
+        artifacts = [artifacts]  # one file named alone
+    if isinstance(targets, (str, Path, Target)):
+        targets = [targets]
     resolved = [t if isinstance(t, Target) else load_target(t) for t in targets]
     if not artifacts:
         raise ConfigError("nothing to benchmark: give at least one .onnx, .tflite or .pt2 file")
@@ -88,6 +92,9 @@ def run(
     with tempfile.TemporaryDirectory(prefix="edgekd-bench-") as scratch:
         data_files = _save_data(data, Path(scratch), accuracy_samples) if data is not None else None
         jobs, skipped = _plan([Path(a) for a in artifacts], resolved)
+        errors = [entry["error"] for entry in skipped if entry["status"] == "error"]
+        if errors and len(errors) == len(skipped) and not jobs:  # not one file can be measured: no empty report
+            raise ConfigError(f"nothing to benchmark: {errors[0]}")
         entries.extend(skipped)
         data_warnings = _data_warnings({job.artifact for job in jobs}, data_files)
         for artifact, warning in data_warnings.items():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgekd.catalog import catalog
-from edgekd.errors import DataError
+from edgekd.errors import DataError, first_line
 from edgekd.inputs import ModelInputs, Signature, as_signature, concat, count, rows, split_batch, to_device
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -253,19 +253,37 @@ def example_inputs(loader, count: int = 2, device: torch.device | str = "cpu") -
     return to_device(first_samples(loader, count)[0], device)
 
 
-def _as_images(x: np.ndarray) -> np.ndarray:
-    """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 scaled to [0, 1]."""
-    arr = np.asarray(x)
+def _as_images(x: np.ndarray, where: str = "inputs") -> np.ndarray:
+    """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 scaled to [0, 1]; NaN/Inf refused."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise DataError(f"{where}: expected an array of samples, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise DataError(f"{where}: not a rectangular array of samples ({first_line(exc)})") from exc
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{where}: expected numbers, got {arr.dtype} values")
     scale = 255.0 if arr.dtype == np.uint8 else 1.0
     arr = arr.astype(np.float32) / scale
     if arr.ndim == 3:
         arr = arr[:, None]
     if arr.ndim not in (2, 4):
-        raise DataError(f"inputs must be shaped N,H,W or N,C,H,W or N,F; got shape {arr.shape}")
+        raise DataError(f"{where}: inputs must be shaped N,H,W or N,C,H,W or N,F; got shape {arr.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise DataError(f"{where}: {bad} values are NaN or Inf; fill or drop them before training")
     return arr
 
 
+def check_fraction(value: float, key: str) -> None:
+    """A share of the samples: strictly between 0 and 1, so both parts hold data."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise DataError(f"{key}: must be in (0, 1), got {value!r}")
+
+
 def _split_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if n < 2:
+        raise DataError(f"{n} training sample(s) cannot be split into training and validation; give at least 2")
     if not 0 < val_size < n:
         raise DataError(f"validation size must be between 1 and {n - 1}, got {val_size}")
     order = np.random.default_rng(seed).permutation(n)
@@ -327,7 +345,7 @@ def from_arrays(
     name: str = "arrays",
 ) -> DataBundle:
     """A bundle from numpy arrays; a seeded slice of the training set becomes validation."""
-    x_train, x_test = _as_images(x_train), _as_images(x_test)
+    x_train, x_test = _as_images(x_train, "x_train"), _as_images(x_test, "x_test")
     y_train, y_test = class_indices(y_train, "y_train"), class_indices(y_test, "y_test")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"train and test inputs differ in shape: {x_train.shape[1:]} vs {x_test.shape[1:]}")
@@ -336,8 +354,7 @@ def from_arrays(
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0)) + 1)
     if labels is not None and len(labels) < num_classes:
         raise DataError(f"{len(labels)} label names given for {num_classes} classes")
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    check_fraction(val_fraction, "val_fraction")
     train_idx, val_idx = _split_val(len(x_train), max(1, round(len(x_train) * val_fraction)), seed)
     mean, std = _channel_stats(x_train[train_idx])
 
@@ -444,6 +461,8 @@ def load_mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _limit(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise DataError(f"limit_train / limit_test: must be a whole number >= 1, got {limit!r}")
     if limit is None or limit >= len(x):
         return x, y
     keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:limit])
@@ -551,6 +570,7 @@ def digits(batch_size: int = 64, test_fraction: float = 0.2, seed: int = 0) -> D
     """scikit-learn's 8x8 handwritten digits (1,797 images), split by a seeded permutation."""
     from sklearn.datasets import load_digits
 
+    check_fraction(test_fraction, "test_fraction")
     raw = load_digits()
     images = (raw.images / 16.0).astype(np.float32)
     order = np.random.default_rng(seed).permutation(len(images))
@@ -580,6 +600,7 @@ def image_folder(
 
     Images are decoded once, in ``num_workers`` threads, and kept in memory.
     """
+    check_fraction(test_fraction, "test_fraction")
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"image folder '{root}' does not exist")
@@ -662,7 +683,8 @@ def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
         with np.load(source, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError) as exc:
-        raise DataError(f"'{source}' is not a readable .npz file: {exc}") from exc
+        why = "not an archive of plain arrays" if "pickle" in str(exc) else first_line(exc)
+        raise DataError(f"'{source}' is not a readable .npz file ({why}); write it with numpy.savez") from exc
     label_key = next((k for k in ("y_test", "y") if k in arrays), None)
     input_key = next((k for k in ("x_test", "x") if k in arrays), None)
     if label_key is None:

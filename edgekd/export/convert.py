@@ -6,16 +6,19 @@ it, gates it in its runtime and moves it into place (:func:`edgekd.export.artifa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from edgekd.data.sources import DataBundle
-from edgekd.errors import ConfigError
+from edgekd.errors import ConfigError, first_line
 from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.formats import exports
-from edgekd.inputs import ModelInputs
+from edgekd.inputs import ModelInputs, Signature, forward
 from edgekd.quantize.graph import FreeAxes
+from edgekd.utils.modes import inference
 from edgekd.utils.naming import unknown
 
 
@@ -32,8 +35,29 @@ def export_file(
     writable = exports()
     if fmt not in writable:
         raise ConfigError(f"export: {unknown('export format', fmt, writable)}")
+    check_runs_on_example(model, example)
     writer = writable[fmt].write_function()(model, example, data, **options)
     return publish(fmt, path, writer.write, model, writer.example, data, gate, free=writer.free)
+
+
+def check_runs_on_example(model: nn.Module, example: ModelInputs) -> None:
+    """The model and the example fit each other, or one line says how they do not (before any converter)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    tensors = example.values() if isinstance(example, Mapping) else [example]
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise ConfigError(
+            f"example: expected one input batch (a tensor, or a dict of named tensors), got {type(example).__name__}"
+        )
+    try:
+        with inference(model):
+            forward(model, example)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"{type(model).__name__} cannot run on the example {Signature.of(example).text()}: {first_line(exc)}"
+        ) from exc
 
 
 def to_onnx(

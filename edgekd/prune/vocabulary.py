@@ -20,6 +20,7 @@ from edgekd.models.layers import TrimmedEmbedding
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train.loop import check
 from edgekd.utils.modules import set_module
+from edgekd.utils.typed import check_fields
 
 
 def input_embedding(model: nn.Module) -> tuple[str, nn.Module]:
@@ -101,6 +102,7 @@ class TrimVocabulary(Stage):
     min_count: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         valid = isinstance(self.min_count, int) and not isinstance(self.min_count, bool) and self.min_count >= 1
         check(valid, "min_count", f"must be an integer >= 1, got {self.min_count!r}")
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from edgekd.outputs import resolve_selector, select_output
 from edgekd.stage import stage_class
 from edgekd.train import TrainConfig
 from edgekd.utils.naming import unknown
+from edgekd.utils.typed import typed
 
 TEACHER_LAYERS = "teacher-layers"  # a student cut from the (trained) teacher: DistilBERT's initialization
 TOP_KEYS = {
@@ -113,10 +113,10 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
     data_source, data_args = _parse_data(raw["data"])
     return Recipe(
         path=source,
-        name=_typed(raw.get("name", source.stem), str, "name"),
-        out_dir=_typed(raw.get("out_dir", f"runs/{source.stem}"), str, "out_dir"),
-        seed=_typed(raw.get("seed", 0), int, "seed"),
-        device=_typed(raw.get("device", "auto"), str, "device"),
+        name=typed(raw.get("name", source.stem), str, "name"),
+        out_dir=typed(raw.get("out_dir", f"runs/{source.stem}"), str, "out_dir"),
+        seed=typed(raw.get("seed", 0), int, "seed"),
+        device=typed(raw.get("device", "auto"), str, "device"),
         data_source=data_source,
         data_args=data_args,
         teachers=[
@@ -125,9 +125,9 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
         student=_parse_model(raw["student"], "student"),
         stages=_parse_stages(raw["stages"]),
         export=export_plan(raw.get("export") or []),
-        targets=_checked_targets(_typed(raw.get("targets", []), list[str], "targets")),
+        targets=_checked_targets(typed(raw.get("targets", []), list[str], "targets")),
         raw=raw,
-        bench_teacher=_typed(raw.get("bench_teacher", False), bool, "bench_teacher"),
+        bench_teacher=typed(raw.get("bench_teacher", False), bool, "bench_teacher"),
     )
 
 
@@ -156,7 +156,7 @@ def _check_call_args(fn: Callable, args: dict, where: str) -> dict:
     _check_keys(args, set(params), where)
     for key, value in args.items():
         if key in hints:
-            args[key] = _typed(value, hints[key], f"{where}{key}")
+            args[key] = typed(value, hints[key], f"{where}{key}")
     return args
 
 
@@ -166,7 +166,7 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
     if not isinstance(section, dict) or "model" not in section:
         raise ConfigError(f"{where}: must be a model name or a mapping with 'model'")
     _check_keys(section, MODEL_KEYS, f"{where}.")
-    name = _typed(section["model"], str, f"{where}.model")
+    name = typed(section["model"], str, f"{where}.model")
     if name == TEACHER_LAYERS:
         if where != "student":
             raise ConfigError(f"{where}.model: {TEACHER_LAYERS} builds a student from the teacher's blocks")
@@ -178,17 +178,17 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
         pretrain = _build_dataclass(TrainConfig, pretrain, f"{where}.pretrain.")
     checkpoint = section.get("checkpoint")
     if checkpoint is not None:
-        checkpoint = _typed(checkpoint, str, f"{where}.checkpoint")
+        checkpoint = typed(checkpoint, str, f"{where}.checkpoint")
         if not Path(checkpoint).is_file():
             raise ConfigError(f"{where}.checkpoint: file '{checkpoint}' does not exist")
     if checkpoint is not None and pretrain is not None:
         raise ConfigError(f"{where}: give 'checkpoint' (trained weights) or 'pretrain' (train on labels), not both")
-    weight = _typed(section.get("weight", 1.0), float, f"{where}.weight")
+    weight = typed(section.get("weight", 1.0), float, f"{where}.weight")
     if weight <= 0:
         raise ConfigError(f"{where}.weight: must be > 0, got {weight}")
     output = section.get("output")
     resolve_selector(output, f"{where}.output")  # a function reference that does not import fails here
-    args = _typed(section.get("args", {}), dict, f"{where}.args")
+    args = typed(section.get("args", {}), dict, f"{where}.args")
     return ModelSpec(name, args, checkpoint, pretrain, weight, output)
 
 
@@ -240,59 +240,11 @@ def _build_dataclass(cls: type, options: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     _check_keys(options, set(fields), where)
-    typed = {key: _typed(value, hints[key], f"{where}{key}") for key, value in options.items()}
+    checked = {key: typed(value, hints[key], f"{where}{key}") for key, value in options.items()}
     try:
-        return cls(**typed)
+        return cls(**checked)
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from exc
-
-
-def _typed(value: Any, annotation: Any, where: str) -> Any:
-    """``value`` if it fits ``annotation`` (ints accepted as floats), else a ConfigError."""
-    if _fits(value, annotation):
-        if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if typing.get_origin(annotation) is tuple and isinstance(value, list):
-            return tuple(value)
-        return value
-    raise ConfigError(f"{where}: expected {_describe(annotation)}, got {type(value).__name__} {value!r}")
-
-
-def _fits(value: Any, annotation: Any) -> bool:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is Any:
-        return True
-    if annotation is type(None) or annotation is None:
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation in (str, bool):
-        return isinstance(value, annotation)
-    if annotation is dict or origin is dict:
-        return (
-            isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
-            if args
-            else isinstance(value, dict)
-        )
-    if origin in (list, tuple, Sequence) or annotation is list:
-        if not isinstance(value, (list, tuple)):
-            return False
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
-        return all(_fits(v, args[0]) for v in value) if args else True
-    if isinstance(annotation, type):
-        return isinstance(value, annotation)
-    return True  # an annotation we cannot check (e.g. a callable) is left to the code that uses it
-
-
-def _describe(annotation: Any) -> str:
-    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
 
 
 def build_model(spec: ModelSpec, where: str, teacher: nn.Module | None = None) -> nn.Module:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.errors import ConfigError
-from edgekd.report.rows import read_report
+from edgekd.report.rows import check_bench_report, read_report
 
 
 def load_report(path: str | Path) -> dict:
@@ -18,9 +17,7 @@ def load_report(path: str | Path) -> dict:
     report = read_report(file, path)
     if isinstance(report.get("bench"), dict):
         report = report["bench"]
-    if report.get("kind") != "edgekd-bench":
-        raise ConfigError(f"{file}: not an edgekd benchmark report")
-    return report
+    return check_bench_report(report, str(file))
 
 
 def _key(row: dict) -> tuple:
@@ -35,7 +32,10 @@ def matched_rows(a: dict, b: dict) -> list[tuple[tuple, dict | None, dict | None
 
 
 def compare(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> str:
+    """A Markdown table of the rows two reports share or not, with B's latency over A's."""
     left, right = names
+    check_bench_report(a, f"report {left}")
+    check_bench_report(b, f"report {right}")
     lines = [
         f"| artifact | target | runtime | batch | p50 {left} | p50 {right} | {right}/{left} | "
         f"accuracy {left} | accuracy {right} | memory {left} | memory {right} |",

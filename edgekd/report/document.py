@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgekd.formats import FORMATS
 from edgekd.report.html import to_html as page
-from edgekd.report.rows import label, ok_rows
+from edgekd.report.rows import check_bench_report, label, ok_rows
 from edgekd.utils.fileio import atomic_write_text
 
 
@@ -119,7 +119,8 @@ def to_html(report: dict, ledger: list[dict] | None = None) -> str:
 
 def write(report: dict, folder: str | Path, ledger: list[dict] | None = None) -> dict[str, Path]:
     """``report.json``, ``report.md`` and ``report.html`` in ``folder``; ``ledger``: a pipeline run's rows,
-    which the HTML page shows beside the benchmark."""
+    which the HTML page shows beside the benchmark. A report that is not a benchmark's writes nothing."""
+    check_bench_report(report)
     folder = Path(folder)
     paths = {"json": folder / "report.json", "md": folder / "report.md", "html": folder / "report.html"}
     atomic_write_text(paths["json"], json.dumps(report, indent=2) + "\n")

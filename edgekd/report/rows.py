@@ -21,6 +21,22 @@ def read_report(file: Path, where: str | Path) -> dict:
     return report
 
 
+BENCH_KIND = "edgekd-bench"
+BENCH_KEYS = ("results", "machine", "created")
+
+
+def check_bench_report(report: object, where: str = "report") -> dict:
+    """``report`` if it is what ``edgekd.bench.run`` returns, else a ConfigError naming what is missing."""
+    if not isinstance(report, dict):
+        raise ConfigError(f"{where}: expected the dict edgekd.bench.run returns, got {type(report).__name__}")
+    if report.get("kind") != BENCH_KIND:
+        raise ConfigError(f"{where}: not an edgekd benchmark report (its 'kind' is not '{BENCH_KIND}')")
+    missing = [key for key in BENCH_KEYS if key not in report]
+    if missing or not isinstance(report["results"], list):
+        raise ConfigError(f"{where}: a benchmark report without {', '.join(missing) or 'a list of results'}")
+    return report
+
+
 def ok_rows(report: dict) -> list[dict]:
     return [r for r in report["results"] if r.get("status") == "ok"]
 

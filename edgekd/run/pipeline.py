@@ -27,10 +27,10 @@ from edgekd.run.folder import RunFolder, RunReport, stage_config
 from edgekd.run.ledger import Ledger
 from edgekd.run.measure import artifact_row, model_row
 from edgekd.run.measurement import file_measurement
-from edgekd.run.preflight import check_models_accept_data
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.targets import Target, load_target
 from edgekd.train import distributed, resolve_device
+from edgekd.train.preflight import check_models_accept_data
 from edgekd.utils.environment import machine_facts
 from edgekd.utils.progress import bars_hidden
 from edgekd.utils.quiet import torch_deprecations_quieted
@@ -96,7 +96,13 @@ class Pipeline:
             raise ConfigError("student must be a torch.nn.Module")
         if teacher_weights is not None and len(teacher_weights) != len(self.teachers):
             raise ConfigError(f"teacher_weights has {len(teacher_weights)} values for {len(self.teachers)} teachers")
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence):
+            raise ConfigError(
+                f"stages: expected a list of stages like [ek.Distill(epochs=3)], got {type(stages).__name__}"
+            )
         for i, stage in enumerate(stages):
+            if isinstance(stage, type):
+                raise ConfigError(f"stages[{i}] is the class {stage.__name__}; give an instance: {stage.__name__}(...)")
             if not is_stage(stage):
                 raise ConfigError(f"stages[{i}] ({type(stage).__name__}) has no name and run(ctx, student) method")
         self.export = export_plan(export)

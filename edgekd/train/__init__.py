@@ -1,4 +1,5 @@
-"""Training: the one loop every training stage runs (``loop``) and the labels-only Train stage (``stage``)."""
+"""Training: the one loop every training stage runs (``loop``), the checks that every model takes the data
+before any training (``preflight``) and the labels-only Train stage (``stage``)."""
 
 from edgekd.train.loop import (
     CrossEntropy,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from edgekd.errors import DataError, first_line
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.outputs import logits_of
 from edgekd.train import distributed
@@ -30,7 +31,13 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
         for batch in batches:
             x, y, _ = split_batch(batch)
             x, y = to_device(x, device), y.to(device)
-            correct += int((logits_of(forward(model, x)).argmax(1) == y).sum())
+            try:
+                predicted = logits_of(forward(model, x)).argmax(1)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, TypeError) as exc:  # the model and the loader do not fit: one line, not a trace
+                raise DataError(f"{type(model).__name__} cannot take the loader's inputs: {first_line(exc)}") from exc
+            correct += int((predicted == y).sum())
             total += len(y)
     if split:
         correct, total = distributed.sums(correct, total)

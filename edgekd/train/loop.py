@@ -34,6 +34,7 @@ from edgekd.train.batchnorm import chance_warning, refresh_statistics, stale_sta
 from edgekd.train.evaluation import evaluate
 from edgekd.utils.progress import on_terminal
 from edgekd.utils.quiet import torch_deprecations_quieted
+from edgekd.utils.typed import check_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -55,6 +56,7 @@ class TrainConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)  # a wrong type is named here, not by a comparison deep in training
         check(self.epochs >= 0, "epochs", f"must be >= 0, got {self.epochs}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(
@@ -153,6 +155,13 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` is the GPU when there is one; under ``torchrun`` each rank takes its own GPU."""
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {type(device).__name__}")
+    device = str(device)
+    try:
+        torch.device(device if device != "auto" else "cpu")
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"device: '{device}' is not a device torch knows; use 'auto', 'cpu' or 'cuda'") from exc
     if device == "auto":
         return distributed.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():

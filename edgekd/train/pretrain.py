@@ -12,17 +12,20 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from edgekd.cache import default_cache_dir
-from edgekd.data.sources import DataBundle
+from edgekd.data.sources import DataBundle, as_bundle, example_inputs
+from edgekd.errors import ConfigError
 from edgekd.models.checkpoint import atomic_save, load_weights
 from edgekd.train import CrossEntropy, TrainConfig, Trainer, distributed, evaluate, resolve_device
 from edgekd.train.batchnorm import after_training
 from edgekd.train.evaluation import near_chance
+from edgekd.train.preflight import check_models_accept_data
 
 CACHE_VERSION = 1
 CACHED_NOTE = "trained earlier"  # how a note starts when the teacher came from the cache
@@ -79,12 +82,19 @@ def pretrain(
     use_cache: bool = True,
     quiet: bool = False,
 ) -> PretrainResult:
-    """Train ``model`` with cross-entropy, or load the result of an identical earlier training."""
+    """Train ``model`` with cross-entropy, or load the result of an identical earlier training.
+
+    ``data`` is anything a Pipeline takes (a DataBundle, a dict of loaders); ``config`` a TrainConfig or
+    the mapping of its fields."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    data, config = as_bundle(data), _as_config(config)
     start = time.perf_counter()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / "teachers" / f"{type(model).__name__}-{cache_key(model, data, config, seed)}.pt"
-    distributed.start(resolve_device(device))
     target = resolve_device(device)
+    distributed.start(target)
+    check_models_accept_data([("model", model)], data, example_inputs(data.val, 2), target)
     if distributed.agree(use_cache and path.is_file()):  # under torchrun, rank 0's answer for every rank
         load_weights(model, path)
         accuracy = evaluate(model, data.val, target)  # a cache is checked, never trusted blindly
@@ -107,6 +117,18 @@ def pretrain(
     result = PretrainResult(model, False, path if use_cache and improved else None, time.perf_counter() - start,
                             accuracy, improved)  # fmt: skip
     return _warned(result, warning, quiet)
+
+
+def _as_config(config: object) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        unknown_keys = sorted(set(config) - {f.name for f in dataclasses.fields(TrainConfig)})
+        if unknown_keys:
+            known = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
+            raise ConfigError(f"config: unknown key {unknown_keys[0]!r}; TrainConfig takes {known}")
+        return TrainConfig(**config)
+    raise ConfigError(f"config: expected ek.TrainConfig(epochs=..., lr=...), got {type(config).__name__}")
 
 
 def _at_chance(accuracy: float, data: DataBundle) -> str | None:
