@@ -90,6 +90,39 @@ def describe(value: Any, depth: int = 0) -> str:
     return f"{type(value).__name__}" if value is not None else "None"
 
 
+def tensors_in(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """Every tensor a forward's output holds (tuples, lists, mappings, nested a few levels deep)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 3:
+        return []
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in tensors_in(item, depth + 1)]
+    return []
+
+
+def raw_output(model: nn.Module, run: Callable[[], Any]) -> Any:
+    """What ``model``'s forward returns before any selection hook replaces it, while ``run()`` calls it."""
+    seen: dict[str, Any] = {}
+
+    def peek(module: nn.Module, args: tuple, output: Any) -> None:
+        seen.setdefault("output", output)
+
+    handle = model.register_forward_hook(peek, prepend=True)
+    try:
+        run()
+    finally:
+        handle.remove()
+    return seen.get("output")
+
+
+def several_outputs(output: Any) -> str | None:
+    """``"a tuple of 2 (...)"`` when the forward returns more than one tensor, else None."""
+    return describe(output) if len(tensors_in(output)) > 1 else None
+
+
 def resolve_selector(selector: Any, where: str = "output") -> Selector:
     """A recipe's ``output:`` value: a name, an index, or ``package.module:function`` for a function."""
     if selector is None or callable(selector) or isinstance(selector, int) and not isinstance(selector, bool):

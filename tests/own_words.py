@@ -14,6 +14,8 @@ RAW_LIBRARY_TEXT = (
     re.compile(r"is out of bounds"),  # cross_entropy's IndexError on a bad label
     re.compile(r"must be Tensor, not"),  # a torch op fed the wrong type
     re.compile(r"torch\._dynamo|torch\.fx\.|_C\._"),  # framework internals
+    re.compile(r"This is step \d/\d of exporting"),  # the ONNX exporter's wrapper around the real cause
+    re.compile(r"allow_pickle="),  # numpy's advice on pickled arrays
 )
 
 

@@ -109,14 +109,14 @@ def _check_latency_budget(results: dict, table: str) -> None:
     from benchmarks.latency_budget import QUICK_FRACTION
 
     rows = results["mobilenet"]["rows"]
-    assert [(r["fraction"], r["method"]) for r in rows] == [(QUICK_FRACTION, "netadapt"), (QUICK_FRACTION, "uniform")]
+    assert [(r["fraction"], r["method"]) for r in rows] == [(QUICK_FRACTION, "netadapt")]  # a toy run searches only
     for row in rows:  # each budget either met by a shipped file timed again, or refused in one line
         if "error" in row:
             assert "budget latency_ms" in row["error"] and "\n" not in row["error"]
         else:
             assert row["met"] == (row["shipped_p50_ms"] <= row["limit_ms"]) and row["macs"] > 0
     student = results["student"]
-    assert set(student["per_seed"]) == {"0.7-netadapt", "0.7-uniform"}
+    assert set(student["per_seed"]) == {"0.7-netadapt"}
     for runs in student["per_seed"].values():
         assert len(runs) == 1 and 0 <= runs[0]["int8_test_accuracy"] <= 1 and runs[0]["file_estimate_ms"] > 0
     assert set(results["checks"]) <= {row[0] for row in _bar_rows(table)}

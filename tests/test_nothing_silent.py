@@ -298,3 +298,41 @@ def test_a_swin_student_trains_for_int8(tiny_images):
     logits = observed(example)
     logits.sum().backward()  # a QAT step's forward and backward
     assert logits.shape == (2, 4)
+
+
+def test_a_teacher_at_chance_is_warned_about_in_its_ledger_row(tiny_images, tmp_path, capsys):
+    untrained = _mlp()
+    with torch.no_grad():
+        for p in untrained.parameters():
+            p.zero_()  # every logit equal: argmax picks class 0, as good as guessing
+    result = ek.Pipeline(untrained, _mlp(), tiny_images, [ek.Train(epochs=1)], out_dir=tmp_path / "run", quiet=True,
+                         device="cpu").run()  # fmt: skip
+    teacher = next(r for r in result.report["ledger"] if r["stage"] == "teacher")
+    assert "teacher is at chance" in teacher["notes"] and "teacher is at chance" in capsys.readouterr().err
+    student = next(r for r in result.report["ledger"] if r["stage"] == "student")
+    assert "at chance" not in student["notes"]  # only the teacher is judged by what it can teach
+
+
+def test_a_converter_failure_speaks_with_its_root_cause_not_the_exporters_wrapper():
+    from edgekd.formats.failures import conversion_error
+
+    try:
+        try:
+            raise ValueError("Cannot view a tensor with shape [2, 3] and strides [3, 1] as shape [6]")
+        except ValueError as cause:
+            raise RuntimeError(
+                "Failed to export the model with torch.export. This is step 1/3 of exporting the model to ONNX.\n"
+                "Next steps: ..."
+            ) from cause
+    except RuntimeError as wrapped:
+        message = str(conversion_error("ONNX", wrapped, nn.Identity(), torch.zeros(1, 2)))
+    assert "Cannot view a tensor with shape [2, 3]" in message and message.startswith("ONNX conversion failed")
+    assert_own_words(message)
+
+
+def test_a_prune_that_removes_nothing_says_so(tiny_images, tmp_path):
+    lone_head = nn.Sequential(nn.Flatten(), nn.Linear(144, tiny_images.num_classes))  # only the head: kept whole
+    result = ek.Pipeline(_mlp(), lone_head, tiny_images, [ek.Prune(ratio=0.5, epochs=0)], out_dir=tmp_path / "run",
+                         quiet=True, device="cpu").run()  # fmt: skip
+    row = result.report["ledger"][-1]
+    assert row["params"] == result.report["ledger"][1]["params"] and "warning: nothing was pruned" in row["notes"]

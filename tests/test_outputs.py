@@ -96,6 +96,7 @@ def test_models_as_they_come_go_through_the_pipeline_and_export(kind, tiny_image
     assert len(graph.output) == 1 and graph.output[0].type.tensor_type.shape.dim[1].dim_value == 4
     ledger = {row["stage"]: row for row in result.report["ledger"]}
     assert ledger["onnx"]["test_accuracy"] == pytest.approx(ledger["distill"]["test_accuracy"], abs=0.01)
+    assert "the student returns several tensors" in ledger["student"]["notes"]  # what the files leave out is said
 
 
 def test_logits_that_are_not_first_are_refused_with_a_hint_then_selected(tiny_images, tmp_path):
@@ -127,8 +128,14 @@ def test_int8_export_of_a_dict_model(tiny_images, tmp_path):
     assert quantized(example_batch(tiny_images)).shape == (2, 4)
     for writer, suffix in ((ek.export.to_onnx, "onnx"), (ek.export.to_tflite, "tflite")):
         assert writer(quantized, example_batch(tiny_images), tmp_path / f"q.{suffix}", data=tiny_images).parity.passed
-    fp32 = ek.export.to_tflite(model, example_batch(tiny_images), tmp_path / "f.tflite", data=tiny_images)
-    assert fp32.parity.passed and isinstance(model(example_batch(tiny_images)), dict)  # export left it as it was
+    with pytest.raises(ConfigError, match=r"returns several tensors \(dict\(logits: .*features: .*select_output"):
+        ek.export.to_tflite(model, example_batch(tiny_images), tmp_path / "f.tflite", data=tiny_images)
+    assert not (tmp_path / "f.tflite").exists()  # a file that would drop 'features' is never written
+    fp32 = ek.export.to_tflite(select_output(model, "logits"), example_batch(tiny_images), tmp_path / "f.tflite",
+                               data=tiny_images)  # fmt: skip
+    assert fp32.parity.passed
+    release_output(model)
+    assert isinstance(model(example_batch(tiny_images)), dict)  # export left it as it was
 
 
 RECIPE = """

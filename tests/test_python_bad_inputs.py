@@ -44,6 +44,10 @@ def _pipeline(**changes) -> Callable:
     return build
 
 
+def _into_a_file(d, tmp):
+    return ek.Pipeline(_mlp(), _mlp(), d, [ek.Distill(epochs=1)], out_dir=tmp / "notes.txt", quiet=True).run()
+
+
 def _onnx(model=None, example=None, name: str = "m.onnx", **options) -> Callable:
     def export(d, tmp):
         return ek.export.to_onnx(model if model is not None else _mlp(), example, tmp / name, **options)
@@ -148,6 +152,7 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
         "unknown format": (_pipeline(export=["onx"]), "did you mean 'onnx'"),
         "unknown target": (_pipeline(export=["onnx"], targets=["phone"]), "unknown target 'phone'"),
         "unknown device": (_pipeline(device="tpu"), "device: 'tpu' is not a device"),
+        "out_dir is a file": (_into_a_file, "notes.txt' is a file, not a folder"),
         "wrong classes": (_pipeline(student=nn.Linear(8, 5)), "outputs (2, 5) but data 'arrays' has 3 classes"),
         "wrong inputs": (_pipeline(student=nn.Linear(4, 3)), "student (Linear) cannot take inputs of shape (8,)"),
     },

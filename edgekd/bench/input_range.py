@@ -2,7 +2,8 @@
 
 A user's ``.npz`` is fed as it is. Raw 0-255 pixels, or pixels scaled to [0, 1] but not normalized,
 run without error and give near-chance accuracy: the manifest records the normalization the file
-expects, so the figure can carry a warning that says so instead of a silent wrong number.
+expects, so the figure can carry a warning that says so instead of a silent wrong number. Only images
+have such a range; standardized tabular features are never called raw pixels.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def range_warning(normalization: dict | None, data: np.ndarray) -> str | None:
     """A one-line warning when ``data`` cannot be inputs normalized as ``normalization`` says."""
     if not normalization or data.dtype.kind not in "fiu" or data.size == 0:
         return None  # integer data counts too: uint8 pixels fed to a float file are cast, not scaled
+    if normalization.get("kind", "image") != "image":
+        return None  # standardized features have no fixed range to check against
     low, high = expected_range(normalization)
     seen_low, seen_high = float(data.min()), float(data.max())
     slack = SLACK * (high - low)

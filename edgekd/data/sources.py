@@ -254,7 +254,7 @@ def example_inputs(loader, count: int = 2, device: torch.device | str = "cpu") -
 
 
 def _as_images(x: np.ndarray, where: str = "inputs") -> np.ndarray:
-    """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 scaled to [0, 1]; NaN/Inf refused."""
+    """Float32 array shaped N,C,H,W (or N,F for flat features), uint8 images scaled to [0, 1]; NaN/Inf refused."""
     if x is None or isinstance(x, (str, bytes, dict)):
         raise DataError(f"{where}: expected an array of samples, got {type(x).__name__}")
     try:
@@ -263,7 +263,7 @@ def _as_images(x: np.ndarray, where: str = "inputs") -> np.ndarray:
         raise DataError(f"{where}: not a rectangular array of samples ({first_line(exc)})") from exc
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(f"{where}: expected numbers, got {arr.dtype} values")
-    scale = 255.0 if arr.dtype == np.uint8 else 1.0
+    scale = 255.0 if arr.dtype == np.uint8 and arr.ndim >= 3 else 1.0  # uint8 images are pixels; columns are not
     arr = arr.astype(np.float32) / scale
     if arr.ndim == 3:
         arr = arr[:, None]
@@ -291,8 +291,9 @@ def _split_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean/std for images; one shared statistic for flat feature vectors."""
-    axes = (0, 2, 3) if x.ndim == 4 else None
+    """Per-channel mean/std for images; per-feature for flat feature vectors (tabular columns live on
+    scales of their own: an amount in thousands beside a ratio in [0, 1])."""
+    axes = (0, 2, 3) if x.ndim == 4 else 0
     mean = np.atleast_1d(x.mean(axis=axes, dtype=np.float64))
     std = np.atleast_1d(x.std(axis=axes, dtype=np.float64))
     return mean, np.maximum(std, 1e-8)

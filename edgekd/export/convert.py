@@ -17,7 +17,9 @@ from edgekd.errors import ConfigError, first_line
 from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.formats import exports
 from edgekd.inputs import ModelInputs, Signature, forward
+from edgekd.outputs import output_selection, raw_output, several_outputs
 from edgekd.quantize.graph import FreeAxes
+from edgekd.quantize.model import QuantizedModel
 from edgekd.utils.modes import inference
 from edgekd.utils.naming import unknown
 
@@ -51,13 +53,19 @@ def check_runs_on_example(model: nn.Module, example: ModelInputs) -> None:
         )
     try:
         with inference(model):
-            forward(model, example)
+            output = raw_output(model, lambda: forward(model, example))
     except torch.OutOfMemoryError:
         raise
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
         raise ConfigError(
             f"{type(model).__name__} cannot run on the example {Signature.of(example).text()}: {first_line(exc)}"
         ) from exc
+    several = several_outputs(output) if output_selection(model) is None else None
+    if several and not isinstance(model, QuantizedModel):  # never ship one of them silently
+        raise ConfigError(
+            f"{type(model).__name__} returns several tensors ({several}); a file holds one output, and files with "
+            "several are not supported yet: choose it with ek.select_output(model, index or name)"
+        )
 
 
 def to_onnx(

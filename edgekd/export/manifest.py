@@ -140,9 +140,18 @@ def tokenizer_entry(data: DataBundle | None, fixed_length: bool = False) -> dict
 
 
 def _normalization(data: DataBundle | None) -> dict | None:
+    """How the app turns its raw inputs into the file's: pixels per channel, or features per column."""
     if data is None or not data.mean:
         return None
+    if len(data.input_shape) == 1:  # flat feature vectors (tabular): no pixels, no 1/255
+        return {
+            "kind": "features",
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "formula": "x[i] = (feature[i] - mean[i]) / std[i], per feature i",
+        }
     return {
+        "kind": "image",
         "mean": list(data.mean),
         "std": list(data.std),
         "pixel_scale": 1 / 255,

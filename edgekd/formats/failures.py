@@ -65,7 +65,7 @@ def conversion_error(
     fmt: str, exc: BaseException, model: nn.Module, example: ModelInputs, quantized: bool = False
 ) -> ExportError:
     """One line: which op failed, in which module, and how to get past it."""
-    message = str(exc)
+    message = "\n".join(str(e) for e in reversed(_chain(exc)))  # the root cause's words first
     op = failing_op(message)
     where = module_of_op(model, example, op) if op else None
     parts = [f"{fmt} conversion failed"]
@@ -79,6 +79,17 @@ def conversion_error(
         if quantized:
             parts.append(", or keep its module in float with Quantize(exclude=[...])")
     return ExportError("".join(parts))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from: an exporter wraps the real cause in its own
+    "Failed to export ... step 1/3" text, which tells the user nothing."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _op_name(target) -> str:

@@ -165,7 +165,8 @@ def protected(model: nn.Module, num_classes: int, ignore: Iterable[str] | None) 
 
 
 def resolve_ignore(model: nn.Module, names: Iterable[str]) -> list[nn.Module]:
-    return [resolve_module(model, name, "ignore") for name in names]
+    """The modules named; ``""`` is the model itself (a student that is a lone head)."""
+    return [model if name == "" else resolve_module(model, name, "ignore") for name in names]
 
 
 def _module_in_traceback(model: nn.Module, tb) -> str | None:

@@ -154,7 +154,8 @@ class Prune(TeachingConfig, Stage):
             f"{self.importance} {how}, round_to {self.round_to}: "
             f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
-            + refresh_note(steps[-1] if steps else {}),
+            + refresh_note(steps[-1] if steps else {})
+            + _nothing_pruned_note(before, after, ratio, protected(student, data.num_classes, self.ignore)),
             ratio=ratio,
             ignore=protected(student, data.num_classes, self.ignore),
             before=before,
@@ -201,3 +202,14 @@ class Prune(TeachingConfig, Stage):
             else:
                 low = middle
         return high
+
+
+def _nothing_pruned_note(before: dict, after: dict, ratio: float | None, kept: list[str]) -> str:
+    """A warning when a ratio above zero removed no channel: the stage must not pass for a compression."""
+    if ratio is None or ratio == 0 or after["params"] < before["params"]:
+        return ""  # a budget search says itself whether it had to cut
+    kept_text = ", ".join(f"'{name}'" if name else "the model itself" for name in kept[:4]) or "none"
+    return (
+        f"; warning: nothing was pruned: no layer has channels to remove outside those kept whole ({kept_text}: "
+        "the output head and ignore=)"
+    )

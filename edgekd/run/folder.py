@@ -49,6 +49,10 @@ class RunFolder:
 
     def check_fresh(self) -> None:
         """Refuse to write over an earlier run unless asked: its results are never lost by accident."""
+        blocked = next((p for p in (self.path, *self.path.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            where = f"out_dir '{self.path}'" + (f": '{blocked}'" if blocked != self.path else "")
+            raise ConfigError(f"{where} is a file, not a folder; choose another out_dir")
         if (self.path / REPORT).exists() and not self.overwrite:
             raise ConfigError(
                 f"run folder '{self.path}' already holds a run; choose another out_dir, resume it or overwrite it"

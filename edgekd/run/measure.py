@@ -11,22 +11,37 @@ from edgekd.data.sources import DataBundle
 from edgekd.models.cost import count_macs, count_params, size_bytes
 from edgekd.run.ledger import LedgerRow
 from edgekd.train import evaluate
+from edgekd.train.evaluation import logits_and_labels
+from edgekd.train.metrics import class_metrics, one_class_warning
 
 
 def model_row(
-    stage: str, kind: str, model: nn.Module, data: DataBundle, device: torch.device, wall_s: float, notes: str
+    stage: str,
+    kind: str,
+    model: nn.Module,
+    data: DataBundle,
+    device: torch.device,
+    wall_s: float,
+    notes: str,
+    judged: bool = True,
 ) -> LedgerRow:
-    """Test and validation accuracy, parameters, MACs for one sample and stored size of ``model``."""
+    """Test and validation accuracy, macro-F1, per-class recall and PR-AUC on the test split, parameters,
+    MACs for one sample and stored size of ``model``. ``judged``: a model that finds no class but one
+    gets a warning in its notes (not for the untrained student, which is expected to)."""
+    logits, labels = logits_and_labels(model, data.test, device)
+    metrics = class_metrics(logits, labels, data.num_classes)
+    warning = one_class_warning(metrics, data.labels) if judged else None
     return LedgerRow(
         stage=stage,
         kind=kind,
-        test_accuracy=evaluate(model, data.test, device),
+        test_accuracy=float((logits.argmax(1) == labels).float().mean()) if len(labels) else 0.0,
         val_accuracy=evaluate(model, data.val, device),
         params=count_params(model),
         macs=count_macs(model, data.signature),
         size_bytes=size_bytes(model),
         wall_s=round(wall_s, 2),
-        notes=notes,
+        notes="; ".join(note for note in (notes, warning) if note),
+        test_metrics=metrics,
     )
 
 

@@ -7,6 +7,7 @@ how it resumes is :mod:`edgekd.run.folder`; the rows the ledger gets are :mod:`e
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ from edgekd.models.files import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.quantize.model import QuantizedModel
 from edgekd.run.folder import RunFolder, RunReport, stage_config
-from edgekd.run.ledger import Ledger
+from edgekd.run.ledger import Ledger, LedgerRow
 from edgekd.run.measure import artifact_row, model_row
 from edgekd.run.measurement import file_measurement
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.targets import Target, load_target
 from edgekd.train import distributed, resolve_device
-from edgekd.train.preflight import check_models_accept_data
+from edgekd.train.evaluation import near_chance
+from edgekd.train.preflight import check_models_accept_data, unshipped_outputs
 from edgekd.utils.environment import machine_facts
 from edgekd.utils.progress import bars_hidden
 from edgekd.utils.quiet import torch_deprecations_quieted
@@ -182,9 +184,14 @@ class Pipeline:
             done, student = 0, self.student.to(self.device)
             for i, teacher in enumerate(self.teachers):
                 note = teacher_notes[i]
-                run.ledger.add(self._row(self._teacher_label(i), "input", teacher.to(self.device).eval(),
-                                         note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
-            run.ledger.add(self._row("student", "input", student, 0.0, "before any stage"))
+                row = run.ledger.add(self._row(self._teacher_label(i), "input", teacher.to(self.device).eval(),
+                                               note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
+                self._warn_if_at_chance(row)
+            unshipped = unshipped_outputs(student, self._example(), self.device)
+            run.ledger.add(self._row("student", "input", student, 0.0, _joined("before any stage", unshipped),
+                                     judged=False))  # fmt: skip
+            if unshipped and distributed.is_main():
+                print(f"[edgekd] note: {unshipped}", file=sys.stderr, flush=True)
         for teacher in self.teachers:
             teacher.to(self.device).eval()
         run.write("running")
@@ -298,8 +305,8 @@ class Pipeline:
             "environment": machine_facts(str(self.device)),
         }
 
-    def _row(self, stage: str, kind: str, model: nn.Module, wall: float, notes: str):
-        return model_row(stage, kind, model, self.data, self.device, wall, notes)
+    def _row(self, stage: str, kind: str, model: nn.Module, wall: float, notes: str, judged: bool = True):
+        return model_row(stage, kind, model, self.data, self.device, wall, notes, judged)
 
     def _example(self) -> ModelInputs:
         """Two validation inputs (CPU): shape checks, export examples, graph capture."""
@@ -308,6 +315,23 @@ class Pipeline:
     def _teacher_label(self, index: int) -> str:
         return "teacher" if len(self.teachers) == 1 else f"teacher[{index}]"
 
+    def _warn_if_at_chance(self, row: LedgerRow) -> None:
+        """A teacher no better than guessing teaches nothing: said in its ledger row and on the terminal."""
+        accuracy = row.val_accuracy if row.val_accuracy is not None else row.test_accuracy
+        if not near_chance(accuracy, self.data.num_classes):
+            return
+        warning = (
+            f"warning: {row.stage} is at chance ({100 * accuracy:.1f}% on validation, {self.data.num_classes} "
+            "classes): distilling from it teaches nothing; load its trained weights or pretrain it first"
+        )
+        row.notes = _joined(row.notes, warning)
+        if distributed.is_main():
+            print(f"[edgekd] {warning}", file=sys.stderr, flush=True)
+
     def _log(self, line: str) -> None:
         if not self.quiet and distributed.is_main():
             print(f"[edgekd] {line}", flush=True)
+
+
+def _joined(*notes: str | None) -> str:
+    return "; ".join(note for note in notes if note)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -27,18 +27,33 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
     must call it then)."""
     correct = total = 0
     batches = distributed.evaluation_batches(loader) if split else loader
+    for logits, y in _logits_and_labels(model, batches, device):
+        correct += int((logits.argmax(1) == y).sum())
+        total += len(y)
+    if split:
+        correct, total = distributed.sums(correct, total)
+    return correct / max(total, 1)
+
+
+def logits_and_labels(
+    model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every logit row and label of a loader, on the CPU: what metrics beyond accuracy are computed from."""
+    pairs = [(logits.float().cpu(), y.cpu()) for logits, y in _logits_and_labels(model, loader, device)]
+    if not pairs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+
+def _logits_and_labels(model: nn.Module, batches: Iterable, device: torch.device | str) -> Iterator:
     with inference(model):
         for batch in batches:
             x, y, _ = split_batch(batch)
             x, y = to_device(x, device), y.to(device)
             try:
-                predicted = logits_of(forward(model, x)).argmax(1)
+                logits = logits_of(forward(model, x))
             except torch.OutOfMemoryError:
                 raise
             except (RuntimeError, TypeError) as exc:  # the model and the loader do not fit: one line, not a trace
                 raise DataError(f"{type(model).__name__} cannot take the loader's inputs: {first_line(exc)}") from exc
-            correct += int((predicted == y).sum())
-            total += len(y)
-    if split:
-        correct, total = distributed.sums(correct, total)
-    return correct / max(total, 1)
+            yield logits, y
