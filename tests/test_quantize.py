@@ -305,3 +305,18 @@ def test_auto_weight_range_narrows_only_on_x86_without_vnni():
     assert resolve_weight_range("full", "x86_64", {"avx2"}) == "full"
     with pytest.raises(ConfigError, match="weight_range: must be one of auto, full, narrow, got '7bit'"):
         ek.Quantize(weight_range="7bit")
+
+
+def test_conv_bn_patterns_are_built_only_for_the_convolutions_a_graph_calls():
+    from torch import nn
+
+    from edgekd.quantize.compat import _only_when_present, has_op
+
+    graph = torch.export.export(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).eval(),
+                                (torch.zeros(1, 1, 5, 5),)).module()  # fmt: skip
+    assert has_op(graph, "conv2d") and not has_op(graph, "conv_transpose2d") and not has_op(graph, "conv1d")
+    calls = []
+    helper = _only_when_present(lambda m, conv_fn, *rest: calls.append(conv_fn.__name__) or m)
+    for conv_fn in (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv_transpose2d):
+        assert helper(graph, conv_fn, (), False) is graph
+    assert calls == ["conv2d"]  # the only kind of convolution the graph has

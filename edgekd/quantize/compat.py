@@ -8,7 +8,9 @@ The fixed helper is installed once, wherever torchao and litert-torch bound the 
 The same helper is memoized: converting one QAT model re-exports the same few dozen patterns about
 150 times (0.2 s each, most of a small model's QAT wall time). A pattern's graph depends only on
 its code, the constants it closes over and the shapes of its example inputs, which is the cache key;
-callers get a copy, so nothing they do to it reaches the cache.
+callers get a copy, so nothing they do to it reaches the cache. And a model without, say, transposed
+convolutions never pays for the transposed-conv patterns: torchao's conv-bn fusing and folding are
+skipped for each kind of convolution the graph does not call (no such pattern could match there).
 
 Second: litert-torch finds adds, concatenations and pools by the ``source_fn_stack`` metadata that
 strict tracing leaves on each node. torch 2.13's non-strict ``torch.export`` leaves none, so those
@@ -117,7 +119,43 @@ def fix_pattern_export() -> bool:
             continue
         setattr(module, _HELPER, _fixed(current))
         changed = True
+    return _skip_absent_convolutions() or changed
+
+
+# torchao fuses (prepare) and folds (convert) conv-bn pairs for conv1d, conv2d and both transposed convs in
+# turn, exporting a dozen pattern graphs for each; a graph without that kind of convolution cannot match them
+_CONV_BN_HELPERS = ("_fuse_conv_bn_qat_helper", "_fold_conv_bn_qat_helper")
+_QAT_UTILS = "torchao.quantization.pt2e.qat_utils"
+
+
+def _skip_absent_convolutions() -> bool:
+    module = quiet_import(_QAT_UTILS)
+    changed = False
+    for name in _CONV_BN_HELPERS:
+        current = getattr(module, name, None)
+        if current is None or getattr(current, "edgekd_fixed", False):
+            continue
+        setattr(module, name, _only_when_present(current))
+        changed = True
     return changed
+
+
+def _only_when_present(helper: Callable) -> Callable:
+    def run(m: GraphModule, conv_fn: Callable, *args, **kwargs) -> GraphModule:
+        if not has_op(m, conv_fn.__name__):
+            return m  # no pattern anchored on this convolution can match: nothing to fuse or fold
+        return helper(m, conv_fn, *args, **kwargs)
+
+    run.edgekd_fixed = True  # type: ignore[attr-defined]
+    return run
+
+
+def has_op(model: GraphModule, name: str) -> bool:
+    """Whether the graph calls the aten op ``name`` (any overload: ``conv2d.default``, ``conv2d.padding``)."""
+    return any(
+        node.op == "call_function" and getattr(node.target, "__name__", "").split(".")[0] == name
+        for node in model.graph.nodes
+    )
 
 
 _aten = torch.ops.aten
