@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -115,7 +112,10 @@ def test_a_custom_stage_plugs_in_without_touching_the_pipeline(tiny_images, tmp_
 
 
 @pytest.mark.slow
-def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path):
+def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path, monkeypatch, capsys):
+    """The command line in this process (the demo's study runs it as a subprocess, as users type it)."""
+    from edgekd.cli.main import main
+
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         textwrap.dedent("""
@@ -125,26 +125,19 @@ def test_recipe_run_through_the_cli_with_teacher_pretraining_and_cache(tmp_path)
         stages: [{distill: {epochs: 2}}]
     """)
     )
-    env = {**os.environ, "EDGEKD_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "edgekd.cli.main", "run", str(recipe), "--quiet"]
-    first = subprocess.run(
-        [*cmd, "--out-dir", str(tmp_path / "a")], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert first.returncode == 0, first.stderr
-    second = subprocess.run(
-        [*cmd, "--out-dir", str(tmp_path / "b")], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert second.returncode == 0, second.stderr
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    for folder in ("a", "b"):
+        assert main(["run", str(recipe), "--quiet", "--out-dir", str(tmp_path / folder)]) == 0, capsys.readouterr().err
     ledger_a = json.loads((tmp_path / "a" / "report.json").read_text())["ledger"]
     ledger_b = json.loads((tmp_path / "b" / "report.json").read_text())["ledger"]
     assert "trained on labels in this run" in ledger_a[0]["notes"]
     assert "loaded from cache" in ledger_b[0]["notes"]
     assert ledger_a[0]["test_accuracy"] == ledger_b[0]["test_accuracy"] > 0.9
     assert ledger_a[-1]["test_accuracy"] == pytest.approx(ledger_b[-1]["test_accuracy"])
-    again = subprocess.run(
-        [*cmd, "--out-dir", str(tmp_path / "a")], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    capsys.readouterr()
+    assert main(["run", str(recipe), "--quiet", "--out-dir", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "Traceback" not in err
 
 
 def test_torch_dataloaders_work_in_a_bundle(tiny_images, tmp_path):

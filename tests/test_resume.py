@@ -92,32 +92,27 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(setup, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_different_recipe_and_a_finished_run(setup, tmp_path):
-    recipe, env = setup
-    short = SMALL_RECIPE  # what is refused does not depend on the size of the run
-    recipe.write_text(short)
-    folder = tmp_path / "run"
-    first = subprocess.run(
-        _cli(str(recipe), "--quiet", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
-    )
-    assert first.returncode == 0, first.stderr
-    again = subprocess.run(
-        _cli(str(recipe), "--resume", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
-    )
-    assert again.returncode == 2 and "already completed; nothing to resume" in again.stderr
-    recipe.write_text(short.replace("lr: 0.005", "lr: 0.01"))
-    changed = subprocess.run(
-        _cli(str(recipe), "--resume", "--out-dir", str(folder), env=env), env=env, capture_output=True, text=True
-    )
-    assert changed.returncode == 2 and "Traceback" not in changed.stderr
-    assert "different recipe" in changed.stderr and "lr: 0.005 -> 0.01" in changed.stderr
-    nothing = subprocess.run(
-        _cli(str(recipe), "--resume", "--out-dir", str(tmp_path / "empty"), env=env),
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr
+def test_resume_refuses_a_different_recipe_and_a_finished_run(tmp_path, monkeypatch, capsys):
+    """The command line in this process: what is refused does not depend on the size of the run."""
+    from edgekd.cli.main import main
+
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    recipe, folder = tmp_path / "recipe.yaml", tmp_path / "run"
+    recipe.write_text(SMALL_RECIPE)
+
+    def cli(*args: str) -> tuple[int, str]:
+        code = main(["run", str(recipe), *args])
+        return code, capsys.readouterr().err
+
+    assert cli("--quiet", "--out-dir", str(folder))[0] == 0
+    code, err = cli("--resume", "--out-dir", str(folder))
+    assert code == 2 and "already completed; nothing to resume" in err
+    recipe.write_text(SMALL_RECIPE.replace("lr: 0.005", "lr: 0.01"))
+    code, err = cli("--resume", "--out-dir", str(folder))
+    assert code == 2 and "Traceback" not in err
+    assert "different recipe" in err and "lr: 0.005 -> 0.01" in err
+    code, err = cli("--resume", "--out-dir", str(tmp_path / "empty"))
+    assert code == 2 and "nothing to resume" in err
 
 
 def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path):

@@ -71,14 +71,14 @@ def test_a_forward_with_several_outputs_is_never_shipped_as_one_silently(writer,
 
 
 class Constant(nn.Module):
-    """A scorer that learned only the base rate: class 0 for every row."""
+    """A scorer that learned only the base rate: its outputs move with the input, its answer never does."""
 
     def __init__(self) -> None:
         super().__init__()
         self.linear = nn.Linear(3, 2)
         with torch.no_grad():
-            self.linear.weight.zero_()
-            self.linear.bias.copy_(torch.tensor([1.0, 0.0]))
+            self.linear.weight.copy_(0.01 * torch.randn(2, 3, generator=torch.Generator().manual_seed(0)))
+            self.linear.bias.copy_(torch.tensor([5.0, 0.0]))
 
     def forward(self, x):
         return self.linear(x)
@@ -100,3 +100,15 @@ def test_a_majority_class_answer_is_not_reported_as_skill(columns, tmp_path, cap
     assert teacher["test_metrics"]["macro_f1"] < 0.5 and teacher["test_metrics"]["per_class_recall"] == [1.0, 0.0]
     assert student["test_metrics"]["macro_f1"] > 0.9 and "finds no test sample" not in student["notes"]
     assert 0 <= student["test_metrics"]["pr_auc"] <= 1
+
+
+@pytest.mark.slow
+def test_the_files_rows_carry_the_metrics_measured_on_the_files(columns, tmp_path):
+    x, y = columns
+    data = ek.data.from_arrays(x, y, x, y, batch_size=64)
+    result = ek.Pipeline(Constant(), Constant(), data, [ek.Train(epochs=0)], out_dir=tmp_path / "run", quiet=True,
+                         device="cpu", export=["onnx", "tflite"]).run()  # fmt: skip
+    for fmt in ("onnx", "tflite"):
+        row = next(r for r in result.report["ledger"] if r["stage"] == fmt)
+        assert row["test_metrics"]["per_class_recall"] == [1.0, 0.0] and row["test_metrics"]["macro_f1"] < 0.5
+        assert "finds no test sample of any class but '0'" in row["notes"]

@@ -30,6 +30,7 @@ from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
+from edgekd.train.metrics import class_metrics
 from edgekd.utils.progress import steps
 
 PARITY_SAMPLES = 256
@@ -49,6 +50,7 @@ class Artifact:
     test_accuracy: float | None = None
     export_s: float = 0.0
     manifest: dict = field(default_factory=dict, repr=False)
+    test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC of the file itself
 
 
 @dataclass
@@ -83,13 +85,25 @@ def parity_samples(data: DataBundle | None, example: ModelInputs, count: int, se
 def runtime_accuracy(runner: Runner, loader, desc: str = "accuracy") -> tuple[float, int]:
     """Top-1 accuracy of the file itself, in its runtime, over a whole loader (a bar on a terminal:
     a TFLite file takes a while over a 10,000-image test set)."""
-    correct = total = 0
+    logits, labels = runtime_logits(runner, loader, desc)
+    return _accuracy(logits, labels), len(labels)
+
+
+def runtime_logits(runner: Runner, loader, desc: str = "accuracy") -> tuple[torch.Tensor, torch.Tensor]:
+    """The file's own outputs (dequantized) and the labels over a whole loader: its accuracy and the
+    metrics beside it (:func:`edgekd.train.metrics.class_metrics`) come from the same pass."""
+    outputs, labels = [], []
     for batch in steps(loader, desc):
         x, y, _ = split_batch(batch)
-        predicted = runner.run(to_numpy(x)).argmax(-1)
-        correct += int((predicted == y.cpu().numpy()).sum())
-        total += len(y)
-    return (correct / total if total else float("nan")), total
+        outputs.append(torch.from_numpy(runner.run(to_numpy(x))))
+        labels.append(y.cpu())
+    if not outputs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == labels).float().mean()) if len(labels) else float("nan")
 
 
 def publish(
@@ -137,9 +151,10 @@ def publish(
             if free:
                 parity["shorter_inputs"] = _shorter_parity(reference, runner, samples, free, precision, output_step,
                                                            gate, path, staged)  # fmt: skip
-            accuracy = None
+            accuracy, metrics = None, {}
             if data is not None:
-                accuracy = runtime_accuracy(runner, data.test, f"{path.name}: test accuracy")[0]
+                logits, labels = runtime_logits(runner, data.test, f"{path.name}: test accuracy")
+                accuracy, metrics = _accuracy(logits, labels), class_metrics(logits, labels, data.num_classes)
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
             manifests.carry_tokenizer(path.parent, data)
@@ -167,6 +182,7 @@ def publish(
         accuracy,
         time.perf_counter() - started,
         content,
+        metrics,
     )
 
 

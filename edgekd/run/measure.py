@@ -55,7 +55,15 @@ def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> Ledg
         macs=previous.macs,
         size_bytes=artifact.size_bytes,
         wall_s=round(artifact.export_s, 2),
-        notes=f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
+        notes="; ".join(
+            note
+            for note in (
+                f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
+                one_class_warning(artifact.test_metrics),
+            )
+            if note
+        ),  # fmt: skip
+        test_metrics=artifact.test_metrics,
         details={
             "path": str(artifact.path.relative_to(run_dir)),
             "manifest": str(artifact.manifest_path.relative_to(run_dir)),
