@@ -30,6 +30,7 @@ from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
+from edgekd.train.evaluation import stacked, top1
 from edgekd.train.metrics import class_metrics
 from edgekd.utils.progress import steps
 
@@ -86,24 +87,19 @@ def runtime_accuracy(runner: Runner, loader, desc: str = "accuracy") -> tuple[fl
     """Top-1 accuracy of the file itself, in its runtime, over a whole loader (a bar on a terminal:
     a TFLite file takes a while over a 10,000-image test set)."""
     logits, labels = runtime_logits(runner, loader, desc)
-    return _accuracy(logits, labels), len(labels)
+    return top1(logits, labels, empty=float("nan")), len(labels)
 
 
 def runtime_logits(runner: Runner, loader, desc: str = "accuracy") -> tuple[torch.Tensor, torch.Tensor]:
     """The file's own outputs (dequantized) and the labels over a whole loader: its accuracy and the
     metrics beside it (:func:`edgekd.train.metrics.class_metrics`) come from the same pass."""
-    outputs, labels = [], []
-    for batch in steps(loader, desc):
-        x, y, _ = split_batch(batch)
-        outputs.append(torch.from_numpy(runner.run(to_numpy(x))))
-        labels.append(y.cpu())
-    if not outputs:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(outputs), torch.cat(labels)
 
+    def batches():
+        for batch in steps(loader, desc):
+            x, y, _ = split_batch(batch)
+            yield torch.from_numpy(runner.run(to_numpy(x))), y.cpu()
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.argmax(-1) == labels).float().mean()) if len(labels) else float("nan")
+    return stacked(batches())
 
 
 def publish(
@@ -154,7 +150,8 @@ def publish(
             accuracy, metrics = None, {}
             if data is not None:
                 logits, labels = runtime_logits(runner, data.test, f"{path.name}: test accuracy")
-                accuracy, metrics = _accuracy(logits, labels), class_metrics(logits, labels, data.num_classes)
+                accuracy = top1(logits, labels, empty=float("nan"))
+                metrics = class_metrics(logits, labels, data.num_classes)
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
             manifests.carry_tokenizer(path.parent, data)

@@ -29,6 +29,11 @@ class LedgerRow:
     test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC (edgekd.train.metrics)
 
 
+def joined_notes(*notes: str | None) -> str:
+    """A row's notes from its parts, the empty ones left out."""
+    return "; ".join(note for note in notes if note)
+
+
 class Ledger:
     def __init__(self) -> None:
         self.rows: list[LedgerRow] = []

@@ -9,9 +9,9 @@ from torch import nn
 
 from edgekd.data.sources import DataBundle
 from edgekd.models.cost import count_macs, count_params, size_bytes
-from edgekd.run.ledger import LedgerRow
+from edgekd.run.ledger import LedgerRow, joined_notes
 from edgekd.train import evaluate
-from edgekd.train.evaluation import logits_and_labels
+from edgekd.train.evaluation import logits_and_labels, top1
 from edgekd.train.metrics import class_metrics, one_class_warning
 
 
@@ -34,13 +34,13 @@ def model_row(
     return LedgerRow(
         stage=stage,
         kind=kind,
-        test_accuracy=float((logits.argmax(1) == labels).float().mean()) if len(labels) else 0.0,
+        test_accuracy=top1(logits, labels, empty=0.0),
         val_accuracy=evaluate(model, data.val, device),
         params=count_params(model),
         macs=count_macs(model, data.signature),
         size_bytes=size_bytes(model),
         wall_s=round(wall_s, 2),
-        notes="; ".join(note for note in (notes, warning) if note),
+        notes=joined_notes(notes, warning),
         test_metrics=metrics,
     )
 
@@ -55,14 +55,10 @@ def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> Ledg
         macs=previous.macs,
         size_bytes=artifact.size_bytes,
         wall_s=round(artifact.export_s, 2),
-        notes="; ".join(
-            note
-            for note in (
-                f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
-                one_class_warning(artifact.test_metrics),
-            )
-            if note
-        ),  # fmt: skip
+        notes=joined_notes(
+            f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
+            one_class_warning(artifact.test_metrics),
+        ),
         test_metrics=artifact.test_metrics,
         details={
             "path": str(artifact.path.relative_to(run_dir)),

@@ -25,7 +25,7 @@ from edgekd.models.files import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.quantize.model import QuantizedModel
 from edgekd.run.folder import RunFolder, RunReport, stage_config
-from edgekd.run.ledger import Ledger, LedgerRow
+from edgekd.run.ledger import Ledger, LedgerRow, joined_notes
 from edgekd.run.measure import artifact_row, model_row
 from edgekd.run.measurement import file_measurement
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
@@ -188,7 +188,7 @@ class Pipeline:
                                                note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
                 self._warn_if_at_chance(row)
             unshipped = unshipped_outputs(student, self._example(), self.device)
-            run.ledger.add(self._row("student", "input", student, 0.0, _joined("before any stage", unshipped),
+            run.ledger.add(self._row("student", "input", student, 0.0, joined_notes("before any stage", unshipped),
                                      judged=False))  # fmt: skip
             if unshipped and distributed.is_main():
                 print(f"[edgekd] note: {unshipped}", file=sys.stderr, flush=True)
@@ -324,14 +324,10 @@ class Pipeline:
             f"warning: {row.stage} is at chance ({100 * accuracy:.1f}% on validation, {self.data.num_classes} "
             "classes): distilling from it teaches nothing; load its trained weights or pretrain it first"
         )
-        row.notes = _joined(row.notes, warning)
+        row.notes = joined_notes(row.notes, warning)
         if distributed.is_main():
             print(f"[edgekd] {warning}", file=sys.stderr, flush=True)
 
     def _log(self, line: str) -> None:
         if not self.quiet and distributed.is_main():
             print(f"[edgekd] {line}", flush=True)
-
-
-def _joined(*notes: str | None) -> str:
-    return "; ".join(note for note in notes if note)

@@ -39,10 +39,20 @@ def logits_and_labels(
     model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every logit row and label of a loader, on the CPU: what metrics beyond accuracy are computed from."""
-    pairs = [(logits.float().cpu(), y.cpu()) for logits, y in _logits_and_labels(model, loader, device)]
+    return stacked((logits.float().cpu(), y.cpu()) for logits, y in _logits_and_labels(model, loader, device))
+
+
+def stacked(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-batch (logits, labels) as one tensor each; empty ones for a loader without batches."""
+    pairs = list(pairs)
     if not pairs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+
+def top1(logits: torch.Tensor, labels: torch.Tensor, empty: float) -> float:
+    """The share of rows whose largest logit is the label; ``empty`` when there are no rows."""
+    return float((logits.argmax(-1) == labels).float().mean()) if len(labels) else empty
 
 
 def _logits_and_labels(model: nn.Module, batches: Iterable, device: torch.device | str) -> Iterator:
