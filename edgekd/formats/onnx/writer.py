@@ -23,6 +23,7 @@ from edgekd.formats.onnx.int8 import (
     resolve_activation_type,
     shift_activations_to_uint8,
 )
+from edgekd.formats.onnx.registry import shared_registry
 from edgekd.inputs import ModelInputs, call_arguments, detached, free_axis_name, rows
 from edgekd.quantize.graph import FreeAxes, at_least_two, batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
@@ -84,7 +85,7 @@ def _export(model: nn.Module, example: ModelInputs, opset: int | None, free: Fre
     for inputs, dynamic in attempts:
         args, kwargs = call_arguments(inputs)
         try:
-            with inference(model), native_stderr_captured(replay=False):
+            with inference(model), native_stderr_captured(replay=False), shared_registry():
                 program = torch.onnx.export(
                     target, args, kwargs=kwargs, dynamo=True, dynamic_shapes=dynamic, opset_version=opset,
                     output_names=[OUTPUT_NAME], verbose=False,
