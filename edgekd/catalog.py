@@ -1,5 +1,5 @@
 """One catalog for every named extension point: stages, models, data sources, corpora, feature losses,
-pruning importances, file formats and model-file readers.
+pruning importances, file formats, model-file readers and tasks.
 
 Every name is found by one rule: an entry registered in this process (:meth:`Catalog.register`), else a
 Python entry point of the group ``edgekd.<kind>``. edgekd declares its own entries there too (in
@@ -25,7 +25,7 @@ from edgekd.utils.naming import unknown
 # kind -> what one entry is called in messages
 KINDS = {
     "stages": "stage", "models": "model", "data": "data source", "corpora": "corpus", "feature_losses": "feature loss",
-    "importances": "importance", "formats": "file format", "model_files": "model file reader",
+    "importances": "importance", "formats": "file format", "model_files": "model file reader", "tasks": "task",
 }  # fmt: skip
 Entry = TypeVar("Entry")
 

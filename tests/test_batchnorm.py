@@ -62,7 +62,7 @@ def test_statistics_that_already_fit_are_left_alone(tiny_images, tmp_path):
                          out_dir=tmp_path / "r", quiet=True, device="cpu").run()  # fmt: skip
     row = {r["stage"]: r for r in result.report["ledger"]}["train"]
     assert "warning" not in row["details"] and row["details"]["batchnorm_refreshed_epochs"] == []
-    assert row["details"]["batchnorm_refresh"]["val_accuracy_before"] > 0.9 and "BatchNorm" not in row["notes"]
+    assert row["details"]["batchnorm_refresh"]["val_before"] > 0.9 and "BatchNorm" not in row["notes"]
 
 
 def test_recalibration_leaves_the_loader_and_random_streams_where_they_were(tiny_images):

@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgekd"
 LAYERS = (
     ("errors", "utils"),
     ("catalog", "inputs", "outputs", "cache", "targets"),
+    ("tasks",),
     ("data",),
     ("models",),
     ("train", "stage"),

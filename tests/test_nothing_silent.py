@@ -140,18 +140,20 @@ def test_ignore_adds_to_the_protected_head_never_replaces_it(tiny_images):
 
 
 @pytest.mark.parametrize(
-    ("labels", "message"),
+    ("labels", "task", "message"),
     [
-        (np.linspace(0, 1, 40), "non-integer values such as"),
-        (np.where(np.arange(40) % 2, 1, -1), r"got -1; map them first \(for \{-1, \+1\}: \(y \+ 1\) // 2\)"),
-        (np.zeros((40, 3)), r"shape \(40, 3\) holds several targets per sample"),
-        (np.array(["a", "b"] * 20), "labels must be class indices 0..C-1, got <U1 values"),
+        (np.linspace(0, 1, 40), "classification", "non-integer values such as .*use task='regression'"),
+        (np.where(np.arange(40) % 2, 1, -1), None, r"class labels or values to regress\? pass task='regression'"),
+        (np.where(np.arange(40) % 2, 1, -1), "classification", r"got -1; map them first \(for \{-1, \+1\}"),
+        (np.zeros((40, 3)), None, r"shape \(40, 3\) of 0/1 values: .* task='multilabel' or task='regression'"),
+        (np.zeros((40, 3)), "classification", r"shape \(40, 3\) holds several targets per sample"),
+        (np.array(["a", "b"] * 20), None, "targets must be numbers, got <U1 values"),
     ],
 )
-def test_labels_are_never_cast_into_classes(labels, message):
+def test_labels_are_never_cast_into_classes(labels, task, message):
     x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
     with pytest.raises(DataError, match=message):
-        ek.data.from_arrays(x, labels, x[:8], np.zeros(8, np.int64))
+        ek.data.from_arrays(x, labels, x[:8], np.zeros(8, np.int64), task=task)
 
 
 def test_integral_float_labels_are_classes():

@@ -69,12 +69,27 @@ ONE_BATCH = torch.zeros(1, 8)
 
 # entry point -> {case: (call(data, tmp), what the one line must say)}
 CASES: dict[str, dict[str, tuple[Callable, str]]] = {
+    "tasks.get": {
+        "unknown name": (lambda d, tmp: ek.tasks.get("ranking"), "unknown task 'ranking'"),
+        "not a task": (lambda d, tmp: ek.tasks.get(3), "task: expected a name (classification"),
+        "monitor the task lacks": (lambda d, tmp: ek.tasks.get("regression", monitor="accuracy"),
+                                   "monitor: 'accuracy' is not a regression metric; it has rmse, mae, r2"),
+        "unknown option": (lambda d, tmp: ek.tasks.get("regression", scale=2), "task 'regression': "),
+        "unknown loss": (lambda d, tmp: ek.tasks.get("regression", loss="cosh"), "loss: regression takes mse, l1"),
+    },
+    "tasks.infer": {
+        "3-d floats": (lambda d, tmp: ek.tasks.infer(np.full((4, 2, 2), 0.5)), "fit no built-in task"),
+        "NaN": (lambda d, tmp: ek.tasks.infer(np.array([np.nan, 1.0])), "targets hold NaN or Inf"),
+    },
     "data.from_arrays": {
         "None inputs": (_arrays(x_train=None), "x_train: expected an array of samples, got NoneType"),
         "NaN inputs": (_arrays(x_train=np.full_like(X, np.nan)), "x_train: 320 values are NaN or Inf"),
         "labels of another length": (_arrays(y_train=Y[:5]), "inputs and labels differ in length"),
-        "text labels": (_arrays(y_train=np.array(["cat"] * 40)), "y_train: labels must be class indices"),
-        "float labels": (_arrays(y_train=Y + 0.5), "y_train"),
+        "text labels": (_arrays(y_train=np.array(["cat"] * 40)), "y_train: targets must be numbers"),
+        "float labels for classes": (_arrays(y_train=Y + 0.5, task="classification"), "y_train: labels hold non-integer"),
+        "unknown task": (_arrays(task="ranking"), "unknown task 'ranking'"),
+        "multilabel values": (_arrays(y_train=np.full((40, 3), 2), task="multilabel"), "must be 0 or 1, got 2"),
+        "mask shape": (_arrays(task="segmentation"), "segmentation masks must be (samples, height, width)"),
         "one sample": (_arrays(x_train=X[:1], y_train=Y[:1]), "1 training sample(s) cannot be split"),
         "val_fraction": (_arrays(val_fraction=1.5), "val_fraction: must be in (0, 1), got 1.5"),
         "test of another width": (_arrays(x_test=X[:, :4]), "train and test inputs differ in shape"),
@@ -200,7 +215,7 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
 # Public names that take no user input worth sweeping (classes users subclass, version strings, registries).
 NOT_ENTRY_POINTS = {
     "__version__", "PipelineResult", "RunContext", "Stage", "register_stage", "seed_everything", "Trainer",
-    "bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize", "report", "modelfile",
+    "bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize", "report", "modelfile", "tasks",
 }  # fmt: skip
 
 
@@ -232,7 +247,8 @@ def test_every_entry_point_is_swept():
     for module in ("data", "export", "bench", "report"):
         names = getattr(ek, module).__all__
         public |= {f"{module}.{n}" for n in names if callable(getattr(getattr(ek, module), n)) and not n[0].isupper()}
-    public |= {"models.get", "models.from_teacher_layers", "models.smaller", "models.files.load_model"}
+    public |= {"models.get", "models.from_teacher_layers", "models.smaller", "models.files.load_model", "tasks.get",
+               "tasks.infer"}  # fmt: skip
     unswept = sorted(public - set(CASES) - HELPERS)
     assert not unswept, f"public entry points without wrong-input cases: {unswept}"
 

@@ -19,6 +19,10 @@ import torch
 from edgekd.catalog import catalog
 from edgekd.errors import DataError, first_line
 from edgekd.inputs import ModelInputs, Signature, as_signature, concat, count, rows, split_batch, to_device
+from edgekd.tasks import Task, TaskSpec
+from edgekd.tasks import get as get_task
+from edgekd.tasks import infer as infer_task
+from edgekd.tasks.classification import Classification
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 MNIST_TRAIN_SIZE = 60000
@@ -127,6 +131,7 @@ class DataBundle:
     std: list[float]
     extra: dict = field(default_factory=dict)
     input_signature: Signature | None = None  # how models take the inputs; None: read from a batch
+    task: Task = field(default_factory=Classification)  # what the targets mean (edgekd.tasks)
 
     @property
     def signature(self) -> Signature:
@@ -147,6 +152,7 @@ class DataBundle:
             "val_size": dataset_size(self.val),
             "test_size": dataset_size(self.test),
             "input_shape": list(self.input_shape),
+            "task": self.task.name,
             "num_classes": self.num_classes,
             "labels": self.labels,
             "mean": self.mean,
@@ -170,6 +176,7 @@ def from_loaders(
     mean: Sequence[float] = (),
     std: Sequence[float] = (),
     name: str = "loaders",
+    task: TaskSpec = None,
 ) -> DataBundle:
     """A bundle from loaders you already have (torch DataLoaders, or any iterable of ``(x, y)`` batches).
 
@@ -177,6 +184,7 @@ def from_loaders(
     unless the dataset has ``classes`` (as torchvision's ImageFolder does). ``test`` defaults to ``val``,
     and the report says so. ``mean`` and ``std`` are the normalization the loaders apply, for the manifest
     (an app must apply it too); leave them empty when the model takes the loader's values as they are.
+    ``task`` as in :func:`from_arrays`: read from the first validation batch's targets when left out.
     """
     if isinstance(train, Mapping) or not isinstance(train, Iterable):
         raise DataError(f"train: expected a loader (an iterable of (x, y) batches), got {type(train).__name__}")
@@ -185,6 +193,13 @@ def from_loaders(
             "data: a training loader alone cannot choose the best epoch; give a validation loader too "
             "(ek.data.from_loaders(train, val, test, ...) or data={'train': ..., 'val': ..., 'test': ...})"
         )
+    try:
+        first_inputs, first_targets = first_samples(val, 1)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError) as exc:
+        raise DataError(f"data: the validation loader's first batch is not (x, y) or (x, y, index): {exc}") from exc
+    chosen, _, width = task_targets(task, first_targets.numpy(), keys=("the validation loader's targets",))
+    if num_classes is None and chosen.name in ("regression", "multilabel"):
+        num_classes = width  # the targets' own width; classes are never guessed from one batch
     dataset_classes = getattr(getattr(train, "dataset", None), "classes", None)
     if labels is None and dataset_classes is not None:
         labels = [str(c) for c in dataset_classes]
@@ -200,16 +215,13 @@ def from_loaders(
     extra = {"source": "loaders given by the user"}
     if test is None:
         extra["test_split"] = "the validation loader (no test loader was given)"
-    try:
-        signature = Signature.of(first_samples(val, 1)[0])
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError) as exc:
-        raise DataError(f"data: the validation loader's first batch is not (x, y) or (x, y, index): {exc}") from exc
+    signature = Signature.of(first_inputs)
     bundle = DataBundle(
         name=name, train=train, val=val, test=test if test is not None else val,
         input_shape=signature.first_shape, input_signature=signature,
         num_classes=int(num_classes),
         labels=list(labels) if labels is not None else [str(i) for i in range(num_classes)],
-        mean=[float(v) for v in mean], std=[float(v) for v in std], extra=extra,
+        mean=[float(v) for v in mean], std=[float(v) for v in std], extra=extra, task=chosen,
     )  # fmt: skip
     return bundle
 
@@ -220,10 +232,10 @@ def as_bundle(data: object, where: str = "data") -> DataBundle:
     if isinstance(data, DataBundle):
         return data
     if isinstance(data, Mapping):
-        unknown_keys = sorted(set(data) - {*LOADER_SPLITS, "num_classes", "labels", "mean", "std", "name"})
+        unknown_keys = sorted(set(data) - {*LOADER_SPLITS, "num_classes", "labels", "mean", "std", "name", "task"})
         if unknown_keys:
             raise DataError(f"{where}: unknown key '{unknown_keys[0]}'; a dict of loaders takes train, val, test "
-                            "(and num_classes, labels, mean, std)")  # fmt: skip
+                            "(and num_classes, labels, mean, std, task)")  # fmt: skip
         if "train" not in data:
             raise DataError(f"{where}: a dict of loaders needs 'train' (and 'val')")
         return from_loaders(**data)
@@ -304,35 +316,6 @@ def _normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor
     return torch.from_numpy(((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32))
 
 
-def class_indices(y, key: str) -> np.ndarray:
-    """Labels as int64 class indices 0..C-1, or one DataError line saying why they are not: a float
-    target is never truncated to a class, and a {-1, +1} or multi-column target is never guessed at."""
-    array = np.asarray(y)
-    if array.ndim > 1 and array.shape[1:] != (1,) * (array.ndim - 1):
-        raise DataError(
-            f"{key}: shape {array.shape} holds several targets per sample; edgekd's data sources take one class "
-            "index per sample (multi-label and dense targets are not supported yet)"
-        )
-    array = array.reshape(-1)
-    if array.dtype.kind not in "biuf":
-        raise DataError(f"{key}: labels must be class indices 0..C-1, got {array.dtype} values")
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise DataError(f"{key}: labels hold NaN or Inf")
-        fractional = array[array != np.round(array)]
-        if fractional.size:
-            raise DataError(
-                f"{key}: labels hold non-integer values such as {fractional[0]:g}: a regression target cannot be "
-                "a class index (edgekd trains classifiers; regression is not supported yet)"
-            )
-    if array.size and array.min() < 0:
-        raise DataError(
-            f"{key}: labels must be class indices 0..C-1, got {array.min():g}; map them first "
-            "(for {-1, +1}: (y + 1) // 2)"
-        )
-    return array.astype(np.int64)
-
-
 def from_arrays(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -344,17 +327,24 @@ def from_arrays(
     seed: int = 0,
     augment: Augment | None = None,
     name: str = "arrays",
+    task: TaskSpec = None,
 ) -> DataBundle:
-    """A bundle from numpy arrays; a seeded slice of the training set becomes validation."""
+    """A bundle from numpy arrays; a seeded slice of the training set becomes validation.
+
+    ``task`` says what the targets are (``classification``, ``multilabel``, ``regression``,
+    ``segmentation`` or an :class:`edgekd.tasks.Task`); left out, it is read from the targets where they
+    allow one reading only (whole numbers 0..C-1: classes; fractions: regression; (N, H, W) whole numbers:
+    masks) and refused in one line where they do not."""
     x_train, x_test = _as_images(x_train, "x_train"), _as_images(x_test, "x_test")
-    y_train, y_test = class_indices(y_train, "y_train"), class_indices(y_test, "y_test")
+    chosen, (y_train, y_test), num_classes = task_targets(task, y_train, y_test)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"train and test inputs differ in shape: {x_train.shape[1:]} vs {x_test.shape[1:]}")
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise DataError("inputs and labels differ in length")
-    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0)) + 1)
     if labels is not None and len(labels) < num_classes:
         raise DataError(f"{len(labels)} label names given for {num_classes} classes")
+    if augment is not None and chosen.name == "segmentation":
+        raise DataError("augment: a random shift moves the image but not its mask; segmentation takes no augment")
     check_fraction(val_fraction, "val_fraction")
     train_idx, val_idx = _split_val(len(x_train), max(1, round(len(x_train) * val_fraction)), seed)
     mean, std = _channel_stats(x_train[train_idx])
@@ -373,7 +363,16 @@ def from_arrays(
         labels=list(labels) if labels is not None else [str(i) for i in range(num_classes)],
         mean=[float(v) for v in mean],
         std=[float(v) for v in std],
+        task=chosen,
     )
+
+
+def task_targets(task: TaskSpec, *targets, keys: Sequence[str] = ("y_train", "y_test")) -> tuple[Task, list, int]:
+    """The task (named, given, or read from the training targets), every target array as it stores them,
+    and how many values per sample (or pixel) a model must output."""
+    chosen = get_task(task if task is not None else infer_task(targets[0], keys[0]))
+    converted = [chosen.targets(y, key) for y, key in zip(targets, keys)]
+    return chosen, converted, chosen.output_width(converted)
 
 
 def from_named_arrays(
@@ -386,6 +385,7 @@ def from_named_arrays(
     batch_size: int = 32,
     seed: int = 0,
     name: str = "named arrays",
+    task: TaskSpec = None,
 ) -> DataBundle:
     """A bundle whose batches are named inputs, passed to models as keyword arguments.
 
@@ -402,13 +402,12 @@ def from_named_arrays(
         if x_train[key].shape[1:] != x_test[key].shape[1:]:
             raise DataError(f"input '{key}': train and test differ in shape: "
                             f"{tuple(x_train[key].shape[1:])} vs {tuple(x_test[key].shape[1:])}")  # fmt: skip
-    y_train = torch.from_numpy(class_indices(y_train, "y_train"))
-    y_test = torch.from_numpy(class_indices(y_test, "y_test"))
+    chosen, (y_train, y_test), num_classes = task_targets(task, y_train, y_test)
+    y_train, y_test = torch.from_numpy(y_train), torch.from_numpy(y_test)
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         lengths = {key: len(value) for key, value in x.items()}
         if len(set(lengths.values()) | {len(y)}) != 1:
             raise DataError(f"{split}: inputs and labels differ in length: {lengths}, labels {len(y)}")
-    num_classes = int(max(y_train.max().item(), y_test.max().item()) + 1)
     if labels is not None and len(labels) < num_classes:
         raise DataError(f"{len(labels)} label names given for {num_classes} classes")
     if not 0.0 < val_fraction < 1.0:
@@ -427,6 +426,7 @@ def from_named_arrays(
         mean=[],
         std=[],
         input_signature=signature,
+        task=chosen,
     )
 
 

@@ -9,13 +9,14 @@ Response-based: ``kd`` (Hinton et al. 2015). Feature-based, on tapped feature pa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from edgekd.catalog import catalog
 from edgekd.errors import ConfigError
+from edgekd.tasks.classification import kd_loss, soft_targets  # noqa: F401 - response KD, by the classification task
 
 FeatureLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # Feature losses that compare tensors element by element and so need matched shapes (adapters).
@@ -34,33 +35,6 @@ def feature_loss_names() -> list[str]:
 
 def get_feature_loss(name: str) -> FeatureLoss:
     return catalog("feature_losses").get(name)
-
-
-def soft_targets(
-    teacher_logits: Sequence[torch.Tensor], temperature: float, weights: Sequence[float] | None = None
-) -> torch.Tensor:
-    """Weighted average of the teachers' softened distributions (an ensemble of one or more)."""
-    weights = list(weights) if weights is not None else [1.0] * len(teacher_logits)
-    total = float(sum(weights))
-    probs = [w / total * F.softmax(t / temperature, dim=1) for w, t in zip(weights, teacher_logits)]
-    return torch.stack(probs).sum(0)
-
-
-def kd_loss(
-    student_logits: torch.Tensor,
-    teacher_probs: torch.Tensor,
-    labels: torch.Tensor,
-    temperature: float,
-    alpha: float,
-) -> torch.Tensor:
-    """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))``.
-
-    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
-    """
-    hard = F.cross_entropy(student_logits, labels)
-    log_student = F.log_softmax(student_logits / temperature, dim=1)
-    soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
-    return alpha * hard + (1.0 - alpha) * temperature**2 * soft
 
 
 @register_feature_loss("mse")

@@ -30,8 +30,8 @@ from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
+from edgekd.tasks.scores import class_metrics
 from edgekd.train.evaluation import stacked, top1
-from edgekd.train.metrics import class_metrics
 from edgekd.utils.progress import steps
 
 PARITY_SAMPLES = 256
@@ -92,7 +92,7 @@ def runtime_accuracy(runner: Runner, loader, desc: str = "accuracy") -> tuple[fl
 
 def runtime_logits(runner: Runner, loader, desc: str = "accuracy") -> tuple[torch.Tensor, torch.Tensor]:
     """The file's own outputs (dequantized) and the labels over a whole loader: its accuracy and the
-    metrics beside it (:func:`edgekd.train.metrics.class_metrics`) come from the same pass."""
+    metrics beside it (:func:`edgekd.tasks.scores.class_metrics`) come from the same pass."""
 
     def batches():
         for batch in steps(loader, desc):

@@ -26,7 +26,7 @@ class LedgerRow:
     val_accuracy: float | None = None
     notes: str = ""
     details: dict = field(default_factory=dict)
-    test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC (edgekd.train.metrics)
+    test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC (edgekd.tasks.scores)
 
 
 def joined_notes(*notes: str | None) -> str:

@@ -10,9 +10,9 @@ from torch import nn
 from edgekd.data.sources import DataBundle
 from edgekd.models.cost import count_macs, count_params, size_bytes
 from edgekd.run.ledger import LedgerRow, joined_notes
+from edgekd.tasks.scores import class_metrics, one_class_warning
 from edgekd.train import evaluate
 from edgekd.train.evaluation import logits_and_labels, top1
-from edgekd.train.metrics import class_metrics, one_class_warning
 
 
 def model_row(

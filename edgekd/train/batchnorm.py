@@ -135,23 +135,26 @@ def refresh_statistics(
     batches: int = CALIBRATION_BATCHES,
     before: float | None = None,
 ) -> dict | None:
-    """Re-estimate the statistics on a copy and keep them when validation accuracy improves.
+    """Re-estimate the statistics on a copy and keep them when the task's validation metric improves.
 
-    ``before`` is the model's validation accuracy when the caller just measured it. Returns what was
+    ``before`` is the model's validation metric when the caller just measured it. Returns what was
     measured (for the ledger), or None for a model without BatchNorm."""
     if not norm_statistics(model):
         return None
-    before = evaluate(model, data.val, device) if before is None else before
+    task = data.task
+    before = evaluate(model, data.val, device, task=task, width=data.num_classes) if before is None else before
     candidate = copy.deepcopy(model)
     recalibrate_batchnorm(candidate, data.train, device, batches)
-    after = evaluate(candidate, data.val, device)
-    kept = after > before
+    after = evaluate(candidate, data.val, device, task=task, width=data.num_classes)
+    kept = task.better(after, before)
     if kept:
         model.load_state_dict(candidate.state_dict())
-    return {"val_accuracy_before": before, "val_accuracy_after": after, "kept": kept, "batches": batches}
+    return {"metric": task.monitor, "val_before": before, "val_after": after, "kept": kept, "batches": batches}
 
 
-def stale_statistics_suspected(model: nn.Module, train_accuracy: float, val_accuracy: float, classes: int) -> bool:
+def stale_statistics_suspected(
+    model: nn.Module, train_accuracy: float | None, val_accuracy: float, classes: int
+) -> bool:
     """Worth re-estimating before a validation verdict: slow momentum, or validation stuck at chance."""
     norms = norm_statistics(model)
     if not norms:
@@ -160,12 +163,14 @@ def stale_statistics_suspected(model: nn.Module, train_accuracy: float, val_accu
     return slow or _at_chance(train_accuracy, val_accuracy, classes)
 
 
-def _at_chance(train_accuracy: float, val_accuracy: float, classes: int) -> bool:
+def _at_chance(train_accuracy: float | None, val_accuracy: float, classes: int) -> bool:
+    if train_accuracy is None:  # no per-sample decisions (regression, pixels): chance is not defined
+        return False
     chance = 1.0 / max(classes, 1)
     return val_accuracy <= 1.5 * chance and train_accuracy >= min(chance + 0.3, 0.9)
 
 
-def chance_warning(model: nn.Module, train_accuracy: float, val_accuracy: float, classes: int) -> str | None:
+def chance_warning(model: nn.Module, train_accuracy: float | None, val_accuracy: float, classes: int) -> str | None:
     """A line naming the likely cause when validation sits at chance while training accuracy climbs."""
     if not _at_chance(train_accuracy, val_accuracy, classes):
         return None
@@ -186,6 +191,13 @@ def chance_warning(model: nn.Module, train_accuracy: float, val_accuracy: float,
     return f"{seen}: check that validation inputs are normalized as the training inputs are"
 
 
+def validation_text(task, value: float | None) -> str:
+    """``97.10%`` for accuracy, ``rmse 0.1234`` for another monitored metric."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if task.monitor == "accuracy" else f"{task.monitor} {value:.4g}"
+
+
 def _layers(count: int) -> str:
     return "1 layer" if count == 1 else f"{count} layers"
 
@@ -200,11 +212,11 @@ def after_training(model: nn.Module, history, data: DataBundle, device: torch.de
         facts["warning"] = warnings[0] + (f" (and {len(warnings) - 1} later epochs)" if len(warnings) > 1 else "")
     if history.epochs and history.best_epoch == 0:  # trained, yet the starting weights were never beaten
         facts["not_improved"] = (
-            f"no epoch beat the starting weights (val {100 * (history.initial_val_accuracy or 0):.2f}%): "
+            f"no epoch beat the starting weights (val {validation_text(data.task, history.initial_val_score)}): "
             "the model is handed on as it came"
         )
-    # the model holds its best epoch, whose validation accuracy the Trainer has just measured
-    refreshed = refresh_statistics(model, data, device, before=history.best_val_accuracy)
+    # the model holds its best epoch, whose validation metric the Trainer has just measured
+    refreshed = refresh_statistics(model, data, device, before=history.best_val_score)
     if refreshed is not None:
         facts["batchnorm_refresh"] = refreshed
         facts["batchnorm_refreshed_epochs"] = [e.epoch for e in history.epochs if e.batchnorm_refreshed]
@@ -219,8 +231,10 @@ def refresh_note(facts: dict) -> str:
         words += f"; BatchNorm statistics re-estimated before validating {len(epochs)} epochs"
     refreshed = facts.get("batchnorm_refresh")
     if refreshed and refreshed["kept"]:
-        before, after = refreshed["val_accuracy_before"], refreshed["val_accuracy_after"]
-        words += f"; BatchNorm statistics re-estimated after training: val {100 * before:.2f}% -> {100 * after:.2f}%"
+        metric, before, after = refreshed["metric"], refreshed["val_before"], refreshed["val_after"]
+        shown = (f"{100 * before:.2f}% -> {100 * after:.2f}%" if metric == "accuracy"
+                 else f"{metric} {before:.4g} -> {after:.4g}")  # fmt: skip
+        words += f"; BatchNorm statistics re-estimated after training: val {shown}"
     if facts.get("warning"):
         words += "; validation sat at chance (see warning)"
     if facts.get("not_improved"):

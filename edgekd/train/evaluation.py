@@ -10,6 +10,8 @@ from torch import nn
 from edgekd.errors import DataError, first_line
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.outputs import logits_of
+from edgekd.tasks import Task
+from edgekd.tasks.classification import Classification
 from edgekd.train import distributed
 from edgekd.utils.modes import inference
 
@@ -21,10 +23,20 @@ def near_chance(accuracy: float, classes: int) -> bool:
     return classes > 1 and accuracy <= NEAR_CHANCE / classes
 
 
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", split: bool = False) -> float:
-    """Top-1 accuracy of ``model`` over a loader of ``(x, y, ...)`` batches; with ``split`` under
-    ``torchrun`` each rank evaluates its share of the batches and the counts are summed (every rank
-    must call it then)."""
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device | str = "cpu",
+    split: bool = False,
+    task: Task | None = None,
+    width: int | None = None,
+) -> float:
+    """The task's monitored metric of ``model`` over a loader of ``(x, y, ...)`` batches: top-1 accuracy
+    for a classifier (the default), mIoU, RMSE... for other tasks. With ``split`` under ``torchrun`` each
+    rank evaluates its share of the batches and the counts are summed (every rank must call it then);
+    metrics that counts cannot sum are computed by every rank on the whole loader."""
+    if task is not None and not (isinstance(task, Classification) and task.monitor == "accuracy"):
+        return judge(model, loader, task, width, device)[task.monitor]
     correct = total = 0
     batches = distributed.evaluation_batches(loader) if split else loader
     for logits, y in _logits_and_labels(model, batches, device):
@@ -33,6 +45,16 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "c
     if split:
         correct, total = distributed.sums(correct, total)
     return correct / max(total, 1)
+
+
+def judge(
+    model: nn.Module, loader: Iterable, task: Task, width: int | None = None, device: torch.device | str = "cpu"
+) -> dict:
+    """Every metric of ``task`` for ``model`` on a loader (``width``: classes or targets, else the output's)."""
+    outputs, targets = logits_and_labels(model, loader, device)
+    if width is None:
+        width = int(outputs.shape[1]) if outputs.dim() > 1 else 1
+    return task.metrics(outputs, targets, width)
 
 
 def logits_and_labels(

@@ -20,7 +20,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -29,6 +28,8 @@ from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.models.checkpoint import atomic_save, safe_load
 from edgekd.outputs import logits_of
+from edgekd.tasks import Task
+from edgekd.tasks.classification import Classification
 from edgekd.train import distributed
 from edgekd.train.batchnorm import chance_warning, refresh_statistics, stale_statistics_suspected
 from edgekd.train.evaluation import evaluate
@@ -88,35 +89,63 @@ class Objective(Protocol):
         ...
 
 
-class CrossEntropy:
-    """Plain label training: the teacher's pretraining and the no-teacher baseline."""
+class LabelLoss:
+    """Plain label training with the task's own loss (cross-entropy for classes, MSE for regression...):
+    the teacher's pretraining and the no-teacher baseline."""
 
     extra_modules: nn.Module | None = None
+    task: Task = Classification()
+
+    def __init__(self, task: Task | None = None) -> None:
+        self.task = task or Classification()
 
     def __call__(self, model, x, y, index):
-        logits = logits_of(forward(model, x))
-        return F.cross_entropy(logits, y), logits
+        output = logits_of(forward(model, x))
+        return self.task.loss(output, y), output
+
+
+class CrossEntropy(LabelLoss):
+    """Label training of a classifier (:class:`LabelLoss` with the classification task)."""
+
+    def __init__(self) -> None:
+        super().__init__(Classification())
 
 
 @dataclass
 class EpochRecord:
     epoch: int
     train_loss: float
-    train_accuracy: float
-    val_accuracy: float
+    train_accuracy: float | None  # None where the task makes no per-sample decision (regression, pixels)
+    val_score: float  # the task's monitored metric on validation (History.monitor)
     lr: float
     seconds: float
     warning: str | None = None  # validation at chance while training accuracy climbed, and the likely cause
     batchnorm_refreshed: bool = False  # validated with BatchNorm statistics re-estimated (edgekd.train.batchnorm)
+    monitor: str = "accuracy"
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.val_score if self.monitor == "accuracy" else None
 
 
 @dataclass
 class History:
+    """What a training run did, epoch by epoch; the best epoch is the best on ``monitor``."""
+
     epochs: list[EpochRecord] = field(default_factory=list)
-    initial_val_accuracy: float | None = None
+    initial_val_score: float | None = None
     best_epoch: int | None = None
-    best_val_accuracy: float | None = None
+    best_val_score: float | None = None
     stopped_early: bool = False
+    monitor: str = "accuracy"
+
+    @property
+    def initial_val_accuracy(self) -> float | None:
+        return self.initial_val_score if self.monitor == "accuracy" else None
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        return self.best_val_score if self.monitor == "accuracy" else None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -219,7 +248,8 @@ class Trainer:
     @torch_deprecations_quieted()
     def fit(self, model: nn.Module, data: DataBundle, objective: Objective | None = None) -> History:
         """Train ``model`` in place; on return it holds the weights of its best validation epoch."""
-        objective = objective or CrossEntropy()
+        task = data.task
+        objective = objective or LabelLoss(task)
         distributed.start(self.device)
         seed_everything(self.seed)
         if hasattr(data.train, "epoch"):
@@ -243,8 +273,8 @@ class Trainer:
         else:
             # The starting weights are a candidate too: fine-tuning that only makes a model worse (a
             # recovery after pruning, say) hands back what it was given, with best_epoch 0.
-            initial = evaluate(model, data.val, self.device, split=True)
-            history = History(initial_val_accuracy=initial, best_epoch=0, best_val_accuracy=initial)
+            initial = evaluate(model, data.val, self.device, split=True, task=task, width=data.num_classes)
+            history = History(initial_val_score=initial, best_epoch=0, best_val_score=initial, monitor=task.monitor)
             best_state = copy.deepcopy(model.state_dict())
             if self.checkpoint_dir is not None and distributed.is_main():
                 atomic_save({"model": best_state, "epoch": 0}, self.checkpoint_dir / "best.pt")
@@ -255,9 +285,9 @@ class Trainer:
         for epoch in range(done + 1, self.config.epochs + 1):
             record = self._run_epoch(model, data, objective, optimizer, scheduler, params, epoch, best_state)
             history.epochs.append(record)
-            improved = record.val_accuracy > history.best_val_accuracy
+            improved = task.better(record.val_score, history.best_val_score)
             if improved:
-                history.best_epoch, history.best_val_accuracy = epoch, record.val_accuracy
+                history.best_epoch, history.best_val_score = epoch, record.val_score
                 best_state = copy.deepcopy(model.state_dict())
                 bad_epochs = 0
             else:
@@ -276,7 +306,9 @@ class Trainer:
         model.train()
         if objective.extra_modules is not None:
             objective.extra_modules.train()
+        task = data.task
         loss_sum = correct = seen = 0.0
+        decided = True
         bar = tqdm(
             total=len(data.train),
             desc=f"{self.desc} {epoch}/{self.config.epochs}",
@@ -308,11 +340,14 @@ class Trainer:
             optimizer.step()
             scheduler.step()
             loss_sum += loss.item() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum().item()
+            hits = task.batch_correct(logits, y)
+            decided = decided and hits is not None
+            correct += hits or 0.0
             seen += len(y)
             bar.update()
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+                shown = {"acc": f"{correct / seen:.4f}"} if decided else {}
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", **shown)
         bar.close()
         loss_sum, correct, seen = distributed.sums(loss_sum, correct, seen)
         distributed.sync_buffers(model)
@@ -320,31 +355,35 @@ class Trainer:
             distributed.sync_buffers(objective.extra_modules)
         if self.epoch_end is not None:
             self.epoch_end()
-        val_accuracy = evaluate(model, data.val, self.device, split=True)
-        train_accuracy = correct / max(seen, 1)
+        val_score = evaluate(model, data.val, self.device, split=True, task=task, width=data.num_classes)
+        train_accuracy = correct / max(seen, 1) if decided else None
         warning, refreshed = None, None
-        if stale_statistics_suspected(model, train_accuracy, val_accuracy, data.num_classes):
+        if stale_statistics_suspected(model, train_accuracy, val_score, data.num_classes):
             # judge the epoch on statistics that describe its weights (edgekd.train.batchnorm)
-            warning = chance_warning(model, train_accuracy, val_accuracy, data.num_classes)
-            refreshed = refresh_statistics(model, data, self.device, before=val_accuracy)
-            val_accuracy = max(val_accuracy, refreshed["val_accuracy_after"])
+            warning = chance_warning(model, train_accuracy, val_score, data.num_classes)
+            refreshed = refresh_statistics(model, data, self.device, before=val_score)
+            if refreshed["kept"]:
+                val_score = refreshed["val_after"]
             if warning:
-                warning += f"; with re-estimated statistics validation reaches {100 * val_accuracy:.1f}%"
+                warning += f"; with re-estimated statistics validation reaches {100 * val_score:.1f}%"
                 if distributed.is_main():
                     print(f"edgekd: warning: {self.desc} epoch {epoch}: {warning}", file=sys.stderr, flush=True)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / max(seen, 1),
             train_accuracy=train_accuracy,
-            val_accuracy=val_accuracy,
+            val_score=val_score,
             lr=optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - start,
             warning=warning,
             batchnorm_refreshed=bool(refreshed and refreshed["kept"]),
+            monitor=task.monitor,
         )
+        train = f", train acc {train_accuracy:.4f}" if train_accuracy is not None else ""
+        shown = "acc" if task.monitor == "accuracy" else task.monitor
         self._log(
-            f"{self.desc} epoch {epoch}/{self.config.epochs}: loss {record.train_loss:.4f}, "
-            f"train acc {record.train_accuracy:.4f}, val acc {val_accuracy:.4f} ({record.seconds:.1f}s)"
+            f"{self.desc} epoch {epoch}/{self.config.epochs}: loss {record.train_loss:.4f}{train}, "
+            f"val {shown} {val_score:.4f} ({record.seconds:.1f}s)"
         )
         return record
 

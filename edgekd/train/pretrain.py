@@ -22,8 +22,8 @@ from edgekd.cache import default_cache_dir
 from edgekd.data.sources import DataBundle, as_bundle, example_inputs
 from edgekd.errors import ConfigError
 from edgekd.models.checkpoint import atomic_save, load_weights
-from edgekd.train import CrossEntropy, TrainConfig, Trainer, distributed, evaluate, resolve_device
-from edgekd.train.batchnorm import after_training
+from edgekd.train import LabelLoss, TrainConfig, Trainer, distributed, evaluate, resolve_device
+from edgekd.train.batchnorm import after_training, validation_text
 from edgekd.train.evaluation import near_chance
 from edgekd.train.preflight import check_models_accept_data
 
@@ -37,17 +37,25 @@ class PretrainResult:
     from_cache: bool
     path: Path | None
     wall_s: float
-    val_accuracy: float | None = None  # of the model returned, measured on the validation data
+    val_score: float | None = None  # the task's monitored metric of the model returned, on validation
     improved: bool = True  # whether training beat the starting weights (a cached model: it did when cached)
     warning: str | None = None  # the model sits at chance on the validation data, or training never helped
+    metric: str = "accuracy"  # what val_score is
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.val_score if self.metric == "accuracy" else None
 
     @property
     def note(self) -> str:
         where = f"{CACHED_NOTE}, loaded from cache {self.path}" if self.from_cache else (
             f"trained on labels in this run ({self.wall_s:.0f} s)"
         )  # fmt: skip
-        if self.val_accuracy is not None:
-            where += f", val {100 * self.val_accuracy:.2f}%"
+        if self.val_score is not None:
+            shown = (
+                f"{100 * self.val_score:.2f}%" if self.metric == "accuracy" else f"{self.metric} {self.val_score:.4g}"
+            )
+            where += f", val {shown}"
         return where + (f"; warning: {self.warning}" if self.warning else "")
 
 
@@ -82,7 +90,8 @@ def pretrain(
     use_cache: bool = True,
     quiet: bool = False,
 ) -> PretrainResult:
-    """Train ``model`` with cross-entropy, or load the result of an identical earlier training.
+    """Train ``model`` on labels with its task's loss (``data.task``: cross-entropy for a classifier), or
+    load the result of an identical earlier training.
 
     ``data`` is anything a Pipeline takes (a DataBundle, a dict of loaders); ``config`` a TrainConfig or
     the mapping of its fields."""
@@ -93,29 +102,30 @@ def pretrain(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / "teachers" / f"{type(model).__name__}-{cache_key(model, data, config, seed)}.pt"
     target = resolve_device(device)
+    task = data.task
     distributed.start(target)
     check_models_accept_data([("model", model)], data, example_inputs(data.val, 2), target)
     if distributed.agree(use_cache and path.is_file()):  # under torchrun, rank 0's answer for every rank
         load_weights(model, path)
-        accuracy = evaluate(model, data.val, target)  # a cache is checked, never trusted blindly
-        result = PretrainResult(model, True, path, time.perf_counter() - start, accuracy)
-        return _warned(result, _at_chance(accuracy, data), quiet)
+        score = evaluate(model, data.val, target, task=task, width=data.num_classes)  # a cache is checked, not trusted
+        result = PretrainResult(model, True, path, time.perf_counter() - start, score, metric=task.monitor)
+        return _warned(result, _at_chance(score, data), quiet)
     trainer = Trainer(config, target, quiet=quiet, desc="teacher", seed=seed)
-    history = trainer.fit(model, data, CrossEntropy())
+    history = trainer.fit(model, data, LabelLoss(task))
     facts = after_training(model, history, data, target)  # BatchNorm statistics in step, as every stage keeps them
     model.eval()
-    accuracy = evaluate(model, data.val, target)
+    score = evaluate(model, data.val, target, task=task, width=data.num_classes)
     improved = bool(history.best_epoch)
-    warning = _at_chance(accuracy, data) or facts.get("warning")
+    warning = _at_chance(score, data) or facts.get("warning")
     if not improved:
         warning = (
-            f"no epoch beat the starting weights (val {100 * (history.initial_val_accuracy or 0):.2f}%): the model "
+            f"no epoch beat the starting weights (val {validation_text(task, history.initial_val_score)}): the model "
             "returned is the untrained one; raise epochs or lr, or check the labels"
         )
     if use_cache and distributed.is_main() and improved:  # an untrained model is never cached as a teacher
         atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
     result = PretrainResult(model, False, path if use_cache and improved else None, time.perf_counter() - start,
-                            accuracy, improved)  # fmt: skip
+                            score, improved, metric=task.monitor)  # fmt: skip
     return _warned(result, warning, quiet)
 
 
@@ -133,7 +143,7 @@ def _as_config(config: object) -> TrainConfig:
 
 def _at_chance(accuracy: float, data: DataBundle) -> str | None:
     classes = data.num_classes
-    if near_chance(accuracy, classes):
+    if data.task.monitor == "accuracy" and near_chance(accuracy, classes):
         return f"validation accuracy {100 * accuracy:.2f}% is at chance ({100 / classes:.1f}% for {classes} classes)"
     return None
 

@@ -1,0 +1,113 @@
+"""Single-label classification: one class per sample, logits of shape (batch, classes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgekd.errors import DataError
+from edgekd.tasks.task import Task, finite_targets
+
+
+def soft_targets(
+    teacher_logits: Sequence[torch.Tensor], temperature: float, weights: Sequence[float] | None = None
+) -> torch.Tensor:
+    """Weighted average of the teachers' softened distributions (an ensemble of one or more)."""
+    weights = list(weights) if weights is not None else [1.0] * len(teacher_logits)
+    total = float(sum(weights))
+    probs = [w / total * F.softmax(t / temperature, dim=1) for w, t in zip(weights, teacher_logits)]
+    return torch.stack(probs).sum(0)
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))`` (Hinton et al. 2015).
+
+    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
+    """
+    hard = F.cross_entropy(student_logits, labels, ignore_index=ignore_index)
+    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
+    return alpha * hard + (1.0 - alpha) * temperature**2 * soft
+
+
+def class_indices(y, key: str) -> np.ndarray:
+    """Labels as int64 class indices 0..C-1, or one DataError line saying why they are not: a float
+    target is never truncated to a class, and a {-1, +1} or multi-column target is never guessed at."""
+    array = np.asarray(y)
+    if array.ndim > 1 and array.shape[1:] != (1,) * (array.ndim - 1):
+        raise DataError(
+            f"{key}: shape {array.shape} holds several targets per sample; a classification task takes one "
+            "class index per sample (use task='multilabel', 'regression' or 'segmentation')"
+        )
+    array = finite_targets(array.reshape(-1), key)
+    if array.dtype.kind == "f":
+        fractional = array[array != np.round(array)]
+        if fractional.size:
+            raise DataError(
+                f"{key}: labels hold non-integer values such as {fractional[0]:g}: a regression target cannot be "
+                "a class index (use task='regression')"
+            )
+    if array.size and array.min() < 0:
+        raise DataError(
+            f"{key}: labels must be class indices 0..C-1, got {array.min():g}; map them first "
+            "(for {-1, +1}: (y + 1) // 2), or use task='regression'"
+        )
+    return array.astype(np.int64)
+
+
+class Classification(Task):
+    """One class per sample; accuracy picks the best epoch unless ``monitor`` says otherwise."""
+
+    name = "classification"
+    metric_names = ("accuracy", "macro_f1", "pr_auc")
+    default_monitor = "accuracy"
+
+    def targets(self, y: np.ndarray, key: str) -> np.ndarray:
+        return class_indices(y, key)
+
+    def output_width(self, targets: Sequence[np.ndarray]) -> int:
+        return int(max(int(t.max(initial=0)) for t in targets) + 1)
+
+    def check_output(self, output: torch.Tensor, y: torch.Tensor, width: int, who: str) -> None:
+        if output.dim() != 2:
+            raise DataError(
+                f"{who} returns shape {tuple(output.shape)}, not (batch, classes): a classification task needs "
+                "one row of logits per sample (per-pixel logits: task='segmentation')"
+            )
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, y)
+
+    def distill_loss(self, student, teachers, y, temperature, alpha, weights=None) -> torch.Tensor:
+        return kd_loss(student, soft_targets(teachers, temperature, weights), y, temperature, alpha)
+
+    def batch_correct(self, output: torch.Tensor, y: torch.Tensor) -> float:
+        return float((output.detach().argmax(1) == y).sum())
+
+    def metrics(self, output: torch.Tensor, y: torch.Tensor, width: int) -> dict:
+        from edgekd.tasks.scores import class_metrics
+
+        if len(y) == 0:
+            return {"accuracy": 0.0}
+        accuracy = float((output.argmax(-1) == y).float().mean())
+        return {"accuracy": accuracy, **class_metrics(output, y, width)}
+
+    def decisions(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if output.ndim < 2 or output.shape[-1] < 2:
+            return None
+        rows = output.reshape(len(output), -1)
+        best_two = np.sort(rows, axis=-1)[:, -2:]
+        return rows.argmax(-1), best_two[:, 1] - best_two[:, 0]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "output": "logits (batch, classes): the class is the largest"}
