@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.distill.objective import DistillObjective
-from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.distill.teaching import TeachingConfig, classifiers_only, train_with_teacher
 from edgekd.inputs import ModelInputs
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check, distributed
@@ -94,6 +94,7 @@ class AdversarialDistill(TeachingConfig, Stage):
         check(isinstance(hidden, int) and hidden >= 1, "discriminator_hidden", f"must be an integer >= 1, got {hidden}")
 
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
+        classifiers_only(ctx, self.name, "its discriminator reads (batch, classes) logits")
         critic = discriminator(ctx.data.num_classes, self.discriminator_hidden).to(ctx.device)
         built: list[AdversarialObjective] = []
 

@@ -50,10 +50,12 @@ class BornAgain(TeachingConfig, Stage):
         self.validate_taps([student], student)
 
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
-        from edgekd.train import evaluate
+        from edgekd.train.batchnorm import validation_text
+        from edgekd.train.evaluation import validation_score
 
+        task = ctx.data.task
         previous = student.eval()
-        scores = [evaluate(student, ctx.data.val, ctx.device)]
+        scores = [validation_score(student, ctx.data, ctx.device)]
         kept = [student]
         for generation in range(1, self.generations + 1):
             folder = ctx.stage_dir / f"generation-{generation}"
@@ -68,11 +70,11 @@ class BornAgain(TeachingConfig, Stage):
                 history, facts = train_with_teacher(step, pupil, self, desc=f"{self.name} {generation}")
                 save_model(pupil, done)
                 ctx.record(**{f"generation_{generation}": {"history": history.as_dict(), **facts}})
-            scores.append(evaluate(pupil, ctx.data.val, ctx.device))
+            scores.append(validation_score(pupil, ctx.data, ctx.device))
             kept.append(pupil)
             previous = pupil.eval()
-        chosen = len(kept) - 1 if self.keep == "last" else max(range(len(kept)), key=scores.__getitem__)
-        line = ", ".join(f"{100 * s:.2f}%" for s in scores)
+        chosen = len(kept) - 1 if self.keep == "last" else max(range(len(kept)), key=lambda i: task.rank(scores[i]))
+        line = ", ".join(validation_text(task, s) for s in scores)
         ctx.record(
             f"{self.generations} born-again generations; validation {line} (generation 0 = input); "
             f"kept generation {chosen}; {self.describe()}",

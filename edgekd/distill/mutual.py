@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.distill.objective import DistillObjective
-from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.distill.teaching import TeachingConfig, classifiers_only, train_with_teacher
 from edgekd.inputs import ModelInputs, forward
 from edgekd.outputs import logits_of
 from edgekd.stage import RunContext, Stage, register_stage
@@ -102,6 +102,7 @@ class MutualDistill(TeachingConfig, Stage):
         return nn.ModuleList(members)
 
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
+        classifiers_only(ctx, self.name, "peers teach each other their class distributions")
         peers = self.cohort(ctx, student)
 
         def with_peers(base: DistillObjective) -> MutualObjective:

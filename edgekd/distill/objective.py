@@ -11,15 +11,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss, kd_loss, soft_targets
+from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss
 from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.inputs import ModelInputs, forward, named_inputs
 from edgekd.outputs import logits_of
+from edgekd.tasks import Task
+from edgekd.tasks.classification import Classification
 
 
 class DistillObjective:
-    """KD on soft targets of one or more teachers, plus an optional feature loss on tapped pairs.
+    """KD on the outputs of one or more teachers, as the task defines it (softened class distributions for a
+    classifier, per pixel for a segmenter, the values themselves for regression), plus an optional feature
+    loss on tapped pairs.
 
     Feature taps are read from the first teacher. ``cache`` (when given) keeps teacher outputs per
     sample, so the teachers run once per sample, not once per epoch.
@@ -37,7 +41,9 @@ class DistillObjective:
         feature_loss: str = "mse",
         feature_weight: float = 1.0,
         cache: TeacherCache | None = None,
+        task: Task | None = None,
     ) -> None:
+        self.task = task or Classification()
         self.teachers = list(teachers)
         for teacher in self.teachers:
             teacher.eval()  # its forward runs under no_grad: the user's teacher keeps requires_grad as it was
@@ -91,8 +97,7 @@ class DistillObjective:
         teacher = self.teacher_outputs(x, index)
         logits = logits_of(forward(model, x))
         teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
-        targets = soft_targets(teacher_logits, self.temperature, self.teacher_weights)
-        loss = kd_loss(logits, targets, y, self.temperature, self.alpha)
+        loss = self.task.distill_loss(logits, teacher_logits, y, self.temperature, self.alpha, self.teacher_weights)
         if self._student_taps is not None:
             loss = loss + self.feature_weight * self._feature_term(self._student_taps.pop(), teacher)
         return loss, logits, teacher

@@ -18,7 +18,7 @@ from torch import nn
 from edgekd.distill.mutual import mutual_term
 from edgekd.distill.objective import DistillObjective
 from edgekd.distill.taps import FeatureTaps, adapter_key, probe_shapes
-from edgekd.distill.teaching import TeachingConfig, train_with_teacher
+from edgekd.distill.teaching import TeachingConfig, classifiers_only, train_with_teacher
 from edgekd.errors import ConfigError
 from edgekd.inputs import ModelInputs
 from edgekd.stage import RunContext, Stage, register_stage
@@ -103,6 +103,7 @@ class SelfDistill(TeachingConfig, Stage):
             resolve_module(student, name, "heads: student")
 
     def run(self, ctx: RunContext, student: nn.Module) -> nn.Module:
+        classifiers_only(ctx, self.name, "its auxiliary heads are classifiers")
         shapes = probe_shapes(student, self.heads, ctx.example, "heads: student")
         classes = ctx.data.num_classes
         heads = nn.ModuleDict({adapter_key(n): AuxiliaryHead(shapes[n], classes, n) for n in self.heads})

@@ -102,6 +102,12 @@ class TeachingConfig(TrainConfig):
         return "; ".join(parts)
 
 
+def classifiers_only(ctx: RunContext, stage: str, why: str) -> None:
+    """One line, before any training, where a family's losses only mean something for class logits."""
+    if ctx.data.task.name != "classification":
+        raise ConfigError(f"{stage}: {why}, so it takes a classification task, not {ctx.data.task.name}; use distill")
+
+
 def train_with_teacher(
     ctx: RunContext,
     student: nn.Module,
@@ -130,6 +136,7 @@ def train_with_teacher(
         feature_loss=config.feature_loss,
         feature_weight=config.feature_weight,
         cache=cache,
+        task=ctx.data.task,
     )
     trained = wrap(objective) if wrap is not None else objective
     try:

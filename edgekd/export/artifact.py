@@ -30,7 +30,7 @@ from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
-from edgekd.tasks.scores import class_metrics
+from edgekd.tasks.classification import Classification
 from edgekd.train.evaluation import stacked, top1
 from edgekd.utils.progress import steps
 
@@ -51,7 +51,9 @@ class Artifact:
     test_accuracy: float | None = None
     export_s: float = 0.0
     manifest: dict = field(default_factory=dict, repr=False)
-    test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC of the file itself
+    test_metrics: dict = field(default_factory=dict)  # the task's metrics of the file itself (accuracy, mIoU, RMSE...)
+    metric: str = "accuracy"  # the task's monitored metric
+    test_score: float | None = None  # its value on the file, in its runtime
 
 
 @dataclass
@@ -123,6 +125,7 @@ def publish(
     output_step = output.scale if output else None
     internal_quantization = reference.boundaries() if quantized else None
     gate = gate or Gate()
+    task = data.task if data is not None else Classification()
     path = Path(path)
     expected_suffix = FORMATS[fmt].suffix
     if path.suffix.lower() != expected_suffix:
@@ -139,7 +142,7 @@ def publish(
             format_version = write(staged)
             runner = open_runner(staged)
             samples = parity_samples(data, example, gate.samples)
-            report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement)
+            report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement, task)
             if not report.passed:
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
@@ -149,14 +152,14 @@ def publish(
                                                            gate, path, staged)  # fmt: skip
             accuracy, metrics = None, {}
             if data is not None:
-                logits, labels = runtime_logits(runner, data.test, f"{path.name}: test accuracy")
-                accuracy = top1(logits, labels, empty=float("nan"))
-                metrics = class_metrics(logits, labels, data.num_classes)
+                outputs, targets = runtime_logits(runner, data.test, f"{path.name}: test {task.monitor}")
+                metrics = task.metrics(outputs, targets, data.num_classes)
+                accuracy = metrics.get("accuracy") if task.name == "classification" else None
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
             manifests.carry_tokenizer(path.parent, data)
             content = manifests.build(
-                staged, fmt, precision, *specs, format_version, parity, data, accuracy, internal_quantization
+                staged, fmt, precision, *specs, format_version, parity, data, metrics, internal_quantization
             )
             staged_manifest = manifests.write(staged, content)
             # everything is complete on disk: only renames from here, which need no space
@@ -180,6 +183,8 @@ def publish(
         time.perf_counter() - started,
         content,
         metrics,
+        task.monitor,
+        metrics.get(task.monitor),
     )
 
 
@@ -199,7 +204,9 @@ def _shorter_parity(
     short = inputs.shortened(samples, free)
     shapes = {name: list(t.shape[1:]) for name, t in inputs.named_inputs(short).items()}
     try:
-        report = compare(reference, runner, short, precision, output_step, gate.rtol, gate.min_agreement)
+        report = compare(
+            reference, runner, short, precision, output_step, gate.rtol, gate.min_agreement, Classification()
+        )  # text models: the shorter-input check is a classifier's
         reason = report.reason
     except Exception as exc:  # noqa: BLE001 - a runtime refusing a shape raises its own types
         report, reason = None, first_line(exc)

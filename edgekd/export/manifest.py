@@ -52,7 +52,7 @@ def build(
     format_version: dict,
     parity: dict,
     data: DataBundle | None = None,
-    test_accuracy: float | None = None,
+    test_metrics: dict | None = None,
     internal_quantization: dict | None = None,
     extra: dict | None = None,
 ) -> dict:
@@ -76,11 +76,22 @@ def build(
         "int8_boundaries": internal_quantization,
         "normalization": _normalization(data),
         "labels": list(data.labels) if data is not None else None,
+        "task": data.task.describe() if data is not None else None,
         "tokenizer": tokenizer_entry(data, fixed_length="fixed_axes" in format_version),
         "parity": parity,
         "accuracy": (
-            {"test_accuracy": test_accuracy, "dataset": data.name, "measured_on": "this file in its runtime"}
-            if test_accuracy is not None and data is not None
+            {"test_accuracy": test_metrics["accuracy"], "dataset": data.name, "measured_on": "this file in its runtime"}
+            if test_metrics and test_metrics.get("accuracy") is not None and data is not None
+            else None
+        ),
+        "metrics": (
+            {
+                **scalar_metrics(test_metrics),
+                "dataset": data.name,
+                "split": "test",
+                "measured_on": "this file in its runtime",
+            }
+            if test_metrics and data is not None
             else None
         ),
         "edgekd_version": __version__,
@@ -88,6 +99,11 @@ def build(
     if extra:
         manifest.update(extra)
     return manifest
+
+
+def scalar_metrics(metrics: dict) -> dict:
+    """The single-number metrics (per-class lists stay in the ledger)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def write(artifact: Path, manifest: dict) -> Path:

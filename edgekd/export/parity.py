@@ -33,6 +33,8 @@ from torch import nn
 from edgekd.formats.runner import Runner
 from edgekd.inputs import ModelInputs, count, detached, forward, rows, to_numpy
 from edgekd.outputs import logits_of
+from edgekd.tasks import Task
+from edgekd.tasks.classification import Classification
 from edgekd.utils.modes import inference
 
 # Float runtimes fuse Conv+BatchNorm and reorder sums: a pretrained EfficientNet-Lite0 at 224x224 differs
@@ -58,6 +60,7 @@ class ParityReport:
     reason: str
     near_ties: int = 0
     tie_steps: float | None = None  # the lead, in output steps, under which a sample counted as a near-tie
+    rule: str = "top-1"  # what agreement counts: top-1 per sample, class per pixel, label on/off, or values only
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +71,18 @@ class ParityReport:
         return self.samples - self.near_ties
 
     def summary(self) -> str:
+        if self.rule == "values":
+            text = f"values compared on {self.samples} samples"
+            if self.max_error_steps is not None:
+                return text + f", max error {self.max_error_steps:.1f} steps (mean {self.mean_error_steps:.2f})"
+            return text + f", relative error {self.relative_error:.1e}"
+        if self.rule != "top-1":
+            text = f"{self.rule} agreement {100 * self.top1_agreement:.2f}% on {self.samples} samples"
+            if self.near_ties:
+                text += f" ({self.near_ties} near-tie decisions set aside)"
+            if self.max_error_steps is not None:
+                return text + f", max error {self.max_error_steps:.1f} steps (mean {self.mean_error_steps:.2f})"
+            return text + f", relative error {self.relative_error:.1e}"
         text = f"top-1 agreement {100 * self.top1_agreement:.2f}% on {self.samples} samples"
         if self.near_ties:
             within = f" within {self.tie_steps:.1f} steps" if self.tie_steps else ""
@@ -96,8 +111,14 @@ def compare(
     output_step: float | None = None,
     rtol: float = FP32_RTOL,
     min_agreement: float = MIN_AGREEMENT,
+    task: Task | None = None,
 ) -> ParityReport:
-    """Run ``samples`` through both and judge the artifact; ``output_step`` is the INT8 output scale."""
+    """Run ``samples`` through both and judge the artifact; ``output_step`` is the INT8 output scale.
+
+    ``task`` says what the outputs decide (a class per sample, per pixel, a label on or off; nothing, for
+    regression): agreement is counted on those decisions. Outputs that decide nothing are judged by their
+    error alone: in INT8, a value off by more than ``MAX_TIE_STEPS`` output steps fails the file."""
+    task = task or Classification()
     samples = detached(samples)
     expected = reference_outputs(model, samples)
     actual = runner.run(to_numpy(samples))
@@ -116,18 +137,28 @@ def compare(
     error = np.abs(actual.astype(np.float64) - expected)
     max_abs = float(error.max()) if error.size else 0.0
     relative = max_abs / max(float(np.abs(expected).max()), 1e-12)
-    agrees = actual.argmax(-1) == expected.argmax(-1) if expected.ndim > 1 else np.ones(len(expected), bool)
+    judged, made = task.decisions(expected), task.decisions(actual)
+    agrees = judged[0] == made[0] if judged is not None else np.ones(0, bool)
     max_steps = mean_steps = None
     near_ties, tie_steps = 0, None
     if precision == "int8" and output_step:
         max_steps, mean_steps = max_abs / output_step, float(error.mean()) / output_step
         tie_steps = tie_margin_steps(error / output_step)
-        decisive = _decisive(expected, tie_steps * output_step)
-        near_ties, agrees = int((~decisive).sum()), agrees[decisive]
-    agreement = float(agrees.mean()) if agrees.size else 0.0
-    degenerate = _degenerate(actual, expected, samples, near_ties)
+        if judged is not None:
+            decisive = judged[1] > tie_steps * output_step
+            near_ties, agrees = int((~decisive).sum()), agrees[decisive]
+    agreement = float(agrees.mean()) if agrees.size else (1.0 if judged is None else 0.0)
+    units = len(judged[0]) if judged is not None else len(actual)
+    word = "samples" if task.parity_rule == "top-1" else "decisions"
+    degenerate = _degenerate(actual, expected, samples, near_ties, units, word)
     if degenerate:
         passed, reason = False, degenerate
+    elif precision == "int8" and judged is None:  # values, not decisions: judged by their error in output steps
+        limit = (
+            MAX_TIE_STEPS * (output_step or 0.0) if output_step else rtol * max(float(np.abs(expected).max()), 1e-12)
+        )
+        passed = max_abs <= limit
+        reason = "" if passed else f"max error {max_abs:.3g} > {limit:.3g} ({MAX_TIE_STEPS:g} output steps)"
     elif precision == "int8":
         passed = agreement >= min_agreement
         shortfall = f"top-1 agreement {100 * agreement:.2f}% < {100 * min_agreement:.0f}%"
@@ -137,11 +168,13 @@ def compare(
         reason = "" if passed else f"relative error {relative:.2e} > {rtol:.0e}"
     return ParityReport(
         precision, count(samples), agreement, max_abs, relative, max_steps, mean_steps, passed, reason, near_ties,
-        tie_steps,
+        tie_steps, task.parity_rule,
     )  # fmt: skip
 
 
-def _degenerate(actual: np.ndarray, expected: np.ndarray, samples: ModelInputs, near_ties: int) -> str | None:
+def _degenerate(
+    actual: np.ndarray, expected: np.ndarray, samples: ModelInputs, near_ties: int, units: int, word: str
+) -> str | None:
     """Why the comparison proves nothing, or None: outputs that are not numbers, that ignore the input,
     or too few decisive samples to judge on."""
     if not np.isfinite(expected).all():
@@ -154,9 +187,9 @@ def _degenerate(actual: np.ndarray, expected: np.ndarray, samples: ModelInputs, 
             f"the artifact returns the same output for all {total} different inputs (a collapsed model: "
             "check the stage that produced it, e.g. a quantization whose activation ranges are wrong)"
         )
-    if near_ties > MAX_NEAR_TIE_SHARE * total:
+    if near_ties > MAX_NEAR_TIE_SHARE * units:
         return (
-            f"only {total - near_ties} of {total} samples decided the comparison ({near_ties} near-ties, over "
+            f"only {units - near_ties} of {units} {word} decided the comparison ({near_ties} near-ties, over "
             f"{100 * MAX_NEAR_TIE_SHARE:.0f}%): the model's best logits barely separate, so agreement proves nothing"
         )
     return None
@@ -175,11 +208,3 @@ def tie_margin_steps(error_steps: np.ndarray) -> float:
     per_sample = error_steps.reshape(len(error_steps), -1).max(axis=-1)
     typical = float(np.quantile(per_sample, TYPICAL_ERROR_QUANTILE))
     return float(min(max(TIE_STEPS, 2.0 * typical), MAX_TIE_STEPS))
-
-
-def _decisive(logits: np.ndarray, margin: float) -> np.ndarray:
-    """Samples whose best logit leads the runner-up by more than ``margin``."""
-    if logits.ndim < 2 or logits.shape[-1] < 2:
-        return np.ones(len(logits), bool)
-    best_two = np.sort(logits.reshape(len(logits), -1), axis=-1)[:, -2:]
-    return (best_two[:, 1] - best_two[:, 0]) > margin

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
@@ -21,6 +20,8 @@ from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.inputs import ModelInputs, Signature, forward, split_batch, to_device
 from edgekd.models.cost import count_macs, count_params
 from edgekd.outputs import logits_of
+from edgekd.tasks import Task
+from edgekd.tasks.classification import Classification
 from edgekd.utils.modes import inference
 from edgekd.utils.modules import resolve_module
 
@@ -147,10 +148,20 @@ def _sync_transformer(model: nn.Module, pruner) -> None:
         setattr(config, key, widths.pop())
 
 
+def _output_width(module: nn.Module) -> int | None:
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+        return module.out_channels
+    return None
+
+
 def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
-    """What is never pruned: the classifier head (Linear layers that produce the class logits) and a
-    language model's output head (Hugging Face's ``get_output_embeddings()``)."""
-    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    """What is never pruned: the head (Linear layers, or convolutions for per-pixel outputs, that produce as
+    many values as the task's outputs: classes, labels or targets) and a language model's output head
+    (Hugging Face's ``get_output_embeddings()``). A hidden layer of that width is kept whole too: it costs
+    some pruning, never a broken output."""
+    names = [name for name, m in model.named_modules() if _output_width(m) == num_classes]
     heads = getattr(model, "get_output_embeddings", None)
     head = heads() if callable(heads) else None
     if isinstance(head, nn.Module):
@@ -290,15 +301,18 @@ def prune_step(pruner, model: nn.Module, example: ModelInputs) -> None:
         raise _tracing_error(model, exc) from exc
 
 
-def accumulate_gradients(model: nn.Module, loader: Iterable, device: torch.device, batches: int = 8) -> None:
-    """Loss gradients on a few batches, for gradient-based importance (Taylor)."""
+def accumulate_gradients(
+    model: nn.Module, loader: Iterable, device: torch.device, batches: int = 8, task: Task | None = None
+) -> None:
+    """Loss gradients (the task's label loss) on a few batches, for gradient-based importance (Taylor)."""
+    task = task or Classification()
     model.train()
     model.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader):
         if i >= batches:
             break
         x, y, _ = split_batch(batch)
-        F.cross_entropy(logits_of(forward(model, to_device(x, device))), y.to(device)).backward()
+        task.loss(logits_of(forward(model, to_device(x, device))), y.to(device)).backward()
 
 
 def model_cost(model: nn.Module, inputs: Signature) -> dict[str, int]:

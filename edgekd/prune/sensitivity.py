@@ -26,8 +26,8 @@ from edgekd.prune.engine import (
     prune_step,
     resolve_ignore,
 )
-from edgekd.train import evaluate
 from edgekd.train.batchnorm import recalibrate_batchnorm
+from edgekd.train.evaluation import validation_score
 from edgekd.utils.fileio import atomic_write, atomic_write_text
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
@@ -76,7 +76,7 @@ def layer_sensitivity(
     ignore = protected(model, data.num_classes, ignore)
     reference = copy.deepcopy(model)  # recalibrated like every trial, so only the pruning differs
     recalibrate_batchnorm(reference, data.train, device, calibration_batches)
-    baseline = evaluate(reference, data.val, device)
+    baseline = validation_score(reference, data, device)
     full_macs = count_macs(model, data.signature)
     modules = dict(model.named_modules())
     rows = []
@@ -86,7 +86,7 @@ def layer_sensitivity(
             spec = PruneSpec(ratio=0.0, importance=importance, round_to=None, ignore=ignore, per_layer={layer: ratio})
             prune_step(build_pruner(trial, example, spec, data.num_classes), trial, example)
             recalibrate_batchnorm(trial, data.train, device, calibration_batches)
-            accuracy = evaluate(trial, data.val, device)
+            accuracy = validation_score(trial, data, device)
             rows.append(
                 SensitivityRow(
                     layer=layer,
@@ -94,7 +94,7 @@ def layer_sensitivity(
                     ratio=ratio,
                     channels_left=_out_channels(dict(trial.named_modules())[layer]),
                     val_accuracy=accuracy,
-                    drop_points=round(100 * (baseline - accuracy), 3),
+                    drop_points=round(100 * (data.task.rank(baseline) - data.task.rank(accuracy)), 3),
                     macs_fraction=round(count_macs(trial, data.signature) / full_macs, 4),
                 )
             )

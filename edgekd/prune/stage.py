@@ -27,8 +27,9 @@ from edgekd.prune.engine import (
 from edgekd.search.budget import parse_budget
 from edgekd.search.netadapt import search
 from edgekd.stage import RunContext, Stage, register_stage
-from edgekd.train import check, evaluate
+from edgekd.train import check
 from edgekd.train.batchnorm import recalibrate_batchnorm, refresh_note
+from edgekd.train.evaluation import validation_score
 
 SEARCH_ITERATIONS = 12
 
@@ -129,19 +130,19 @@ class Prune(TeachingConfig, Stage):
         for step in range(1, (1 if searched else self.iterative_steps) + 1):
             if searched is None:
                 if self.importance in NEEDS_GRADIENTS:
-                    accumulate_gradients(work, data.train, device)
+                    accumulate_gradients(work, data.train, device, task=data.task)
                 prune_step(pruner, work, example)
             work.zero_grad(set_to_none=True)
             recalibrate_batchnorm(work, data.train, device, self.calibration_batches)
             record = {
                 "step": step,
                 **model_cost(work, data.signature),
-                "val_accuracy_pruned": evaluate(work, data.val, device),
+                "val_accuracy_pruned": validation_score(work, data, device),
             }
             if self.epochs > 0:
                 desc = self.name if self.iterative_steps == 1 else f"{self.name} {step}/{self.iterative_steps}"
                 history, facts = train_with_teacher(ctx, work, self, desc=desc)
-                record.update(val_accuracy_recovered=history.best_val_accuracy, **facts)
+                record.update(val_accuracy_recovered=history.best_val_score, **facts)
             steps.append(record)
         after = model_cost(work, data.signature)
         how = (
@@ -195,7 +196,7 @@ class Prune(TeachingConfig, Stage):
             trial = copy.deepcopy(model)
             pruner = build_pruner(trial, example, self.spec(middle), data.num_classes)
             if self.importance in NEEDS_GRADIENTS:
-                accumulate_gradients(trial, data.train, device, batches=2)
+                accumulate_gradients(trial, data.train, device, batches=2, task=data.task)
             prune_step(pruner, trial, example)
             if model_cost(trial, data.signature)[metric] / full <= target:
                 high = middle

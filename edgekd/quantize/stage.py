@@ -12,8 +12,9 @@ from edgekd.quantize.model import QuantizationScheme
 from edgekd.quantize.pt2e import calibrate, convert, prepare
 from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.stage import RunContext, Stage, register_stage
-from edgekd.train import check, evaluate
-from edgekd.train.evaluation import near_chance
+from edgekd.train import check
+from edgekd.train.batchnorm import validation_text
+from edgekd.train.evaluation import near_chance, validation_score
 from edgekd.utils.modules import resolve_module
 
 EMBEDDINGS = ("int8", "float")
@@ -79,7 +80,7 @@ class Quantize(TeachingConfig, Stage):
         self.validate(ctx.teachers, student)
         data, device, example = ctx.data, ctx.device, ctx.example
         qat = self.epochs > 0
-        float_val = evaluate(student, data.val, device)
+        float_val = validation_score(student, data, device)
         free = data.signature.free_axes  # a dynamic sequence length stays free through convert and export
         observed = prepare(student, example, qat, self.exclude, self.weight_range, free, self.embeddings == "int8")
         weight_range = observed.weight_range  # "auto" resolved for this machine
@@ -89,16 +90,20 @@ class Quantize(TeachingConfig, Stage):
         notes["val_accuracy_float"] = float_val
         if qat:
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
-            notes.update(val_accuracy_ptq=history.initial_val_accuracy, val_accuracy_qat=history.best_val_accuracy)
+            notes.update(val_accuracy_ptq=history.initial_val_score, val_accuracy_qat=history.best_val_score)
             notes.update(facts)
         quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)), free)
-        notes["val_accuracy_int8"] = evaluate(quantized, data.val, device)
+        notes["val_accuracy_int8"] = validation_score(quantized, data, device)
         notes["int8_embeddings"] = observed.int8_embeddings  # the tables convert wrote as int8 rows
-        self._check_not_collapsed(float_val, notes["val_accuracy_int8"], data.num_classes)
+        if data.task.monitor == "accuracy":
+            self._check_not_collapsed(float_val, notes["val_accuracy_int8"], data.num_classes)
+        else:  # the notes' numbers are the task's monitored metric, named
+            notes["metric"] = data.task.monitor
+        shown = [validation_text(data.task, v) for v in (float_val, notes["val_accuracy_int8"])]
         ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "
-            f"val {100 * float_val:.2f}% float -> {100 * notes['val_accuracy_int8']:.2f}% int8"
+            f"val {shown[0]} float -> {shown[1]} int8"
             + (f"; embeddings int8 per row: {', '.join(observed.int8_embeddings)}" if observed.int8_embeddings else "")
             + (f"; excluded {', '.join(self.exclude)}" if self.exclude else ""),
             **notes,

@@ -14,11 +14,14 @@ REPORT_SCHEMA_VERSION = 1
 
 @dataclass
 class LedgerRow:
-    """What one stage (or an input model) measured: accuracy and cost of the model it left."""
+    """What one stage (or an input model) measured: the task's metrics and the cost of the model it left.
+
+    ``metric`` is the task's monitored metric (accuracy for a classifier, mIoU, RMSE, mAP...), and
+    ``test_score``/``val_score`` its values; ``test_accuracy``/``val_accuracy`` are set for classifiers only."""
 
     stage: str
     kind: str
-    test_accuracy: float
+    test_accuracy: float | None
     params: int
     macs: int
     size_bytes: int
@@ -26,7 +29,15 @@ class LedgerRow:
     val_accuracy: float | None = None
     notes: str = ""
     details: dict = field(default_factory=dict)
-    test_metrics: dict = field(default_factory=dict)  # macro-F1, per-class recall, PR-AUC (edgekd.tasks.scores)
+    test_metrics: dict = field(default_factory=dict)  # every metric of the task on the test split (edgekd.tasks)
+    metric: str = "accuracy"
+    test_score: float | None = None
+    val_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric == "accuracy":  # a classifier's score is its accuracy, whichever the caller set
+            self.test_score = self.test_accuracy if self.test_score is None else self.test_score
+            self.val_score = self.val_accuracy if self.val_score is None else self.val_score
 
 
 def joined_notes(*notes: str | None) -> str:
@@ -46,16 +57,25 @@ class Ledger:
         return [asdict(row) for row in self.rows]
 
     def to_markdown(self) -> str:
-        header = "| stage | kind | test acc | val acc | params | MACs | size | wall time | notes |\n"
+        metric = self.rows[0].metric if self.rows else "accuracy"
+        shown = "acc" if metric == "accuracy" else metric
+        header = f"| stage | kind | test {shown} | val {shown} | params | MACs | size | wall time | notes |\n"
         header += "|---|---|---:|---:|---:|---:|---:|---:|---|\n"
         lines = []
         for r in self.rows:
-            val = f"{100 * r.val_accuracy:.2f}%" if r.val_accuracy is not None else "-"
+            test, val = score_text(r.metric, r.test_score), score_text(r.metric, r.val_score)
             lines.append(
-                f"| {r.stage} | {r.kind} | {100 * r.test_accuracy:.2f}% | {val} | {r.params:,} | "
-                f"{r.macs:,} | {human_bytes(r.size_bytes)} | {r.wall_s:.1f} s | {r.notes} |"
+                f"| {r.stage} | {r.kind} | {test} | {val} | "
+                f"{r.params:,} | {r.macs:,} | {human_bytes(r.size_bytes)} | {r.wall_s:.1f} s | {r.notes} |"
             )
         return header + "\n".join(lines) + "\n"
+
+
+def score_text(metric: str, value: float | None) -> str:
+    """``97.12%`` for an accuracy, ``0.1234`` for another metric, ``-`` for none."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if metric in ("accuracy", "pixel_accuracy", "exact_match") else f"{value:.4g}"
 
 
 def human_bytes(n: int) -> str:
@@ -89,7 +109,7 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         "## Ledger",
         "",
-        "Accuracy is top-1 on the test set; MACs for one sample; size is the weights as stored (FP32, int8 "
+        f"{_metric_sentence(data)} MACs for one sample; size is the weights as stored (FP32, int8 "
         "once quantized); artifact rows are measured on the exported file in its own runtime.",
         "",
         ledger.to_markdown(),
@@ -101,6 +121,14 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         lines += ["## Benchmark", "", "Measured on the exported files: bench/report.md, bench/report.html.", ""]
         lines += [summary_table(report["bench"])]
     return "\n".join(lines)
+
+
+def _metric_sentence(data: dict) -> str:
+    """What the ledger's score columns hold, for the run's task."""
+    task = data.get("task", "classification")
+    if task == "classification":
+        return "Accuracy is top-1 on the test set;"
+    return f"Task: {task}; the score columns hold its monitored metric (every metric is in report.json);"
 
 
 def budget_search_markdown(stage: str, search: dict) -> str:

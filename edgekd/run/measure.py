@@ -10,9 +10,8 @@ from torch import nn
 from edgekd.data.sources import DataBundle
 from edgekd.models.cost import count_macs, count_params, size_bytes
 from edgekd.run.ledger import LedgerRow, joined_notes
-from edgekd.tasks.scores import class_metrics, one_class_warning
-from edgekd.train import evaluate
-from edgekd.train.evaluation import logits_and_labels, top1
+from edgekd.tasks.scores import one_class_warning
+from edgekd.train.evaluation import logits_and_labels, top1, validation_score
 
 
 def model_row(
@@ -28,14 +27,20 @@ def model_row(
     """Test and validation accuracy, macro-F1, per-class recall and PR-AUC on the test split, parameters,
     MACs for one sample and stored size of ``model``. ``judged``: a model that finds no class but one
     gets a warning in its notes (not for the untrained student, which is expected to)."""
-    logits, labels = logits_and_labels(model, data.test, device)
-    metrics = class_metrics(logits, labels, data.num_classes)
+    task = data.task
+    outputs, targets = logits_and_labels(model, data.test, device)
+    metrics = task.metrics(outputs, targets, data.num_classes)
     warning = one_class_warning(metrics, data.labels) if judged else None
+    val = validation_score(model, data, device)
+    classifier = task.name == "classification" and task.monitor == "accuracy"
     return LedgerRow(
         stage=stage,
         kind=kind,
-        test_accuracy=top1(logits, labels, empty=0.0),
-        val_accuracy=evaluate(model, data.val, device),
+        test_accuracy=top1(outputs, targets, empty=0.0) if task.name == "classification" else None,
+        val_accuracy=val if classifier else None,
+        metric=task.monitor,
+        test_score=metrics.get(task.monitor),
+        val_score=val,
         params=count_params(model),
         macs=count_macs(model, data.signature),
         size_bytes=size_bytes(model),
@@ -51,6 +56,8 @@ def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> Ledg
         stage=fmt,
         kind="artifact",
         test_accuracy=artifact.test_accuracy,
+        metric=artifact.metric,
+        test_score=artifact.test_score,
         params=previous.params,
         macs=previous.macs,
         size_bytes=artifact.size_bytes,

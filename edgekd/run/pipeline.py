@@ -25,14 +25,15 @@ from edgekd.models.files import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.quantize.model import QuantizedModel
 from edgekd.run.folder import RunFolder, RunReport, stage_config
-from edgekd.run.ledger import Ledger, LedgerRow, joined_notes
+from edgekd.run.ledger import Ledger, LedgerRow, joined_notes, score_text
 from edgekd.run.measure import artifact_row, model_row
 from edgekd.run.measurement import file_measurement
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.targets import Target, load_target
+from edgekd.tasks import TaskSpec
 from edgekd.train import distributed, resolve_device
 from edgekd.train.evaluation import near_chance
-from edgekd.train.preflight import check_models_accept_data, unshipped_outputs
+from edgekd.train.preflight import check_models_accept_data, unshipped_outputs, with_task
 from edgekd.utils.environment import machine_facts
 from edgekd.utils.progress import bars_hidden
 from edgekd.utils.quiet import torch_deprecations_quieted
@@ -72,6 +73,9 @@ class Pipeline:
             what the chain bought in size, latency and accuracy against where it started.
         seed: seeds every stage's Trainer. device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         quiet: no progress lines. config: what to record as the run's recipe (the CLI passes the YAML).
+        task: what the outputs mean, for every stage (:mod:`edgekd.tasks`): ``classification``, ``multilabel``,
+            ``regression``, ``segmentation`` or your own Task; default: the data's (read from its targets).
+        monitor: the metric that picks each stage's best epoch (default: the task's; ``accuracy``, ``rmse``...).
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class Pipeline:
         quiet: bool = False,
         overwrite: bool = False,
         config: dict | None = None,
+        task: TaskSpec = None,
+        monitor: str | None = None,
     ) -> None:
         self.teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         if not self.teachers or not all(isinstance(t, nn.Module) for t in self.teachers):
@@ -117,7 +123,7 @@ class Pipeline:
         if bench_teacher and not self.targets:
             raise ConfigError("bench_teacher: the teacher is benchmarked beside the shipped files; add targets")
         self.bench_teacher = bench_teacher
-        self.student, self.data, self.stages = student, as_bundle(data), list(stages)
+        self.student, self.data, self.stages = student, with_task(as_bundle(data), task, monitor), list(stages)
         self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
         self.folder = RunFolder(out_dir, overwrite)
         self.out_dir = self.folder.path
@@ -232,7 +238,7 @@ class Pipeline:
             save_model(student, ctx.stage_dir / "model.pt")
         row = ledger.add(self._row(stage.name, "stage", student, wall, ctx.summary))
         row.details = ctx.details
-        self._log(f"{stage.name}: test accuracy {100 * row.test_accuracy:.2f}% ({wall:.1f} s)")
+        self._log(f"{stage.name}: test {row.metric} {score_text(row.metric, row.test_score)} ({wall:.1f} s)")
         return student
 
     def _export(self, fmt: str, options: dict, student: nn.Module, ledger: Ledger) -> Path:
@@ -241,7 +247,7 @@ class Pipeline:
         path = self.out_dir / "artifacts" / f"model{FORMATS[fmt].suffix}"
         artifact = export_file(fmt, student.cpu(), self._example(), path, data=self.data, **options)
         row = ledger.add(artifact_row(fmt, artifact, ledger.rows[-1], self.out_dir))
-        self._log(f"{fmt}: test accuracy {100 * row.test_accuracy:.2f}% measured on {artifact.path.name} "
+        self._log(f"{fmt}: test {row.metric} {score_text(row.metric, row.test_score)} measured on {artifact.path.name} "
                   f"({artifact.size_bytes / 1024:.1f} KiB, {artifact.export_s:.1f} s)")  # fmt: skip
         return artifact.path
 
@@ -317,12 +323,19 @@ class Pipeline:
 
     def _warn_if_at_chance(self, row: LedgerRow) -> None:
         """A teacher no better than guessing teaches nothing: said in its ledger row and on the terminal."""
-        accuracy = row.val_accuracy if row.val_accuracy is not None else row.test_accuracy
-        if not near_chance(accuracy, self.data.num_classes):
-            return
+        if self.data.task.name == "classification":
+            accuracy = row.val_accuracy if row.val_accuracy is not None else row.test_accuracy
+            if not near_chance(accuracy, self.data.num_classes):
+                return
+            why = f"is at chance ({100 * accuracy:.1f}% on validation, {self.data.num_classes} classes)"
+        else:
+            skill = self.data.task.no_skill(row.test_metrics, self.data.num_classes)
+            if skill is None:
+                return
+            why = f"knows nothing ({skill})"
         warning = (
-            f"warning: {row.stage} is at chance ({100 * accuracy:.1f}% on validation, {self.data.num_classes} "
-            "classes): distilling from it teaches nothing; load its trained weights or pretrain it first"
+            f"warning: {row.stage} {why}: distilling from it teaches nothing; load its trained weights or "
+            "pretrain it first"
         )
         row.notes = joined_notes(row.notes, warning)
         if distributed.is_main():

@@ -32,8 +32,9 @@ from edgekd.search.latency_table import LatencyTable
 from edgekd.search.measurement import Measurement
 from edgekd.stage import RunContext
 from edgekd.targets import load_target
-from edgekd.train import distributed, evaluate
+from edgekd.train import distributed
 from edgekd.train.batchnorm import recalibrate_batchnorm
+from edgekd.train.evaluation import validation_score
 from edgekd.utils.fileio import atomic_write_text
 
 SHARES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)  # of a group's current channels, tried smallest first
@@ -169,7 +170,8 @@ def smallest_model(model: nn.Module, ctx: RunContext, spec: PruneSpec) -> tuple[
 def short_accuracy(model: nn.Module, ctx: RunContext) -> float:
     """Validation accuracy after re-estimating BatchNorm statistics, on the first validation batches."""
     recalibrate_batchnorm(model, ctx.data.train, ctx.device, CALIBRATION_BATCHES)
-    return evaluate(model, itertools.islice(ctx.data.val, VAL_BATCHES), ctx.device)
+    score = validation_score(model, ctx.data, ctx.device, itertools.islice(ctx.data.val, VAL_BATCHES))
+    return ctx.data.task.rank(score)  # higher is better whatever the task monitors
 
 
 def search(model: nn.Module, ctx: RunContext, budget: Budget, spec: PruneSpec, recover) -> tuple[nn.Module, dict]:

@@ -32,9 +32,7 @@ def get(task: TaskSpec, monitor: str | None = None, **options) -> Task:
     """A Task from a name (``classification``, ``multilabel``, ``regression``, ``segmentation``) or your own
     Task object; ``monitor`` names the metric that picks the best epoch."""
     if isinstance(task, Task):
-        if monitor is not None:
-            task.monitor = task.checked_monitor(monitor)
-        return task
+        return task if monitor is None else task.monitoring(monitor)
     if not isinstance(task, str):
         raise ConfigError(
             f"task: expected a name ({', '.join(task_names())}) or an edgekd.tasks.Task, got {type(task).__name__}"

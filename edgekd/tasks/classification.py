@@ -65,12 +65,16 @@ def class_indices(y, key: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
+NEAR_CHANCE = 1.2  # an accuracy within this factor of chance: the model knows (next to) nothing
+
+
 class Classification(Task):
     """One class per sample; accuracy picks the best epoch unless ``monitor`` says otherwise."""
 
     name = "classification"
     metric_names = ("accuracy", "macro_f1", "pr_auc")
     default_monitor = "accuracy"
+    parity_rule = "top-1"
 
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
         return class_indices(y, key)
@@ -101,6 +105,12 @@ class Classification(Task):
             return {"accuracy": 0.0}
         accuracy = float((output.argmax(-1) == y).float().mean())
         return {"accuracy": accuracy, **class_metrics(output, y, width)}
+
+    def no_skill(self, metrics: dict, width: int) -> str | None:
+        accuracy = metrics.get("accuracy")
+        if accuracy is not None and width > 1 and accuracy <= NEAR_CHANCE / width:
+            return f"{100 * accuracy:.1f}% accuracy, {width} classes: at chance"
+        return None
 
     def decisions(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if output.ndim < 2 or output.shape[-1] < 2:

@@ -19,6 +19,7 @@ class Multilabel(Task):
     name = "multilabel"
     metric_names = ("map", "macro_f1", "micro_f1", "exact_match")
     default_monitor = "map"
+    parity_rule = "per-label"
 
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
         array = finite_targets(np.asarray(y), key)

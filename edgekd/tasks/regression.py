@@ -71,6 +71,12 @@ class Regression(Task):
             "target_std": round(float(truth.std()), 6) if len(truth) > 1 else 0.0,
         }
 
+    def no_skill(self, metrics: dict, width: int) -> str | None:
+        r2 = metrics.get("r2")
+        if r2 is not None and r2 <= 0.0:
+            return f"R^2 {r2:.3f}: no better than predicting the targets' mean"
+        return None
+
     def describe(self) -> dict:
         return {
             **super().describe(),

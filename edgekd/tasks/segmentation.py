@@ -27,6 +27,7 @@ class Segmentation(Task):
     name = "segmentation"
     metric_names = ("miou", "pixel_accuracy")
     default_monitor = "miou"
+    parity_rule = "per-pixel class"
 
     def __init__(self, monitor: str | None = None, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__(monitor)
@@ -53,6 +54,8 @@ class Segmentation(Task):
                 f"{who} returns shape {tuple(output.shape)} for masks of shape {tuple(y.shape)}: a segmentation "
                 "head must output (batch, classes, height, width) at the masks' resolution"
             )
+        if output.shape[1] < width:
+            raise DataError(f"{who} outputs {output.shape[1]} classes per pixel, but the masks hold {width}")
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, y, ignore_index=self.ignore_index)

@@ -13,6 +13,7 @@ Writing one: subclass :class:`Task`, set ``name``, ``metric_names``, ``lower_is_
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,9 +30,16 @@ class Task:
     metric_names: tuple[str, ...] = ()
     lower_is_better: frozenset[str] = frozenset()
     default_monitor: str = ""
+    parity_rule: str = "values"  # what the parity gate's agreement counts (see decisions)
 
     def __init__(self, monitor: str | None = None) -> None:
         self.monitor = self.checked_monitor(monitor)
+
+    def monitoring(self, monitor: str) -> Task:
+        """A copy of this task that picks the best epoch on ``monitor``."""
+        twin = copy.copy(self)
+        twin.monitor = self.checked_monitor(monitor)
+        return twin
 
     def checked_monitor(self, monitor: str | None) -> str:
         """``monitor`` when the task has such a metric; one line listing those it has otherwise."""
@@ -85,8 +93,13 @@ class Task:
             return candidate < incumbent
         return candidate > incumbent
 
-    def worst(self) -> float:
-        return float("inf") if self.monitor in self.lower_is_better else float("-inf")
+    def rank(self, value: float) -> float:
+        """``value`` of the monitored metric as a number where higher is better (for max/sort)."""
+        return -value if self.monitor in self.lower_is_better else value
+
+    def no_skill(self, metrics: dict, width: int) -> str | None:
+        """Why a model with these metrics knows (next to) nothing, or None: a teacher that does teaches nothing."""
+        return None
 
     def decisions(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Per decision unit (a sample, a pixel, a label), what the output decides and by what lead; the

@@ -11,11 +11,9 @@ from edgekd.errors import DataError, first_line
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.outputs import logits_of
 from edgekd.tasks import Task
-from edgekd.tasks.classification import Classification
+from edgekd.tasks.classification import NEAR_CHANCE, Classification
 from edgekd.train import distributed
 from edgekd.utils.modes import inference
-
-NEAR_CHANCE = 1.2  # an accuracy within this factor of chance: the model knows (next to) nothing
 
 
 def near_chance(accuracy: float, classes: int) -> bool:
@@ -45,6 +43,13 @@ def evaluate(
     if split:
         correct, total = distributed.sums(correct, total)
     return correct / max(total, 1)
+
+
+def validation_score(
+    model: nn.Module, data, device: torch.device | str = "cpu", loader: Iterable | None = None
+) -> float:
+    """The data's task's monitored metric of ``model`` on validation (or on ``loader``)."""
+    return evaluate(model, data.val if loader is None else loader, device, task=data.task, width=data.num_classes)
 
 
 def judge(
