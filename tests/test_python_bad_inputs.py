@@ -86,7 +86,7 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
         "NaN inputs": (_arrays(x_train=np.full_like(X, np.nan)), "x_train: 320 values are NaN or Inf"),
         "labels of another length": (_arrays(y_train=Y[:5]), "inputs and labels differ in length"),
         "text labels": (_arrays(y_train=np.array(["cat"] * 40)), "y_train: targets must be numbers"),
-        "float labels for classes": (_arrays(y_train=Y + 0.5, task="classification"), "y_train: labels hold non-integer"),
+        "float labels for classes": (_arrays(y_train=Y + 0.5, task="classification"), "labels hold non-integer"),
         "unknown task": (_arrays(task="ranking"), "unknown task 'ranking'"),
         "multilabel values": (_arrays(y_train=np.full((40, 3), 2), task="multilabel"), "must be 0 or 1, got 2"),
         "mask shape": (_arrays(task="segmentation"), "segmentation masks must be (samples, height, width)"),

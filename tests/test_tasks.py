@@ -195,3 +195,20 @@ def test_each_task_goes_through_distill_prune_qat_and_both_files(which, tmp_path
         # the file's own metric is the INT8 model's, within what its integer kernels may move
         assert abs(rows[fmt]["test_score"] - rows["quantize"]["test_score"]) <= 0.05
     assert f"test {monitor}" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_bench_and_the_pages_report_a_regressors_own_metric(tmp_path):
+    data = tabular_regression(n=300)
+    teacher = mlp(8, 1, 32)
+    ek.pretrain(teacher, data, ek.TrainConfig(epochs=4, lr=0.01), use_cache=False, quiet=True, device="cpu")
+    result = ek.Pipeline(teacher, mlp(8, 1, 16), data, [ek.Distill(epochs=2, lr=0.01)], export=["onnx"],
+                         targets=["cpu"], out_dir=tmp_path / "run", device="cpu", quiet=True).run()  # fmt: skip
+    rows = [r for r in result.report["bench"]["results"] if r["status"] == "ok"]
+    assert rows and all("accuracy" not in r and r["metrics"]["metric"] == "rmse" for r in rows)
+    onnx = next(r for r in rows if r["artifact"] == "model.onnx")
+    shipped = next(row for row in result.report["ledger"] if row["stage"] == "onnx")
+    assert onnx["metrics"]["value"] == pytest.approx(shipped["test_score"], abs=1e-4)  # same file, same test set
+    page = (tmp_path / "run" / "bench" / "report.html").read_text()
+    assert "test rmse" in page and f"rmse {onnx['metrics']['value']:.4g}" in page
+    assert "| test rmse | val rmse |" in (tmp_path / "run" / "report.md").read_text()

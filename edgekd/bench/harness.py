@@ -104,6 +104,8 @@ def run(
                 _progress(quiet, f"[bench {number}/{len(jobs)}] {job.target.name}: {job.artifact.name} "
                                  f"({job.runtime}, batch {job.batch})")  # fmt: skip
                 entry = _measure(job, data_files, Path(scratch), runs, min_s, threads)
+                if entry.get("scored"):
+                    entry["metrics"] = task_metrics(data, entry.pop("scored"), data_files)
                 if entry["status"] == "ok" and job.artifact in data_warnings:
                     entry["warnings"].append(data_warnings[job.artifact])
                 entries.append(entry)
@@ -173,6 +175,8 @@ def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, thre
         "data": data_files,
     }
     stem = f"{job.artifact.name}-{target.name}-{job.batch}"
+    if data_files and data_files.get("task", "classification") != "classification":
+        spec["outputs"] = str(scratch / f"{stem}.outputs.npy")  # judged here, by the task's own metrics
     spec_path, out_path = scratch / f"{stem}.spec.json", scratch / f"{stem}.out.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, **{name: str(thread_count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
@@ -218,8 +222,20 @@ def _save_data(data: DataBundle, folder: Path, limit: int | None) -> dict:
         inputs[name] = str(folder / f"x{position}.npy")
         array = tensor.numpy()
         np.save(inputs[name], array.astype(np.float32) if array.dtype.kind == "f" else array)
-    np.save(folder / "y.npy", y.numpy().astype(np.int64))
-    return {"inputs": inputs, "y": str(folder / "y.npy"), "name": data.name}
+    classes = data.task.name == "classification"
+    np.save(folder / "y.npy", y.numpy().astype(np.int64) if classes else y.numpy())
+    return {"inputs": inputs, "y": str(folder / "y.npy"), "name": data.name, "task": data.task.name}
+
+
+def task_metrics(data: DataBundle, scored: dict, data_files: dict) -> dict:
+    """The task's metrics of a file's saved outputs (every scalar one, and which the task monitors)."""
+    import torch
+
+    outputs = torch.from_numpy(np.load(scored["outputs"]))
+    targets = torch.from_numpy(np.load(data_files["y"]))
+    found = data.task.metrics(outputs, targets, data.num_classes)
+    scalars = {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"metric": data.task.monitor, "value": found.get(data.task.monitor), **scalars, "samples": scored["samples"]}
 
 
 def _data_warnings(artifacts: set[Path], data_files: dict | None) -> dict[Path, str]:

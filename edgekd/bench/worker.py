@@ -85,7 +85,8 @@ def measure(spec: dict) -> dict:
         "inputs": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in runner.feed(x).items()},
     }
     if spec.get("data"):
-        result["accuracy"] = _accuracy(runner, spec["data"], spec["batch"])
+        judged = _accuracy(runner, spec["data"], spec["batch"], spec.get("outputs"))
+        result["accuracy" if "top1" in judged else "scored"] = judged
     if cap.get("limit_bytes") and cap["method"] == "rss-check" and peak > cap["limit_bytes"]:
         result["over_memory_cap"] = True
     return result
@@ -134,12 +135,21 @@ def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _accuracy(runner, data: dict, batch: int) -> dict:
+def _accuracy(runner, data: dict, batch: int, outputs_path: str | None = None) -> dict:
+    """A classifier's top-1 here; for another task (``outputs_path`` given) the file's outputs are saved
+    there and the parent judges them by the task's own metrics."""
     arrays, y = _data_inputs(data, runner.inputs), np.load(data["y"])
-    correct = 0
+    correct, parts = 0, []
     for start in range(0, len(y), batch):
         chunk = {name: np.ascontiguousarray(a[start : start + batch]) for name, a in arrays.items()}
-        correct += int((runner.run(chunk).argmax(-1) == y[start : start + batch]).sum())
+        output = runner.run(chunk)
+        if outputs_path is None:
+            correct += int((output.argmax(-1) == y[start : start + batch]).sum())
+        else:
+            parts.append(output.astype(np.float32))
+    if outputs_path is not None:
+        np.save(outputs_path, np.concatenate(parts))
+        return {"samples": int(len(y)), "outputs": outputs_path}
     return {"top1": correct / len(y), "samples": int(len(y))}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.report.rows import check_bench_report, read_report
+from edgekd.report.rows import check_bench_report, file_score, read_report
 
 
 def load_report(path: str | Path) -> dict:
@@ -58,7 +58,7 @@ def _ms(value: float | None) -> str:
 
 
 def _acc(row: dict | None) -> str:
-    return f"{100 * row['accuracy']['top1']:.2f}%" if row and row.get("accuracy") else "-"
+    return file_score(row)
 
 
 def _mem(row: dict | None) -> str:

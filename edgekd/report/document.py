@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgekd.formats import FORMATS
 from edgekd.report.html import to_html as page
-from edgekd.report.rows import check_bench_report, label, ok_rows
+from edgekd.report.rows import check_bench_report, file_score, label, ok_rows
 from edgekd.utils.fileio import atomic_write_text
 
 
@@ -24,12 +24,12 @@ def to_markdown(report: dict) -> str:
         f"- data: {report['data']['name'] if report.get('data') else 'none (random inputs, no accuracy)'}",
         "",
         "| artifact | target | runtime | batch | p50 | p90 | p99 | mean ± std | cv | init | first | peak mem "
-        "| accuracy |",
+        "| accuracy / metric |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in ok_rows(report):
         lat = row["latency"]
-        accuracy = f"{100 * row['accuracy']['top1']:.2f}%" if row.get("accuracy") else "-"
+        accuracy = file_score(row)
         lines.append(
             f"| {row['artifact']} | {row['target']} | {row['runtime']} | {row['batch']} | {lat['p50_ms']:.3f} ms | "
             f"{lat['p90_ms']:.3f} ms | {lat['p99_ms']:.3f} ms | {lat['mean_ms']:.3f} ± {lat['std_ms']:.3f} | "
@@ -77,7 +77,7 @@ def summary_table(bench: dict) -> str:
             rows.append(f"| {r['artifact']} | {r['target']} | {r.get('batch', '-')} | {r['status']}: "
                         f"{r.get('error') or r.get('reason')} | | | |")  # fmt: skip
             continue
-        accuracy = f"{100 * r['accuracy']['top1']:.2f}%" if r.get("accuracy") else "-"
+        accuracy = file_score(r)
         rows.append(
             f"| {r['artifact']} | {r['target']} | {r['batch']} | {r['latency']['p50_ms']:.3f} ms | "
             f"{r['latency']['p99_ms']:.3f} ms | {r['peak_memory_bytes'] / 2**20:.1f} MiB | {accuracy} |"
@@ -102,7 +102,7 @@ def teacher_against_shipped(report: dict, target: str = "mobile-like") -> list[s
             continue
 
         def facts(row: dict, name: str) -> str:
-            accuracy = f", {100 * row['accuracy']['top1']:.2f}%" if row.get("accuracy") else ""
+            accuracy = f", {file_score(row)}" if row.get("accuracy") or row.get("metrics") else ""
             return f"{name} {sizes.get(name, 0) / 1024:.0f} KiB, p50 {row['latency']['p50_ms']:.3f} ms{accuracy}"
 
         smaller = sizes.get(teacher, 0) / max(sizes.get(shipped, 1), 1)

@@ -15,7 +15,15 @@ from html import escape
 from pathlib import Path
 
 from edgekd.report import svg
-from edgekd.report.rows import label, ok_rows, pareto_front
+from edgekd.report.rows import (
+    PERCENT_METRICS,
+    file_score,
+    label,
+    ledger_metric,
+    ledger_score,
+    ok_rows,
+    pareto_front,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}
@@ -64,25 +72,26 @@ def _results_table(report: dict) -> str:
             _cell(f"{100 * lat['cv']:.1f}%", lat["cv"]), _cell(f"{r['init_s'] * 1e3:.0f} ms", r["init_s"]),
             _cell(f"{r['first_inference_ms']:.1f} ms", r["first_inference_ms"]),
             _cell(f"{r['peak_memory_bytes'] / 2**20:.1f} MiB", r["peak_memory_bytes"]),
-            _cell(f"{100 * acc['top1']:.2f}%" if acc else "-", acc["top1"] if acc else -1.0),
+            _cell(file_score(r), acc["top1"] if acc else (r.get("metrics") or {}).get("value", -1.0)),
         ]) + "</tr>")  # fmt: skip
     header = ["artifact", "target", "runtime", "batch", "p50", "p90", "p99", "mean ± std", "cv", "init",
-              "first run", "peak memory", "accuracy"]  # fmt: skip
+              "first run", "peak memory", "accuracy / metric"]  # fmt: skip
     return _table("results", header, rows)
 
 
 def _ledger_table(ledger: list[dict]) -> str:
     rows = []
     for r in ledger:
-        val = r.get("val_accuracy")
+        (test, test_value), (val, val_value) = ledger_score(r, "test"), ledger_score(r, "val")
         rows.append("<tr>" + "".join([
-            _cell(r["stage"]), _cell(r["kind"]), _cell(f"{100 * r['test_accuracy']:.2f}%", r["test_accuracy"]),
-            _cell(f"{100 * val:.2f}%" if val is not None else "-", val if val is not None else -1.0),
+            _cell(r["stage"]), _cell(r["kind"]), _cell(test, test_value if test_value is not None else -1.0),
+            _cell(val, val_value if val_value is not None else -1.0),
             _cell(f"{r['params']:,}", r["params"]), _cell(f"{r['macs']:,}", r["macs"]),
             _cell(f"{r['size_bytes'] / 1024:.1f} KiB", r["size_bytes"]), _cell(f"{r['wall_s']:.1f} s", r["wall_s"]),
             _cell(r.get("notes", "")),
         ]) + "</tr>")  # fmt: skip
-    header = ["stage", "kind", "test acc", "val acc", "params", "MACs", "size", "wall time", "notes"]
+    shown = "acc" if ledger_metric(ledger) == "accuracy" else ledger_metric(ledger)
+    header = ["stage", "kind", f"test {shown}", f"val {shown}", "params", "MACs", "size", "wall time", "notes"]
     return _table("ledger", header, rows)
 
 
@@ -131,11 +140,14 @@ def _charts(report: dict, ledger: list[dict] | None) -> str:
     ]
     if ledger:
         groups = [f"{r['stage']} ({r['kind']})" for r in ledger]
-        series = {"test accuracy (%)": [100 * r["test_accuracy"] for r in ledger],
+        metric = ledger_metric(ledger)
+        scale = 100 if metric in PERCENT_METRICS else 1
+        scores = [scale * (ledger_score(r)[1] or 0.0) for r in ledger]
+        series = {f"test {metric}" + (" (%)" if scale == 100 else ""): scores,
                   "size (KiB)": [r["size_bytes"] / 1024 for r in ledger],
                   "MACs (M)": [r["macs"] / 1e6 for r in ledger]}  # fmt: skip
         parts.insert(0, _figure(svg.grouped_bars(groups, series, "what each stage did"),
-                                "What each stage did to accuracy, size and MACs (each bar scaled to its own maximum)",
+                                f"What each stage did to {metric}, size and MACs (each bar scaled to its own maximum)",
                                 "the ledger is empty"))  # fmt: skip
         searches = [(r["stage"], (r.get("details") or {}).get("budget_search")) for r in ledger]
         parts[1:1] = [_search_path(stage, search) for stage, search in searches if search]
@@ -162,10 +174,10 @@ def _summary(report: dict, ledger: list[dict] | None) -> str:
     if ledger:
         first, last = ledger[0], ledger[-1]
         ratio = first["size_bytes"] / max(last["size_bytes"], 1)
-        cards.append(("went in", f"{first['stage']}: {100 * first['test_accuracy']:.2f}%",
+        cards.append(("went in", f"{first['stage']}: {ledger_score(first)[0]}",
                       f"{first['size_bytes'] / 1024:.0f} KiB, {first['macs']:,} MACs"))  # fmt: skip
         shrunk = f"{last['size_bytes'] / 1024:.0f} KiB ({ratio:.1f}x smaller), {last['macs']:,} MACs"
-        cards.append(("came out", f"{last['stage']}: {100 * last['test_accuracy']:.2f}%", shrunk))
+        cards.append(("came out", f"{last['stage']}: {ledger_score(last)[0]}", shrunk))
     measured = ok_rows(report)
     for target in sorted({r["target"] for r in measured}):
         on_target = [r for r in measured if r["target"] == target]

@@ -57,3 +57,31 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
+
+
+def file_score(row: dict | None) -> str:
+    """A bench row's task score: ``97.12%`` top-1 for a classifier, ``miou 0.8123`` for another task."""
+    if row and row.get("accuracy"):
+        return f"{100 * row['accuracy']['top1']:.2f}%"
+    metrics = (row or {}).get("metrics")
+    if metrics and metrics.get("value") is not None:
+        return f"{metrics['metric']} {metrics['value']:.4g}"
+    return "-"
+
+
+PERCENT_METRICS = ("accuracy", "pixel_accuracy", "exact_match")
+
+
+def ledger_score(row: dict, split: str = "test") -> tuple[str, float | None]:
+    """A ledger row's score on ``split`` as (text, value): its task's monitored metric (accuracy for a
+    classifier, and for reports written before tasks existed)."""
+    metric = row.get("metric", "accuracy")
+    value = row.get(f"{split}_score", row.get(f"{split}_accuracy"))
+    if value is None:
+        return "-", None
+    return (f"{100 * value:.2f}%" if metric in PERCENT_METRICS else f"{value:.4g}"), value
+
+
+def ledger_metric(ledger: list[dict]) -> str:
+    """The metric a run's ledger scores (its first row's)."""
+    return ledger[0].get("metric", "accuracy") if ledger else "accuracy"

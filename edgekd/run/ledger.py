@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgekd.report.document import summary_table
+from edgekd.report.rows import ledger_score
 from edgekd.utils.fileio import atomic_write_text
 
 REPORT_SCHEMA_VERSION = 1
@@ -73,9 +74,7 @@ class Ledger:
 
 def score_text(metric: str, value: float | None) -> str:
     """``97.12%`` for an accuracy, ``0.1234`` for another metric, ``-`` for none."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if metric in ("accuracy", "pixel_accuracy", "exact_match") else f"{value:.4g}"
+    return ledger_score({"metric": metric, "test_score": value})[0]
 
 
 def human_bytes(n: int) -> str:

@@ -110,18 +110,8 @@ class Task:
         """What an app reads in the manifest about the outputs."""
         return {"task": self.name, "monitor": self.monitor}
 
-    def format_metric(self, name: str, value: float | None) -> str:
-        if value is None:
-            return "-"
-        if name in PERCENT_METRICS:
-            return f"{100 * value:.2f}%"
-        return f"{value:.4g}"
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(monitor={self.monitor!r})"
-
-
-PERCENT_METRICS = {"accuracy", "pixel_accuracy", "exact_match"}
 
 
 def weighted_mean(values: Sequence[torch.Tensor], weights: Sequence[float] | None) -> torch.Tensor:
