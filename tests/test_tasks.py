@@ -212,3 +212,48 @@ def test_the_bench_and_the_pages_report_a_regressors_own_metric(tmp_path):
     page = (tmp_path / "run" / "bench" / "report.html").read_text()
     assert "test rmse" in page and f"rmse {onnx['metrics']['value']:.4g}" in page
     assert "| test rmse | val rmse |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def _arrays_recipe(tmp_path, extra: str) -> str:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    y = (x[:, :3] > 0).astype(np.float32)  # three tags: as a 0/1 matrix, ambiguous until the recipe names the task
+    np.savez(tmp_path / "tags.npz", x_train=x[:150], y_train=y[:150], x_test=x[150:], y_test=y[150:])
+    recipe = tmp_path / "tags.yaml"
+    recipe.write_text(
+        f"data: {{source: arrays, path: {tmp_path / 'tags.npz'}, batch_size: 32}}\n{extra}"
+        "teacher: {model: 'task_fixtures:mlp', args: {features: 8, outputs: 3, hidden: 32}, pretrain: {epochs: 3}}\n"
+        "student: {model: 'task_fixtures:mlp', args: {features: 8, outputs: 3, hidden: 8}}\n"
+        "stages: [{distill: {epochs: 1}}]\nexport: [onnx]\ndevice: cpu\n"
+    )
+    return str(recipe)
+
+
+def test_a_recipe_names_the_task_and_monitor_or_is_refused_in_one_line(tmp_path, capsys):
+    from edgekd.cli.main import main
+    from edgekd.recipe import schema
+
+    recipe = schema.load(_arrays_recipe(tmp_path, "task: {name: multilabel}\nmonitor: macro_f1\n"))
+    data = schema.build_data(recipe)
+    assert data.task.name == "multilabel" and data.task.monitor == "macro_f1" and data.num_classes == 3
+    for extra, message in [
+        ("task: ranking\n", "unknown task 'ranking'"),
+        ("task: multilabel\nmonitor: rmse\n", "monitor: 'rmse' is not a multilabel metric"),
+        ("task: {name: regression, loss: cosh}\n", "loss: regression takes mse, l1, huber"),
+        ("", "several labels per sample or 3 values to regress? pass task='multilabel'"),
+    ]:
+        assert main(["run", _arrays_recipe(tmp_path, extra), "--out-dir", str(tmp_path / "x"), "--quiet"]) in (1, 2)
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_a_multilabel_recipe_runs_from_the_command_line(tmp_path, monkeypatch):
+    from edgekd.cli.main import main
+
+    monkeypatch.syspath_prepend(str(tmp_path.parent))
+    recipe = _arrays_recipe(tmp_path, "task: multilabel\n")
+    assert main(["run", recipe, "--out-dir", str(tmp_path / "run"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["data"]["task"] == "multilabel" and {row["metric"] for row in report["ledger"]} == {"map"}

@@ -671,21 +671,46 @@ def _image_reader(image_size: tuple[int, int] | None, grayscale: bool) -> Callab
     return read
 
 
-def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
-    """Test data saved with ``np.savez``: inputs ``x`` (or ``x_test``) and labels ``y`` (or ``y_test``),
-    or several named inputs (``input_ids``, ``attention_mask``...) beside ``y``.
-
-    The inputs are fed to the model as they are, with no normalization: they are what the exported
-    file takes. The same samples serve as train, validation and test split (a benchmark reads test)."""
-    source = Path(path)
+def _read_npz(source: Path) -> dict[str, np.ndarray]:
     if not source.is_file():
         raise DataError(f"data file '{source}' does not exist")
     try:
         with np.load(source, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+            return {key: archive[key] for key in archive.files}
     except (OSError, ValueError) as exc:
         why = "not an archive of plain arrays" if "pickle" in str(exc) else first_line(exc)
         raise DataError(f"'{source}' is not a readable .npz file ({why}); write it with numpy.savez") from exc
+
+
+def arrays_file(
+    path: str | Path,
+    task: TaskSpec = None,
+    labels: Sequence[str] | None = None,
+    val_fraction: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> DataBundle:
+    """Training data saved with ``np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)``: a
+    recipe's way to :func:`from_arrays` (``data: {source: arrays, path: data.npz, task: regression}``)."""
+    source = Path(path)
+    arrays = _read_npz(source)
+    missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
+    if missing:
+        raise DataError(f"'{source}' lacks {', '.join(missing)}: save x_train, y_train, x_test and y_test")
+    return from_arrays(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], labels=labels,
+                       val_fraction=val_fraction, batch_size=batch_size, seed=seed, name=source.name,
+                       task=task)  # fmt: skip
+
+
+def from_npz(path: str | Path, batch_size: int = 64, task: TaskSpec = None) -> DataBundle:
+    """Test data saved with ``np.savez``: inputs ``x`` (or ``x_test``) and targets ``y`` (or ``y_test``),
+    or several named inputs (``input_ids``, ``attention_mask``...) beside ``y``.
+
+    The inputs are fed to the model as they are, with no normalization: they are what the exported
+    file takes. The same samples serve as train, validation and test split (a benchmark reads test).
+    ``task`` as in :func:`from_arrays`: read from the targets when left out."""
+    source = Path(path)
+    arrays = _read_npz(source)
     label_key = next((k for k in ("y_test", "y") if k in arrays), None)
     input_key = next((k for k in ("x_test", "x") if k in arrays), None)
     if label_key is None:
@@ -697,16 +722,16 @@ def from_npz(path: str | Path, batch_size: int = 64) -> DataBundle:
     if not named:
         raise DataError(f"'{source}' has labels '{label_key}' but no inputs ('x', 'x_test' or named arrays)")
     if input_key is None:
-        return from_named_arrays(named, labels, named, labels, batch_size=batch_size, name=source.name)
+        return from_named_arrays(named, labels, named, labels, batch_size=batch_size, name=source.name, task=task)
     x = _named_array(input_key, named[input_key])
-    y = torch.from_numpy(np.asarray(labels).astype(np.int64).reshape(-1))
+    chosen, (targets,), num_classes = task_targets(task, labels, keys=(f"'{source}': {label_key}",))
+    y = torch.from_numpy(targets)
     if len(x) != len(y):
         raise DataError(f"'{source}': {len(x)} inputs but {len(y)} labels")
-    num_classes = int(y.max().item()) + 1 if len(y) else 1
     loader = ArrayLoader(x, y, batch_size)
     return DataBundle(
         name=source.name, train=loader, val=loader, test=loader, input_shape=tuple(x.shape[1:]),
-        num_classes=num_classes, labels=[str(i) for i in range(num_classes)], mean=[], std=[],
+        num_classes=num_classes, labels=[str(i) for i in range(num_classes)], mean=[], std=[], task=chosen,
     )  # fmt: skip
 
 

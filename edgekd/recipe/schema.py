@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from torch import nn
 
+from edgekd import tasks
 from edgekd.data import sources as data_sources
 from edgekd.data.sources import DataBundle
 from edgekd.errors import ConfigError, DataError, EdgekdError
@@ -27,6 +28,7 @@ from edgekd.models.files import load_model
 from edgekd.outputs import resolve_selector, select_output
 from edgekd.stage import stage_class
 from edgekd.train import TrainConfig
+from edgekd.train.preflight import with_task
 from edgekd.utils.naming import unknown
 from edgekd.utils.typed import typed
 
@@ -44,6 +46,8 @@ TOP_KEYS = {
     "export",
     "targets",
     "bench_teacher",
+    "task",
+    "monitor",
 }
 MODEL_KEYS = {"model", "args", "checkpoint", "pretrain", "weight", "output"}
 
@@ -76,6 +80,7 @@ class Recipe:
     targets: list  # bench Targets, loaded and checked
     raw: dict
     bench_teacher: bool = False
+    task: Any = None  # a Task (edgekd.tasks), or None: the data's own
 
 
 def load(path: str | Path) -> Recipe:
@@ -128,7 +133,23 @@ def parse(raw: Any, source: Path = Path("<recipe>")) -> Recipe:
         targets=_checked_targets(typed(raw.get("targets", []), list[str], "targets")),
         raw=raw,
         bench_teacher=typed(raw.get("bench_teacher", False), bool, "bench_teacher"),
+        task=_parse_task(raw.get("task"), raw.get("monitor")),
     )
+
+
+def _parse_task(raw: Any, monitor: Any) -> Any:
+    """``task: regression`` or ``task: {name: regression, loss: l1}``, and ``monitor: mae``: built now, so a
+    wrong name, option or metric fails before any data is read."""
+    if raw is None and monitor is None:
+        return None
+    monitor = typed(monitor, str, "monitor") if monitor is not None else None
+    if raw is None:
+        return ("data", monitor)  # the data's own task, monitored on this metric (checked once data is built)
+    if isinstance(raw, dict):
+        options = dict(raw)
+        name = typed(options.pop("name", None), str, "task.name")
+        return tasks.get(name, monitor, **options)
+    return tasks.get(typed(raw, str, "task"), monitor)
 
 
 def _check_keys(section: dict, allowed: set[str], where: str) -> None:
@@ -270,8 +291,22 @@ def build_model(spec: ModelSpec, where: str, teacher: nn.Module | None = None) -
 
 
 def build_data(recipe: Recipe) -> DataBundle:
+    """The recipe's data, carrying its ``task``/``monitor`` when the recipe names them."""
+    bundle = _source_data(recipe, recipe.task if isinstance(recipe.task, tasks.Task) else None)
+    if recipe.task is None:
+        return bundle
+    if isinstance(recipe.task, tuple):  # only a monitor: the data's task, checked against the metric here
+        return with_task(bundle, None, recipe.task[1])
+    return with_task(bundle, recipe.task, None)
+
+
+def _source_data(recipe: Recipe, task: Any) -> DataBundle:
+    make = data_sources.source(recipe.data_source)
+    args = dict(recipe.data_args)
+    if task is not None and "task" not in args and "task" in inspect.signature(make).parameters:
+        args["task"] = task  # targets are read as the task stores them (a 0/1 matrix as labels, say)
     try:
-        return data_sources.source(recipe.data_source)(**recipe.data_args)
+        return make(**args)
     except DataError as exc:  # "padding: must be ..." names a key of the recipe's data block: say where
         key = str(exc).split(":", 1)[0]
         if key in recipe.data_args:
