@@ -103,6 +103,22 @@ def tensors_in(value: Any, depth: int = 0) -> list[torch.Tensor]:
     return []
 
 
+def output_names(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
+    """A name per tensor in a forward's output, in the order exporters flatten it: a mapping's keys (an
+    output object's fields), ``output_0``, ``output_1``... for a tuple, ``boxes.0`` for nesting."""
+    if isinstance(value, torch.Tensor):
+        return [prefix or "output"]
+    if depth > 3:
+        return []
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(f"output_{i}" if not prefix else str(i), v) for i, v in enumerate(value)]
+    else:
+        return []
+    return [name for key, item in items for name in output_names(item, f"{prefix}.{key}" if prefix else key, depth + 1)]
+
+
 def raw_output(model: nn.Module, run: Callable[[], Any]) -> Any:
     """What ``model``'s forward returns before any selection hook replaces it, while ``run()`` calls it."""
     seen: dict[str, Any] = {}

@@ -257,3 +257,51 @@ def test_a_multilabel_recipe_runs_from_the_command_line(tmp_path, monkeypatch):
     assert main(["run", recipe, "--out-dir", str(tmp_path / "run"), "--quiet"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["data"]["task"] == "multilabel" and {row["metric"] for row in report["ledger"]} == {"map"}
+
+
+class _TwoHeads(nn.Module):
+    """A detector's shape: boxes and class scores from one body, as a tuple or a dict."""
+
+    def __init__(self, as_dict: bool) -> None:
+        super().__init__()
+        self.as_dict = as_dict
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.boxes, self.scores = nn.Linear(8, 4), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        boxes, scores = self.boxes(features), self.scores(features)
+        return {"boxes": boxes, "scores": scores} if self.as_dict else (boxes, scores)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_dict", [False, True])
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_every_output_of_a_two_output_model_reaches_the_file_by_name(fmt, as_dict, tmp_path):
+    from edgekd.formats.runner import open_runner
+
+    model, x = _TwoHeads(as_dict).eval(), torch.randn(4, 1, 12, 12)
+    artifact = getattr(ek.export, f"to_{fmt}")(model, x, tmp_path / f"det.{fmt}")
+    names = ["boxes", "scores"] if as_dict else ["output_0", "output_1"]
+    assert [o["model_output"] for o in artifact.manifest["outputs"]] == names
+    assert artifact.parity.passed and artifact.parity.rule == "values"
+    boxes, scores = open_runner(artifact.path).run_all(x.numpy())
+    with torch.no_grad():
+        expected = model(x)
+    expected = [expected["boxes"], expected["scores"]] if as_dict else list(expected)
+    np.testing.assert_allclose(boxes, expected[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(scores, expected[1].numpy(), atol=1e-5)
+
+
+def test_a_file_that_lost_an_output_fails_its_gate_naming_it():
+    from edgekd.export.parity import compare_outputs
+
+    class OneOfTwo:
+        outputs = [type("Spec", (), {"name": "boxes"})()]
+
+        def run_all(self, x):
+            return [np.zeros((len(x), 4), np.float32)]
+
+    model, x = _TwoHeads(True).eval(), torch.randn(4, 1, 12, 12)
+    report = compare_outputs(model, OneOfTwo(), x, ["boxes", "scores"])
+    assert not report.passed and "the file has 1 outputs, the model 2" in report.reason and "'scores'" in report.reason

@@ -8,6 +8,7 @@ previous artifact with the same name is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from edgekd import inputs
 from edgekd.data.sources import DataBundle, first_samples
 from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
-from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare
+from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare, compare_outputs
 from edgekd.formats import FORMATS, side_data_path
 from edgekd.formats.failures import ExportError, ParityError
 from edgekd.formats.runner import Runner, open_runner
@@ -113,12 +114,14 @@ def publish(
     data: DataBundle | None,
     gate: Gate | None,
     free: Mapping[str, Sequence[int]] | None = None,
+    outputs: list[str] | None = None,
 ) -> Artifact:
     """Convert (``write`` fills a staged path and returns format facts), gate, then move into place.
 
     An INT8 reference (:class:`QuantizedModel`) is judged in its output quantization steps, and its
     int8 boundaries go to the manifest. A file with ``free`` per-sample axes (a dynamic sequence length)
-    is also gated on the samples cut to half their length along them."""
+    is also gated on the samples cut to half their length along them. ``outputs``: the names of a forward's
+    several outputs, each kept in the file and gated on its own (FP32)."""
     quantized = isinstance(reference, QuantizedModel)
     precision = "int8" if quantized else "fp32"
     output = reference.output_quantization if quantized else None
@@ -137,23 +140,30 @@ def publish(
     except OSError as exc:
         raise ExportError(f"{path.parent}: cannot write there ({exc.strerror or first_line(exc)})") from exc
     try:
-        with logits_selected(reference):  # a model as it comes (tuple, dict, .logits) exports its logits
+        # a model as it comes (tuple, dict, .logits) exports its logits, unless every output is to be kept
+        with logits_selected(reference) if outputs is None else contextlib.nullcontext():
             staged = staging / path.name
             format_version = write(staged)
             runner = open_runner(staged)
             samples = parity_samples(data, example, gate.samples)
-            report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement, task)
+            if outputs is None:
+                report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement,
+                                 task)  # fmt: skip
+            else:
+                report = compare_outputs(reference, runner, samples, outputs, gate.rtol)
             if not report.passed:
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
             parity = report.as_dict()
-            if free:
+            if outputs is not None:
+                parity["output_names"] = outputs
+            if free and outputs is None:
                 parity["shorter_inputs"] = _shorter_parity(reference, runner, samples, free, precision, output_step,
                                                            gate, path, staged)  # fmt: skip
             accuracy, metrics = None, {}
-            if data is not None:
-                outputs, targets = runtime_logits(runner, data.test, f"{path.name}: test {task.monitor}")
-                metrics = task.metrics(outputs, targets, data.num_classes)
+            if data is not None and outputs is None:  # several outputs: the task metrics of detection come later
+                found, targets = runtime_logits(runner, data.test, f"{path.name}: test {task.monitor}")
+                metrics = task.metrics(found, targets, data.num_classes)
                 accuracy = metrics.get("accuracy") if task.name == "classification" else None
             specs = runner.inputs, runner.outputs
             del runner  # the session holds the staged file open on some platforms
@@ -161,6 +171,8 @@ def publish(
             content = manifests.build(
                 staged, fmt, precision, *specs, format_version, parity, data, metrics, internal_quantization
             )
+            for entry, name in zip(content["outputs"], outputs or []):
+                entry["model_output"] = name  # which of the forward's outputs this tensor of the file holds
             staged_manifest = manifests.write(staged, content)
             # everything is complete on disk: only renames from here, which need no space
             _move_files(staged, path.parent)

@@ -17,7 +17,7 @@ from edgekd.errors import ConfigError, first_line
 from edgekd.export.artifact import Artifact, Gate, publish
 from edgekd.formats import exports
 from edgekd.inputs import ModelInputs, Signature, forward
-from edgekd.outputs import output_selection, raw_output, several_outputs
+from edgekd.outputs import output_names, output_selection, raw_output, several_outputs, tensors_in
 from edgekd.quantize.graph import FreeAxes
 from edgekd.quantize.model import QuantizedModel
 from edgekd.utils.modes import inference
@@ -37,13 +37,14 @@ def export_file(
     writable = exports()
     if fmt not in writable:
         raise ConfigError(f"export: {unknown('export format', fmt, writable)}")
-    check_runs_on_example(model, example)
+    names = check_runs_on_example(model, example)
     writer = writable[fmt].write_function()(model, example, data, **options)
-    return publish(fmt, path, writer.write, model, writer.example, data, gate, free=writer.free)
+    return publish(fmt, path, writer.write, model, writer.example, data, gate, free=writer.free, outputs=names)
 
 
-def check_runs_on_example(model: nn.Module, example: ModelInputs) -> None:
-    """The model and the example fit each other, or one line says how they do not (before any converter)."""
+def check_runs_on_example(model: nn.Module, example: ModelInputs) -> list[str] | None:
+    """The model and the example fit each other, or one line says how they do not (before any converter).
+    Returns the names of its outputs when its forward returns several tensors (each is exported), else None."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     tensors = example.values() if isinstance(example, Mapping) else [example]
@@ -61,11 +62,15 @@ def check_runs_on_example(model: nn.Module, example: ModelInputs) -> None:
             f"{type(model).__name__} cannot run on the example {Signature.of(example).text()}: {first_line(exc)}"
         ) from exc
     several = several_outputs(output) if output_selection(model) is None else None
-    if several and not isinstance(model, QuantizedModel):  # never ship one of them silently
+    if not several or isinstance(model, QuantizedModel):
+        return None
+    names = output_names(output)
+    if len(set(names)) != len(names) or len(names) != len(tensors_in(output)):
         raise ConfigError(
-            f"{type(model).__name__} returns several tensors ({several}); a file holds one output, and files with "
-            "several are not supported yet: choose it with ek.select_output(model, index or name)"
+            f"{type(model).__name__} returns {several}: its outputs cannot be named one by one; return a tuple or "
+            "a dict of tensors, or choose one with ek.select_output(model, index or name)"
         )
+    return names
 
 
 def to_onnx(

@@ -32,7 +32,7 @@ from torch import nn
 
 from edgekd.formats.runner import Runner
 from edgekd.inputs import ModelInputs, count, detached, forward, rows, to_numpy
-from edgekd.outputs import logits_of
+from edgekd.outputs import logits_of, tensors_in
 from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
 from edgekd.utils.modes import inference
@@ -208,3 +208,40 @@ def tie_margin_steps(error_steps: np.ndarray) -> float:
     per_sample = error_steps.reshape(len(error_steps), -1).max(axis=-1)
     typical = float(np.quantile(per_sample, TYPICAL_ERROR_QUANTILE))
     return float(min(max(TIE_STEPS, 2.0 * typical), MAX_TIE_STEPS))
+
+
+def compare_outputs(
+    model: nn.Module, runner: Runner, samples: ModelInputs, names: list[str], rtol: float = FP32_RTOL
+) -> ParityReport:
+    """The gate for a file with several outputs (boxes and scores, say): every output must be there, in the
+    model's order and shape, each within ``rtol`` of its own largest magnitude. A file that lost or merged
+    an output fails, naming it."""
+    samples = detached(samples)
+    with inference(model):
+        expected = [t.float().cpu().numpy() for t in tensors_in(forward(model, samples))]
+    actual = runner.run_all(to_numpy(samples))
+    file_names = [spec.name for spec in runner.outputs]
+    if sorted(file_names) == sorted(names) and len(actual) == len(names):  # the file kept the names: match by them
+        actual = [actual[file_names.index(name)] for name in names]
+    total = count(samples)
+
+    def failed(reason: str) -> ParityReport:
+        return ParityReport("fp32", total, 0.0, float("inf"), float("inf"), None, None, False, reason, rule="values")
+
+    if len(actual) != len(expected):
+        missing = ", ".join(f"'{n}'" for n in names[len(actual) :]) or "none"
+        return failed(f"the file has {len(actual)} outputs, the model {len(expected)} ({', '.join(names)}); "
+                      f"not in the file: {missing}")  # fmt: skip
+    worst_abs = worst_relative = 0.0
+    for name, want, got in zip(names, expected, actual):
+        if got.shape != want.shape:
+            return failed(f"output '{name}' has shape {got.shape} in the file, {want.shape} in PyTorch")
+        problem = _degenerate(got, want, samples, 0, len(got), "samples")
+        if problem:
+            return failed(f"output '{name}': {problem}")
+        error = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
+        relative = error / max(float(np.abs(want).max()), 1e-12)
+        if relative > rtol:
+            return failed(f"output '{name}': relative error {relative:.2e} > {rtol:.0e}")
+        worst_abs, worst_relative = max(worst_abs, error), max(worst_relative, relative)
+    return ParityReport("fp32", total, 1.0, worst_abs, worst_relative, None, None, True, "", rule="values")

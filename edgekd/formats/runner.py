@@ -38,11 +38,12 @@ class TensorSpec:
 
 
 class Runner:
-    """One loaded file: batches of inputs in, the first output (the logits) out, as float arrays.
+    """One loaded file: batches of inputs in, its outputs out as float arrays (:meth:`run` gives the first,
+    the logits of a one-output model; :meth:`run_all` every output, in the model's order).
 
     Subclasses fill ``inputs``/``outputs`` and ``fixed_batch`` (None when any batch size runs) and
-    implement ``_call`` on one batch that fits the file; batching, feeding by name and int8
-    interfaces are handled here once."""
+    implement ``_call`` on one batch that fits the file, returning every output in ``outputs`` order;
+    batching, feeding by name and int8 interfaces are handled here once."""
 
     format: str
     inputs: list[TensorSpec]
@@ -59,19 +60,23 @@ class Runner:
 
     def run(self, x: Inputs) -> np.ndarray:
         """The first output for all rows of ``x``, in chunks of the file's fixed batch size."""
+        return self.run_all(x)[0]
+
+    def run_all(self, x: Inputs) -> list[np.ndarray]:
+        """Every output for all rows of ``x``, in ``outputs`` order."""
         feed = self.feed(x)
         rows = batch_size(feed)
         step = self.fixed_batch
         if step is None or rows == step:
-            return self._output(self._call(feed))
+            return self._outputs(self._call(feed))
         parts = []
         for start in range(0, rows, step):
             chunk = {name: array[start : start + step] for name, array in feed.items()}
             short = step - batch_size(chunk)
             if short:  # the last, short chunk: pad to the compiled batch, keep the real rows
                 chunk = {name: np.concatenate([a, np.repeat(a[-1:], short, 0)]) for name, a in chunk.items()}
-            parts.append(self._output(self._call(chunk))[: step - short])
-        return np.concatenate(parts)
+            parts.append([output[: step - short] for output in self._outputs(self._call(chunk))])
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
 
     def prepare(self, x: Inputs) -> Callable[[], object]:
         """The call an app repeats, with its inputs already set: what the benchmark times."""
@@ -108,10 +113,9 @@ class Runner:
     def _call(self, feed: dict[str, np.ndarray]):
         raise NotImplementedError
 
-    def _output(self, raw) -> np.ndarray:
-        spec = self.outputs[0]
-        out = np.asarray(raw)
-        return dequantize(out, spec) if spec.quantized else out.astype(np.float32)
+    def _outputs(self, raw: list) -> list[np.ndarray]:
+        arrays = zip((np.asarray(out) for out in raw), self.outputs)
+        return [dequantize(a, spec) if spec.quantized else a.astype(np.float32) for a, spec in arrays]
 
     @staticmethod
     def _typed(array: np.ndarray, spec: TensorSpec) -> np.ndarray:

@@ -37,13 +37,12 @@ class OnnxRunner(Runner):
         self.outputs = [TensorSpec(o.name, list(o.shape), _dtype(o.type)) for o in self.session.get_outputs()]
         first = self.inputs[0].shape[0] if self.inputs[0].shape else None
         self.fixed_batch = first if isinstance(first, int) else None
-        self._first_output = [self.outputs[0].name]
 
     def threads_applied(self) -> int | None:
         return self.session.get_session_options().intra_op_num_threads
 
     def _call(self, feed: dict[str, np.ndarray]):
-        return self.session.run(self._first_output, feed)[0]
+        return self.session.run(None, feed)
 
 
 def _dtype(type_name: str) -> str:

@@ -24,7 +24,8 @@ from edgekd.formats.onnx.int8 import (
     shift_activations_to_uint8,
 )
 from edgekd.formats.onnx.registry import shared_registry
-from edgekd.inputs import ModelInputs, call_arguments, detached, free_axis_name, rows
+from edgekd.inputs import ModelInputs, call_arguments, detached, forward, free_axis_name, rows
+from edgekd.outputs import output_names, output_selection, raw_output, several_outputs
 from edgekd.quantize.graph import FreeAxes, at_least_two, batch_dynamic_shapes
 from edgekd.quantize.model import QuantizedModel
 from edgekd.utils.modes import inference
@@ -79,6 +80,7 @@ def _export(model: nn.Module, example: ModelInputs, opset: int | None, free: Fre
     target = model.program if quantized else model  # the program's batch (and free axes) are already free
     batch = at_least_two(example)
     attempts = [(batch, None if quantized else batch_dynamic_shapes(batch, free))]
+    names = [OUTPUT_NAME] if quantized else _names(model, example)
     if not quantized:
         attempts.append((rows(example, slice(0, 1)), None))  # fixed batch for models whose code pins it
     error: BaseException | None = None
@@ -88,12 +90,19 @@ def _export(model: nn.Module, example: ModelInputs, opset: int | None, free: Fre
             with inference(model), native_stderr_captured(replay=False), shared_registry():
                 program = torch.onnx.export(
                     target, args, kwargs=kwargs, dynamo=True, dynamic_shapes=dynamic, opset_version=opset,
-                    output_names=[OUTPUT_NAME], verbose=False,
+                    output_names=names, verbose=False,
                 )  # fmt: skip
             return program.model_proto
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types; the user gets one line
             error = error or exc
     raise conversion_error("ONNX", error, model, rows(example, slice(0, 1)), quantized=quantized) from error
+
+
+def _names(model: nn.Module, example: ModelInputs) -> list[str]:
+    """``logits`` for a one-output model; each output's own name when the forward returns several."""
+    with inference(model):
+        output = raw_output(model, lambda: forward(model, example))
+    return output_names(output) if several_outputs(output) and output_selection(model) is None else [OUTPUT_NAME]
 
 
 def name_free_dimensions(proto: onnx.ModelProto, free: FreeAxes | None = None) -> None:

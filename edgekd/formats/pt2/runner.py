@@ -35,7 +35,7 @@ class TorchRunner(Runner):
         self.module = program.module().to(self.device)
         values = {n.name: n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"}
         self.inputs = [_spec(name, values.get(name)) for name in program.graph_signature.user_inputs]
-        self.outputs = [TensorSpec(name, [], "float32") for name in program.graph_signature.user_outputs[:1]]
+        self.outputs = [TensorSpec(name, [], "float32") for name in program.graph_signature.user_outputs]
         self._keyword = _keyword_inputs(program)
 
     def threads_applied(self) -> int | None:
@@ -55,9 +55,9 @@ class TorchRunner(Runner):
         tensors = self._tensors(feed)
         with self.torch.no_grad():
             out = self.module(**tensors) if self._keyword else self.module(*tensors.values())
-        from edgekd.outputs import logits_of
+        from edgekd.outputs import tensors_in
 
-        return logits_of(out).float().cpu().numpy()
+        return [tensor.float().cpu().numpy() for tensor in tensors_in(out)]
 
     def _tensors(self, feed: dict[str, np.ndarray]) -> dict:
         return {name: self.torch.from_numpy(array).to(self.device) for name, array in feed.items()}

@@ -4,6 +4,7 @@ for the roofline estimate. Their shapes are static: another batch size means res
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,11 @@ class LiteRTRunner(Runner):
     def _describe(self) -> None:
         names = _signature_names(self.interpreter)
         inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["index"])
-        outputs = self.interpreter.get_output_details()
+        outputs = sorted(self.interpreter.get_output_details(), key=lambda d: _output_order(names.get(d["index"]), d))
         self.inputs = [_spec(d, names.get(d["index"])) for d in inputs]
         self.outputs = [_spec(d, names.get(d["index"])) for d in outputs]
         self._input_indices = {spec.name: d["index"] for spec, d in zip(self.inputs, inputs)}
-        self._output_index = outputs[0]["index"]
+        self._output_indices = [d["index"] for d in outputs]
         self.fixed_batch = int(self.inputs[0].shape[0]) if self.inputs[0].shape else None
 
     def resize(self, batch: int) -> None:
@@ -58,11 +59,18 @@ class LiteRTRunner(Runner):
     def _call(self, feed: dict[str, np.ndarray]):
         self._set(feed)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output_index)
+        return [self.interpreter.get_tensor(index) for index in self._output_indices]
 
     def _set(self, feed: dict[str, np.ndarray]) -> None:
         for name, array in feed.items():
             self.interpreter.set_tensor(self._input_indices[name], array)
+
+
+def _output_order(name: str | None, detail: dict) -> tuple:
+    """The model's output order: the converter names them ``output_0``, ``output_1``... in its signature,
+    which the interpreter's own list does not follow."""
+    match = re.fullmatch(r"output_(\d+)", name or "")
+    return (0, int(match.group(1))) if match else (1, detail["index"])
 
 
 def _signature_names(interpreter) -> dict[int, str]:
