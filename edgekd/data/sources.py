@@ -372,7 +372,17 @@ def task_targets(task: TaskSpec, *targets, keys: Sequence[str] = ("y_train", "y_
     and how many values per sample (or pixel) a model must output."""
     chosen = get_task(task if task is not None else infer_task(targets[0], keys[0]))
     converted = [chosen.targets(y, key) for y, key in zip(targets, keys)]
+    if task is None and chosen.name == "classification" and majority_share(converted[0]) >= IMBALANCED_SHARE:
+        chosen = chosen.monitoring("macro_f1")  # on 95% negatives, accuracy picks the model that finds none
     return chosen, converted, chosen.output_width(converted)
+
+
+IMBALANCED_SHARE = 0.8  # a largest class this big: accuracy rewards answering it always
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """The share of the most frequent class among ``labels``."""
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
 def from_named_arrays(

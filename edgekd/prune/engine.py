@@ -151,7 +151,7 @@ def _sync_transformer(model: nn.Module, pruner) -> None:
 def _output_width(module: nn.Module) -> int | None:
     if isinstance(module, nn.Linear):
         return module.out_features
-    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+    if isinstance(module, nn.modules.conv._ConvNd):  # transposed too: an upsampling head's classes
         return module.out_channels
     return None
 

@@ -108,7 +108,7 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
         "",
         "## Ledger",
         "",
-        f"{_metric_sentence(data)} MACs for one sample; size is the weights as stored (FP32, int8 "
+        f"{_metric_sentence(data, ledger)} MACs for one sample; size is the weights as stored (FP32, int8 "
         "once quantized); artifact rows are measured on the exported file in its own runtime.",
         "",
         ledger.to_markdown(),
@@ -122,12 +122,13 @@ def render_markdown(report: dict, ledger: Ledger) -> str:
     return "\n".join(lines)
 
 
-def _metric_sentence(data: dict) -> str:
-    """What the ledger's score columns hold, for the run's task."""
+def _metric_sentence(data: dict, ledger: Ledger) -> str:
+    """What the ledger's score columns hold, for the run's task and monitored metric."""
     task = data.get("task", "classification")
-    if task == "classification":
+    metric = ledger.rows[0].metric if ledger.rows else "accuracy"
+    if task == "classification" and metric == "accuracy":
         return "Accuracy is top-1 on the test set;"
-    return f"Task: {task}; the score columns hold its monitored metric (every metric is in report.json);"
+    return f"Task: {task}; the score columns hold its monitored metric, {metric} (every metric is in report.json);"
 
 
 def budget_search_markdown(stage: str, search: dict) -> str:

@@ -50,7 +50,7 @@ def model_row(
     )
 
 
-def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> LedgerRow:
+def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path, labels: list[str] | None = None) -> LedgerRow:
     """An exported file's row: accuracy and size of the file itself, params and MACs of the model it holds."""
     return LedgerRow(
         stage=fmt,
@@ -64,7 +64,7 @@ def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path) -> Ledg
         wall_s=round(artifact.export_s, 2),
         notes=joined_notes(
             f"{artifact.precision} {artifact.path.name}; parity: {artifact.parity.summary()}",
-            one_class_warning(artifact.test_metrics),
+            one_class_warning(artifact.test_metrics, labels),
         ),
         test_metrics=artifact.test_metrics,
         details={

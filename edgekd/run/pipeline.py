@@ -246,7 +246,7 @@ class Pipeline:
         self._log(f"export {fmt}")
         path = self.out_dir / "artifacts" / f"model{FORMATS[fmt].suffix}"
         artifact = export_file(fmt, student.cpu(), self._example(), path, data=self.data, **options)
-        row = ledger.add(artifact_row(fmt, artifact, ledger.rows[-1], self.out_dir))
+        row = ledger.add(artifact_row(fmt, artifact, ledger.rows[-1], self.out_dir, self.data.labels))
         self._log(f"{fmt}: test {row.metric} {score_text(row.metric, row.test_score)} measured on {artifact.path.name} "
                   f"({artifact.size_bytes / 1024:.1f} KiB, {artifact.export_s:.1f} s)")  # fmt: skip
         return artifact.path
