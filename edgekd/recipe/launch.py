@@ -106,7 +106,8 @@ def data_for(spec: str, key: str = "--data") -> DataBundle:
             return data_sources.source(spec, key)()
         except TypeError as exc:
             raise recipes.ConfigError(f"{key}: '{spec}' needs options; name its folder or a recipe instead") from exc
-    known = ", ".join(name for name in data_sources.source_names() if name not in ("image_folder", "text", "corpus"))
+    needs_a_path = ("image_folder", "text", "corpus", "arrays")
+    known = ", ".join(name for name in data_sources.source_names() if name not in needs_a_path)
     raise recipes.ConfigError(
         f"{key}: '{spec}' is not a data source ({known}), an image folder, an .npz file or a recipe"
     )
