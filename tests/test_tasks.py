@@ -305,3 +305,26 @@ def test_a_file_that_lost_an_output_fails_its_gate_naming_it():
     model, x = _TwoHeads(True).eval(), torch.randn(4, 1, 12, 12)
     report = compare_outputs(model, OneOfTwo(), x, ["boxes", "scores"])
     assert not report.passed and "the file has 1 outputs, the model 2" in report.reason and "'scores'" in report.reason
+
+
+def test_balanced_class_weights_are_counted_on_the_training_labels_and_reach_the_loss():
+    y = np.array([0] * 36 + [1] * 4)
+    task = ek.tasks.get("classification", class_weights="balanced")
+    data = ek.data.from_arrays(X, y, X[:8], y[:8], task=task)
+    weights = data.task.class_weights  # n / (classes * count) over the training targets given
+    assert weights == pytest.approx([40 / (2 * 36), 40 / (2 * 4)], rel=1e-5)
+    logits, labels = torch.zeros(2, 2), torch.tensor([0, 1])
+    logits[1, 1] = 2.0  # the rare sample right, the common one a coin toss
+    weighted = float(data.task.loss(logits, labels))
+    plain = float(ek.tasks.get("classification").loss(logits, labels))
+    assert weighted < plain  # the rare class's (small) loss counts more
+    with pytest.raises(ConfigError, match="class_weights: 'balanced' or one number per class, got 'inverse'"):
+        ek.tasks.get("classification", class_weights="inverse")
+    with pytest.raises(ConfigError, match="class_weights='balanced' needs the training labels"):
+        task.loss(logits, labels)
+
+
+def test_imbalanced_classes_read_from_targets_are_monitored_on_macro_f1():
+    y = np.array([0] * 36 + [1] * 4)
+    assert ek.data.from_arrays(X, y, X[:8], y[:8]).task.monitor == "macro_f1"
+    assert ek.data.from_arrays(X, np.arange(40) % 2, X[:8], np.arange(8) % 2).task.monitor == "accuracy"

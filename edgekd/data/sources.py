@@ -374,7 +374,7 @@ def task_targets(task: TaskSpec, *targets, keys: Sequence[str] = ("y_train", "y_
     converted = [chosen.targets(y, key) for y, key in zip(targets, keys)]
     if task is None and chosen.name == "classification" and majority_share(converted[0]) >= IMBALANCED_SHARE:
         chosen = chosen.monitoring("macro_f1")  # on 95% negatives, accuracy picks the model that finds none
-    return chosen, converted, chosen.output_width(converted)
+    return chosen.fit(converted[0]), converted, chosen.output_width(converted)
 
 
 IMBALANCED_SHARE = 0.8  # a largest class this big: accuracy rewards answering it always

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgekd.errors import DataError
+from edgekd.errors import ConfigError, DataError
 from edgekd.tasks.task import Task, finite_targets
 
 
@@ -29,12 +30,14 @@ def kd_loss(
     temperature: float,
     alpha: float,
     ignore_index: int = -100,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))`` (Hinton et al. 2015).
 
-    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
+    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones; ``weight`` weighs
+    the label term per class (rare classes count more).
     """
-    hard = F.cross_entropy(student_logits, labels, ignore_index=ignore_index)
+    hard = F.cross_entropy(student_logits, labels, weight=weight, ignore_index=ignore_index)
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
     return alpha * hard + (1.0 - alpha) * temperature**2 * soft
@@ -76,6 +79,41 @@ class Classification(Task):
     default_monitor = "accuracy"
     parity_rule = "top-1"
 
+    def __init__(self, monitor: str | None = None, class_weights: str | Sequence[float] | None = None) -> None:
+        """``class_weights``: ``"balanced"`` (each class weighs its inverse frequency in the training labels,
+        for imbalanced data such as fraud or defects) or one weight per class, for the label loss."""
+        super().__init__(monitor)
+        if isinstance(class_weights, str) and class_weights != "balanced":
+            raise ConfigError(f"class_weights: 'balanced' or one number per class, got '{class_weights}'")
+        if class_weights is not None and not isinstance(class_weights, str):
+            values = list(class_weights)
+            if not values or not all(isinstance(v, (int, float)) and v >= 0 for v in values):
+                raise ConfigError("class_weights: 'balanced' or one number >= 0 per class")
+            class_weights = [float(v) for v in values]
+        self.class_weights = class_weights
+
+    def fit(self, train_targets: np.ndarray) -> Classification:
+        if self.class_weights != "balanced":
+            return self
+        counts = np.bincount(np.asarray(train_targets).reshape(-1).astype(np.int64))
+        present = counts > 0
+        weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+        fitted = copy.copy(self)
+        fitted.class_weights = [round(float(w), 6) for w in weights]
+        return fitted
+
+    def _weight(self, logits: torch.Tensor) -> torch.Tensor | None:
+        if self.class_weights is None:
+            return None
+        if isinstance(self.class_weights, str):
+            raise ConfigError(
+                "class_weights='balanced' needs the training labels; pass the task to the data "
+                "(from_arrays(..., task=...)) or to the Pipeline, or give one weight per class"
+            )
+        if len(self.class_weights) != logits.shape[1]:
+            raise ConfigError(f"class_weights: {len(self.class_weights)} weights for {logits.shape[1]} classes")
+        return torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
+
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
         return class_indices(y, key)
 
@@ -90,10 +128,11 @@ class Classification(Task):
             )
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, y)
+        return F.cross_entropy(output, y, weight=self._weight(output))
 
     def distill_loss(self, student, teachers, y, temperature, alpha, weights=None) -> torch.Tensor:
-        return kd_loss(student, soft_targets(teachers, temperature, weights), y, temperature, alpha)
+        targets = soft_targets(teachers, temperature, weights)
+        return kd_loss(student, targets, y, temperature, alpha, weight=self._weight(student))
 
     def batch_correct(self, output: torch.Tensor, y: torch.Tensor) -> float:
         return float((output.detach().argmax(1) == y).sum())
@@ -120,4 +159,5 @@ class Classification(Task):
         return rows.argmax(-1), best_two[:, 1] - best_two[:, 0]
 
     def describe(self) -> dict:
-        return {**super().describe(), "output": "logits (batch, classes): the class is the largest"}
+        weights = {"class_weights": self.class_weights} if self.class_weights is not None else {}
+        return {**super().describe(), "output": "logits (batch, classes): the class is the largest", **weights}

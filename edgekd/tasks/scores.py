@@ -49,5 +49,6 @@ def one_class_warning(metrics: dict, labels: list[str] | None = None) -> str | N
     return (
         f"warning: finds no test sample of any class but '{name(most['class'])}' (recall 0 for {missed}): its "
         f"accuracy is that class's share, not skill (largest class {100 * metrics['majority_share']:.1f}%); "
-        f"macro-F1 {metrics['macro_f1']:.3f}"
+        f"macro-F1 {metrics['macro_f1']:.3f}; weigh rare classes with task=ek.tasks.get('classification', "
+        "class_weights='balanced')"
     )

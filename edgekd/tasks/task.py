@@ -97,6 +97,10 @@ class Task:
         """``value`` of the monitored metric as a number where higher is better (for max/sort)."""
         return -value if self.monitor in self.lower_is_better else value
 
+    def fit(self, train_targets: np.ndarray) -> Task:
+        """The task with whatever it learns from the training targets (class weights); itself by default."""
+        return self
+
     def no_skill(self, metrics: dict, width: int) -> str | None:
         """Why a model with these metrics knows (next to) nothing, or None: a teacher that does teaches nothing."""
         return None

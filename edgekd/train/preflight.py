@@ -55,6 +55,9 @@ def with_task(data: DataBundle, task: TaskSpec, monitor: str | None) -> DataBund
     if chosen.name != data.task.name:
         _, targets = first_samples(data.val, 8)
         chosen.targets(targets.numpy(), f"task {chosen.name}: data '{data.name}' targets")
+    labels = getattr(data.train, "y", None)  # in-memory training targets: what class weights are counted on
+    if isinstance(labels, torch.Tensor):
+        chosen = chosen.fit(labels.numpy())
     return dataclasses.replace(data, task=chosen)
 
 
