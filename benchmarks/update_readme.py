@@ -377,7 +377,30 @@ def latency_budget_block() -> str:
     return table(["budget", "method", "shipped file", "test accuracy", "MACs fewer"], rows, footer)
 
 
+def tabular_block() -> str:
+    study = _load("tabular")
+    results = study["results"]
+
+    def cells(name: str, row: dict) -> list[str]:
+        p50 = row.get("mobile_like_p50_ms")
+        return [
+            name, f"{row['macro_f1']:.3f}", f"{row['pr_auc']:.3f}", f"{100 * row['fraud_recall']:.1f}%",
+            f"{100 * row['accuracy']:.2f}%", f"{row['size_bytes'] / 1024:.1f} KiB" if "size_bytes" in row else "-",
+            f"{p50 * 1000:.1f} us" if p50 else "-",
+        ]  # fmt: skip
+
+    rows = [cells(name, row) for name, row in results["rows"].items()]
+    footer = (
+        f"Fraud-like data from scikit-learn ({results['train']:,} training / {results['test']:,} test rows, 5% "
+        f"positive); students: mean of {results['seeds']} seeds; best epochs picked on validation macro-F1. "
+        f"`{study['command']}` ({study['wall_s']:.0f} s), {study['date']}."
+    )
+    header = ["model", "macro-F1", "PR-AUC", "fraud recall", "accuracy", "size", "p50 mobile-like"]
+    return table(header, rows, footer)
+
+
 BLOCKS = {
+    "tabular": tabular_block,
     "latency-budget": latency_budget_block,
     "distil-text": distil_text_block,
     "ablation": ablation_block,

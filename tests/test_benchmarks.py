@@ -143,7 +143,19 @@ def _check_demo_mnist(results: dict, table: str) -> None:
     assert "| tflite_int8_size_ratio |" in table
 
 
+def _check_tabular(results: dict, table: str) -> None:
+    """Every model judged by the imbalanced task's metrics; the files' figures are the files' own."""
+    rows = results["rows"]
+    assert {"teacher", "teacher without class weights", "student, labels only", "student, distilled"} <= set(rows)
+    for row in rows.values():
+        assert 0 <= row["macro_f1"] <= 1 and 0 <= row["pr_auc"] <= 1 and 0 <= row["fraud_recall"] <= 1
+    onnx, tflite = rows["INT8 model.onnx (ONNX Runtime)"], rows["INT8 model.tflite (LiteRT)"]
+    assert abs(onnx["macro_f1"] - tflite["macro_f1"]) <= 0.02 and onnx["size_bytes"] < rows["teacher"]["size_bytes"]
+    assert "| macro-F1 | PR-AUC |" in table.replace("| model ", "")
+
+
 CHECKS = {
+    "tabular": _check_tabular,
     "demo_mnist": _check_demo_mnist,
     "latency_budget": _check_latency_budget,
     "distributed_epoch": _check_distributed_epoch,
