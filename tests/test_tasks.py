@@ -328,3 +328,20 @@ def test_imbalanced_classes_read_from_targets_are_monitored_on_macro_f1():
     y = np.array([0] * 36 + [1] * 4)
     assert ek.data.from_arrays(X, y, X[:8], y[:8]).task.monitor == "macro_f1"
     assert ek.data.from_arrays(X, np.arange(40) % 2, X[:8], np.arange(8) % 2).task.monitor == "accuracy"
+
+
+def test_digit_canvases_hold_exact_masks_and_boxes_of_the_digits_pasted():
+    from edgekd.data.canvases import INK, paste_digits
+
+    rng = np.random.default_rng(0)
+    digits = np.zeros((3, 28, 28), np.uint8)
+    digits[:, 10:20, 12:16] = 200  # a bar of ink per digit
+    canvases, masks, boxes = paste_digits(digits, np.array([4, 7, 9]), 5, 64, 3, rng)
+    for canvas, mask, rows in zip(canvases, masks, boxes):
+        assert ((canvas[0] > INK) == (mask > 0)).all()  # every inked pixel, and only those, is a digit's class
+        for label, x0, y0, x1, y1 in rows[rows[:, 0] >= 0]:
+            assert (x1 - x0, y1 - y0) == (4, 10) and (mask[y0:y1, x0:x1] == label + 1).all()
+    data = ek.data.source("digit-canvases")(train=40, test=10)
+    assert data.task.name == "segmentation" and data.num_classes == 11 and data.labels[0] == "background"
+    with pytest.raises(DataError, match="size: a canvas of 20 px cannot hold a 28 px digit"):
+        paste_digits(np.zeros((1, 28, 28), np.uint8), np.zeros(1), 1, 20, 1, rng)
