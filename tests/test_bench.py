@@ -263,7 +263,8 @@ def test_cli_bench_data_takes_an_npz_a_recipe_or_says_what_it_accepts(files, tin
     assert main([*args, "--data", str(recipe), "--out-dir", str(tmp_path / "b")]) == 1
     assert "shaped [1, 8, 8], the model expects [1, 12, 12]" in capsys.readouterr().err
     assert main([*args, "--data", "cifar", "--out-dir", str(tmp_path / "c")]) == 2
-    refused = "--data: 'cifar' is not a data source (digit-canvases, digits, fashion-mnist, mnist), an image folder, an .npz file"
+    sources = "digit-canvases, digits, fashion-mnist, mnist"
+    refused = f"--data: 'cifar' is not a data source ({sources}), an image folder, an .npz file"
     assert refused + " or a recipe" in capsys.readouterr().err
     np.savez(tmp_path / "nolabels.npz", x=np.zeros((4, 1, 12, 12), np.float32))
     assert main([*args, "--data", str(tmp_path / "nolabels.npz"), "--out-dir", str(tmp_path / "d")]) != 0
