@@ -231,10 +231,12 @@ def task_metrics(data: DataBundle, scored: dict, data_files: dict) -> dict:
     """The task's metrics of a file's saved outputs (every scalar one, and which the task monitors)."""
     import torch
 
+    from edgekd.export.manifest import scalar_metrics
+
     outputs = torch.from_numpy(np.load(scored["outputs"]))
     targets = torch.from_numpy(np.load(data_files["y"]))
     found = data.task.metrics(outputs, targets, data.num_classes)
-    scalars = {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    scalars = scalar_metrics(found)
     return {"metric": data.task.monitor, "value": found.get(data.task.monitor), **scalars, "samples": scored["samples"]}
 
 

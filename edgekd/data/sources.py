@@ -23,6 +23,7 @@ from edgekd.tasks import Task, TaskSpec
 from edgekd.tasks import get as get_task
 from edgekd.tasks import infer as infer_task
 from edgekd.tasks.classification import Classification
+from edgekd.tasks.scores import majority_share
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 MNIST_TRAIN_SIZE = 60000
@@ -378,11 +379,6 @@ def task_targets(task: TaskSpec, *targets, keys: Sequence[str] = ("y_train", "y_
 
 
 IMBALANCED_SHARE = 0.8  # a largest class this big: accuracy rewards answering it always
-
-
-def majority_share(labels: np.ndarray) -> float:
-    """The share of the most frequent class among ``labels``."""
-    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
 def from_named_arrays(

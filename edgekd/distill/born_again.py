@@ -74,7 +74,7 @@ class BornAgain(TeachingConfig, Stage):
             kept.append(pupil)
             previous = pupil.eval()
         chosen = len(kept) - 1 if self.keep == "last" else max(range(len(kept)), key=lambda i: task.rank(scores[i]))
-        line = ", ".join(validation_text(task, s) for s in scores)
+        line = ", ".join(validation_text(task.monitor, s) for s in scores)
         ctx.record(
             f"{self.generations} born-again generations; validation {line} (generation 0 = input); "
             f"kept generation {chosen}; {self.describe()}",

@@ -99,7 +99,7 @@ class Quantize(TeachingConfig, Stage):
             self._check_not_collapsed(float_val, notes["val_accuracy_int8"], data.num_classes)
         else:  # the notes' numbers are the task's monitored metric, named
             notes["metric"] = data.task.monitor
-        shown = [validation_text(data.task, v) for v in (float_val, notes["val_accuracy_int8"])]
+        shown = [validation_text(data.task.monitor, v) for v in (float_val, notes["val_accuracy_int8"])]
         ctx.record(
             f"{notes['mode'].upper()} int8 (per-channel weights{' in [-63, 63]' * (weight_range == 'narrow')}, "
             "per-tensor activations), "

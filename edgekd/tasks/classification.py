@@ -10,17 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from edgekd.errors import ConfigError, DataError
-from edgekd.tasks.task import Task, finite_targets
+from edgekd.tasks.task import Task, finite_targets, weighted_mean
 
 
 def soft_targets(
     teacher_logits: Sequence[torch.Tensor], temperature: float, weights: Sequence[float] | None = None
 ) -> torch.Tensor:
     """Weighted average of the teachers' softened distributions (an ensemble of one or more)."""
-    weights = list(weights) if weights is not None else [1.0] * len(teacher_logits)
-    total = float(sum(weights))
-    probs = [w / total * F.softmax(t / temperature, dim=1) for w, t in zip(weights, teacher_logits)]
-    return torch.stack(probs).sum(0)
+    return weighted_mean([F.softmax(t / temperature, dim=1) for t in teacher_logits], weights)
 
 
 def kd_loss(

@@ -29,9 +29,14 @@ def class_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: int) -> d
         ],
         "pr_auc": round(float(np.mean(pr_auc)), 4) if pr_auc else None,
         "most_predicted": {"class": int(counts.argmax()), "share": round(float(counts.max() / len(predicted)), 4)},
-        "majority_share": round(float(np.bincount(truth, minlength=classes).max() / len(truth)), 4),
+        "majority_share": round(majority_share(truth), 4),
         "classes_present": present,
     }
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """The share of the most frequent class among ``labels``."""
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
 def one_class_warning(metrics: dict, labels: list[str] | None = None) -> str | None:

@@ -191,11 +191,11 @@ def chance_warning(model: nn.Module, train_accuracy: float | None, val_accuracy:
     return f"{seen}: check that validation inputs are normalized as the training inputs are"
 
 
-def validation_text(task, value: float | None) -> str:
+def validation_text(metric: str, value: float | None) -> str:
     """``97.10%`` for accuracy, ``rmse 0.1234`` for another monitored metric."""
     if value is None:
         return "-"
-    return f"{100 * value:.2f}%" if task.monitor == "accuracy" else f"{task.monitor} {value:.4g}"
+    return f"{100 * value:.2f}%" if metric == "accuracy" else f"{metric} {value:.4g}"
 
 
 def _layers(count: int) -> str:
@@ -212,7 +212,7 @@ def after_training(model: nn.Module, history, data: DataBundle, device: torch.de
         facts["warning"] = warnings[0] + (f" (and {len(warnings) - 1} later epochs)" if len(warnings) > 1 else "")
     if history.epochs and history.best_epoch == 0:  # trained, yet the starting weights were never beaten
         facts["not_improved"] = (
-            f"no epoch beat the starting weights (val {validation_text(data.task, history.initial_val_score)}): "
+            f"no epoch beat the starting weights (val {validation_text(history.monitor, history.initial_val_score)}): "
             "the model is handed on as it came"
         )
     # the model holds its best epoch, whose validation metric the Trainer has just measured

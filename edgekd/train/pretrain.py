@@ -52,10 +52,7 @@ class PretrainResult:
             f"trained on labels in this run ({self.wall_s:.0f} s)"
         )  # fmt: skip
         if self.val_score is not None:
-            shown = (
-                f"{100 * self.val_score:.2f}%" if self.metric == "accuracy" else f"{self.metric} {self.val_score:.4g}"
-            )
-            where += f", val {shown}"
+            where += f", val {validation_text(self.metric, self.val_score)}"
         return where + (f"; warning: {self.warning}" if self.warning else "")
 
 
@@ -119,8 +116,8 @@ def pretrain(
     warning = _at_chance(score, data) or facts.get("warning")
     if not improved:
         warning = (
-            f"no epoch beat the starting weights (val {validation_text(task, history.initial_val_score)}): the model "
-            "returned is the untrained one; raise epochs or lr, or check the labels"
+            f"no epoch beat the starting weights (val {validation_text(history.monitor, history.initial_val_score)}): "
+            "the model returned is the untrained one; raise epochs or lr, or check the labels"
         )
     if use_cache and distributed.is_main() and improved:  # an untrained model is never cached as a teacher
         atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
