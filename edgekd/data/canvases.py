@@ -1,5 +1,5 @@
-"""Digits pasted on larger canvases, with exact per-pixel masks and boxes: segmentation (and, later,
-detection) data made offline from MNIST, seeded, in seconds.
+"""Digits pasted on larger canvases, with exact per-pixel masks and boxes: segmentation and detection
+data made offline from MNIST, seeded, in seconds.
 
 Each canvas holds one to ``max_digits`` digits at random places (never overlapping); a digit's pixels
 above ``INK`` are its class in the mask (digit + 1; 0 is the background), and its box is the tight box
@@ -15,6 +15,8 @@ from edgekd.errors import DataError
 
 INK = 96  # a pixel brighter than this (of 255) belongs to the digit
 CANVAS_LABELS = ["background", *[str(d) for d in range(10)]]
+DIGIT_LABELS = [str(d) for d in range(10)]
+TARGETS = ("masks", "boxes")
 
 
 def paste_digits(
@@ -58,17 +60,24 @@ def digit_canvases(
     max_digits: int = 3,
     batch_size: int = 64,
     seed: int = 0,
+    targets: str = "masks",
 ) -> DataBundle:
-    """A segmentation bundle: MNIST digits on ``size`` x ``size`` canvases, masks of 11 classes
-    (background and the ten digits)."""
+    """MNIST digits on ``size`` x ``size`` canvases: ``targets="masks"``, a segmentation bundle with masks
+    of 11 classes (background and the ten digits); ``"boxes"``, a detection bundle with a (class, x0, y0,
+    x1, y1) row per digit (classes 0-9, rows of -1 where a canvas holds fewer than ``max_digits``)."""
     if train < 2 or test < 1:
         raise DataError(f"train and test: need at least 2 and 1 canvases, got {train} and {test}")
+    if targets not in TARGETS:
+        raise DataError(f"targets: '{targets}' is not one of {', '.join(TARGETS)}")
     x_train, y_train, x_test, y_test = load_mnist_arrays()
     rng = np.random.default_rng(seed)
-    train_x, train_masks, _ = paste_digits(x_train, y_train, train, size, max_digits, rng)
-    test_x, test_masks, _ = paste_digits(x_test, y_test, test, size, max_digits, rng)
-    bundle = from_arrays(train_x, train_masks, test_x, test_masks, labels=CANVAS_LABELS, batch_size=batch_size,
-                         seed=seed, name="digit-canvases", task="segmentation")  # fmt: skip
-    bundle.num_classes = len(CANVAS_LABELS)  # every digit class, whether or not a split happens to hold it
-    bundle.extra = {"canvas": size, "max_digits": max_digits}
+    train_x, train_masks, train_boxes = paste_digits(x_train, y_train, train, size, max_digits, rng)
+    test_x, test_masks, test_boxes = paste_digits(x_test, y_test, test, size, max_digits, rng)
+    boxes = targets == "boxes"
+    labels = DIGIT_LABELS if boxes else CANVAS_LABELS
+    bundle = from_arrays(train_x, train_boxes if boxes else train_masks, test_x, test_boxes if boxes else test_masks,
+                         labels=labels, batch_size=batch_size, seed=seed, name="digit-canvases",
+                         task="detection" if boxes else "segmentation")  # fmt: skip
+    bundle.num_classes = len(labels)  # every digit class, whether or not a split happens to hold it
+    bundle.extra = {"canvas": size, "max_digits": max_digits, "targets": targets}
     return bundle

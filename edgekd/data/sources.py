@@ -134,6 +134,9 @@ class DataBundle:
     input_signature: Signature | None = None  # how models take the inputs; None: read from a batch
     task: Task = field(default_factory=Classification)  # what the targets mean (edgekd.tasks)
 
+    def __post_init__(self) -> None:
+        self.task = self.task.for_inputs(self.input_shape)  # a detector's decoding needs the image size
+
     @property
     def signature(self) -> Signature:
         """The inputs as models take them: declared, or read once from the first validation batch (so a

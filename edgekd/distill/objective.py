@@ -15,7 +15,6 @@ from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss
 from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.inputs import ModelInputs, forward, named_inputs
-from edgekd.outputs import logits_of
 from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
 
@@ -71,7 +70,7 @@ class DistillObjective:
             if cached is not None:
                 device = next(iter(named_inputs(x).values())).device
                 return {k: v.to(device, non_blocking=True) for k, v in cached.items()}
-        outputs = {f"logits/{i}": logits_of(forward(teacher, x)) for i, teacher in enumerate(self.teachers)}
+        outputs = {f"logits/{i}": self.task.output_of(forward(teacher, x)) for i, teacher in enumerate(self.teachers)}
         if self._teacher_taps is not None:
             tapped = self._teacher_taps.pop()
             for student_name, teacher_name in self.features.items():
@@ -95,7 +94,7 @@ class DistillObjective:
         """The loss, the student's logits and the teacher outputs: what a family built on top of this
         objective (mutual, adversarial) adds its own terms to."""
         teacher = self.teacher_outputs(x, index)
-        logits = logits_of(forward(model, x))
+        logits = self.task.output_of(forward(model, x))
         teacher_logits = [teacher[f"logits/{i}"] for i in range(len(self.teachers))]
         loss = self.task.distill_loss(logits, teacher_logits, y, self.temperature, self.alpha, self.teacher_weights)
         if self._student_taps is not None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,13 +25,14 @@ from edgekd import inputs
 from edgekd.data.sources import DataBundle, first_samples
 from edgekd.errors import ConfigError, first_line
 from edgekd.export import manifest as manifests
-from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare, compare_outputs
+from edgekd.export.parity import FP32_RTOL, MIN_AGREEMENT, ParityReport, compare, compare_outputs, model_order
 from edgekd.formats import FORMATS, side_data_path
 from edgekd.formats.failures import ExportError, ParityError
 from edgekd.formats.runner import Runner, open_runner
 from edgekd.inputs import ModelInputs, floats, split_batch, to_numpy
 from edgekd.outputs import logits_selected
 from edgekd.quantize.model import QuantizedModel
+from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
 from edgekd.train.evaluation import stacked, top1
 from edgekd.utils.progress import steps
@@ -93,14 +95,23 @@ def runtime_accuracy(runner: Runner, loader, desc: str = "accuracy") -> tuple[fl
     return top1(logits, labels, empty=float("nan")), len(labels)
 
 
-def runtime_logits(runner: Runner, loader, desc: str = "accuracy") -> tuple[torch.Tensor, torch.Tensor]:
+def runtime_logits(
+    runner: Runner, loader, desc: str = "accuracy", task: Task | None = None, names: list[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The file's own outputs (dequantized) and the labels over a whole loader: its accuracy and the
-    metrics beside it (:func:`edgekd.tasks.scores.class_metrics`) come from the same pass."""
+    metrics beside it (:func:`edgekd.tasks.scores.class_metrics`) come from the same pass. A structured
+    ``task`` (detection) gets every output, in the model's order (``names``), packed as it packs them."""
+
+    def output(x) -> torch.Tensor:
+        if task is None or not task.structured:
+            return torch.from_numpy(runner.run(to_numpy(x)))
+        arrays = model_order(runner, runner.run_all(to_numpy(x)), names)
+        return task.output_of([torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
 
     def batches():
         for batch in steps(loader, desc):
             x, y, _ = split_batch(batch)
-            yield torch.from_numpy(runner.run(to_numpy(x))), y.cpu()
+            yield output(x), y.cpu()
 
     return stacked(batches())
 
@@ -150,7 +161,8 @@ def publish(
                 report = compare(reference, runner, samples, precision, output_step, gate.rtol, gate.min_agreement,
                                  task)  # fmt: skip
             else:
-                report = compare_outputs(reference, runner, samples, outputs, gate.rtol)
+                report = compare_outputs(reference, runner, samples, outputs, gate.rtol, precision, task,
+                                         gate.min_agreement)  # fmt: skip
             if not report.passed:
                 rejected = _move_files(staged, path.parent, suffix=".rejected")
                 raise ParityError(f"{path}: parity check failed ({report.reason}); the file is kept as {rejected}")
@@ -161,8 +173,8 @@ def publish(
                 parity["shorter_inputs"] = _shorter_parity(reference, runner, samples, free, precision, output_step,
                                                            gate, path, staged)  # fmt: skip
             accuracy, metrics = None, {}
-            if data is not None and outputs is None:  # several outputs: the task metrics of detection come later
-                found, targets = runtime_logits(runner, data.test, f"{path.name}: test {task.monitor}")
+            if data is not None and (outputs is None or task.structured):
+                found, targets = runtime_logits(runner, data.test, f"{path.name}: test {task.monitor}", task, outputs)
                 metrics = task.metrics(found, targets, data.num_classes)
                 accuracy = metrics.get("accuracy") if task.name == "classification" else None
             specs = runner.inputs, runner.outputs

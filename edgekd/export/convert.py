@@ -19,7 +19,6 @@ from edgekd.formats import exports
 from edgekd.inputs import ModelInputs, Signature, forward
 from edgekd.outputs import output_names, output_selection, raw_output, several_outputs, tensors_in
 from edgekd.quantize.graph import FreeAxes
-from edgekd.quantize.model import QuantizedModel
 from edgekd.utils.modes import inference
 from edgekd.utils.naming import unknown
 
@@ -62,7 +61,7 @@ def check_runs_on_example(model: nn.Module, example: ModelInputs) -> list[str] |
             f"{type(model).__name__} cannot run on the example {Signature.of(example).text()}: {first_line(exc)}"
         ) from exc
     several = several_outputs(output) if output_selection(model) is None else None
-    if not several or isinstance(model, QuantizedModel):
+    if not several:
         return None
     names = output_names(output)
     if len(set(names)) != len(names) or len(names) != len(tensors_in(output)):

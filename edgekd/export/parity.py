@@ -210,23 +210,37 @@ def tie_margin_steps(error_steps: np.ndarray) -> float:
     return float(min(max(TIE_STEPS, 2.0 * typical), MAX_TIE_STEPS))
 
 
+def model_order(runner: Runner, arrays: list[np.ndarray], names: list[str] | None) -> list[np.ndarray]:
+    """A file's outputs in the model's order: by name where the file kept the names, else as the file lists them."""
+    file_names = [spec.name for spec in runner.outputs]
+    if names and sorted(file_names) == sorted(names) and len(arrays) == len(names):
+        return [arrays[file_names.index(name)] for name in names]
+    return arrays
+
+
 def compare_outputs(
-    model: nn.Module, runner: Runner, samples: ModelInputs, names: list[str], rtol: float = FP32_RTOL
+    model: nn.Module,
+    runner: Runner,
+    samples: ModelInputs,
+    names: list[str],
+    rtol: float = FP32_RTOL,
+    precision: str = "fp32",
+    task: Task | None = None,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> ParityReport:
-    """The gate for a file with several outputs (boxes and scores, say): every output must be there, in the
-    model's order and shape, each within ``rtol`` of its own largest magnitude. A file that lost or merged
-    an output fails, naming it."""
+    """The gate for a file with several outputs (heatmaps and boxes, say): every output must be there, in the
+    model's order and shape. FP32: each within ``rtol`` of its own largest magnitude. INT8: the task's own
+    agreement (a detector's decoded boxes: same class, IoU >= 0.5) at least ``min_agreement``. A file that
+    lost or merged an output fails, naming it."""
     samples = detached(samples)
     with inference(model):
         expected = [t.float().cpu().numpy() for t in tensors_in(forward(model, samples))]
-    actual = runner.run_all(to_numpy(samples))
-    file_names = [spec.name for spec in runner.outputs]
-    if sorted(file_names) == sorted(names) and len(actual) == len(names):  # the file kept the names: match by them
-        actual = [actual[file_names.index(name)] for name in names]
+    actual = model_order(runner, runner.run_all(to_numpy(samples)), names)
     total = count(samples)
+    rule = task.parity_rule if task is not None and task.structured else "values"
 
     def failed(reason: str) -> ParityReport:
-        return ParityReport("fp32", total, 0.0, float("inf"), float("inf"), None, None, False, reason, rule="values")
+        return ParityReport(precision, total, 0.0, float("inf"), float("inf"), None, None, False, reason, rule=rule)
 
     if len(actual) != len(expected):
         missing = ", ".join(f"'{n}'" for n in names[len(actual) :]) or "none"
@@ -241,7 +255,13 @@ def compare_outputs(
             return failed(f"output '{name}': {problem}")
         error = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
         relative = error / max(float(np.abs(want).max()), 1e-12)
-        if relative > rtol:
+        if precision == "fp32" and relative > rtol:
             return failed(f"output '{name}': relative error {relative:.2e} > {rtol:.0e}")
         worst_abs, worst_relative = max(worst_abs, error), max(worst_relative, relative)
-    return ParityReport("fp32", total, 1.0, worst_abs, worst_relative, None, None, True, "", rule="values")
+    judged = task.agreement(expected, actual) if task is not None else None
+    share = judged[0] if judged is not None else 1.0
+    if precision == "int8" and judged is None:
+        return failed("an INT8 file with several outputs needs a task that compares them (a structured task)")
+    if precision == "int8" and share < min_agreement:
+        return failed(f"{rule} agreement {100 * share:.2f}% < {100 * min_agreement:.0f}% on {judged[1]} detections")
+    return ParityReport(precision, total, share, worst_abs, worst_relative, None, None, True, "", rule=rule)

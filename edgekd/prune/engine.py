@@ -19,7 +19,7 @@ from edgekd.catalog import catalog
 from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.inputs import ModelInputs, Signature, forward, split_batch, to_device
 from edgekd.models.cost import count_macs, count_params
-from edgekd.outputs import logits_of
+from edgekd.outputs import logits_of, raw_output, tensors_in
 from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
 from edgekd.utils.modes import inference
@@ -156,12 +156,24 @@ def _output_width(module: nn.Module) -> int | None:
     return None
 
 
-def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
+def output_widths(model: nn.Module, example: ModelInputs | None) -> set[int]:
+    """The channel count of each output of a forward with several (a detector's heatmaps and boxes): the
+    layers that produce them must keep it."""
+    if example is None:
+        return set()
+    with inference(model):
+        tensors = tensors_in(raw_output(model, lambda: forward(model, example)))
+    return {int(t.shape[1]) for t in tensors if t.dim() >= 2} if len(tensors) > 1 else set()
+
+
+def default_ignore(model: nn.Module, num_classes: int, example: ModelInputs | None = None) -> list[str]:
     """What is never pruned: the head (Linear layers, or convolutions for per-pixel outputs, that produce as
-    many values as the task's outputs: classes, labels or targets) and a language model's output head
-    (Hugging Face's ``get_output_embeddings()``). A hidden layer of that width is kept whole too: it costs
-    some pruning, never a broken output."""
-    names = [name for name, m in model.named_modules() if _output_width(m) == num_classes]
+    many values as the task's outputs: classes, labels or targets; with ``example``, the width of every
+    output of a forward with several) and a language model's output head (Hugging Face's
+    ``get_output_embeddings()``). A hidden layer of such a width is kept whole too: it costs some pruning,
+    never a broken output."""
+    widths = {num_classes} | output_widths(model, example)
+    names = [name for name, m in model.named_modules() if _output_width(m) in widths]
     heads = getattr(model, "get_output_embeddings", None)
     head = heads() if callable(heads) else None
     if isinstance(head, nn.Module):
@@ -169,9 +181,11 @@ def default_ignore(model: nn.Module, num_classes: int) -> list[str]:
     return names
 
 
-def protected(model: nn.Module, num_classes: int, ignore: Iterable[str] | None) -> list[str]:
+def protected(
+    model: nn.Module, num_classes: int, ignore: Iterable[str] | None, example: ModelInputs | None = None
+) -> list[str]:
     """The default protections plus the user's ``ignore``: naming a module to skip never unprotects the head."""
-    names = default_ignore(model, num_classes)
+    names = default_ignore(model, num_classes, example)
     return names + [name for name in (ignore or []) if name not in names]
 
 
@@ -201,7 +215,7 @@ def check_importance(name: str, key: str = "importance") -> None:
 def build_pruner(model: nn.Module, example: ModelInputs, spec: PruneSpec, num_classes: int, steps: int = 1):
     """A torch-pruning pruner for ``model``; tracing failures become a PruningError naming the module."""
     check_importance(spec.importance)
-    ignore_names = protected(model, num_classes, spec.ignore)
+    ignore_names = protected(model, num_classes, spec.ignore, example)
     ignored = resolve_ignore(model, ignore_names)
     per_layer = {resolve_ignore(model, [name])[0]: r for name, r in spec.per_layer.items()}
     heads = {m.qkv: m.num_heads for m in attention_modules(model)}
@@ -312,7 +326,7 @@ def accumulate_gradients(
         if i >= batches:
             break
         x, y, _ = split_batch(batch)
-        task.loss(logits_of(forward(model, to_device(x, device))), y.to(device)).backward()
+        task.loss(task.output_of(forward(model, to_device(x, device))), y.to(device)).backward()
 
 
 def model_cost(model: nn.Module, inputs: Signature) -> dict[str, int]:

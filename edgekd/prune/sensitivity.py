@@ -73,7 +73,7 @@ def layer_sensitivity(
     device = torch.device(device)
     model = model.to(device).eval()
     example = example_inputs(data.val, 2, device)
-    ignore = protected(model, data.num_classes, ignore)
+    ignore = protected(model, data.num_classes, ignore, example)
     reference = copy.deepcopy(model)  # recalibrated like every trial, so only the pruning differs
     recalibrate_batchnorm(reference, data.train, device, calibration_batches)
     baseline = validation_score(reference, data, device)

@@ -156,9 +156,9 @@ class Prune(TeachingConfig, Stage):
             f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
             + refresh_note(steps[-1] if steps else {})
-            + _nothing_pruned_note(before, after, ratio, protected(student, data.num_classes, self.ignore)),
+            + _nothing_pruned_note(before, after, ratio, protected(student, data.num_classes, self.ignore, example)),
             ratio=ratio,
-            ignore=protected(student, data.num_classes, self.ignore),
+            ignore=protected(student, data.num_classes, self.ignore, example),
             before=before,
             after=after,
             steps=steps,

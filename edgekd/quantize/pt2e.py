@@ -81,16 +81,18 @@ def prepare(
     weight_range: str = "auto",
     free: FreeAxes | None = None,
     int8_embeddings: bool = False,
+    every_output: bool = False,
 ) -> ObservedGraph:
     """The student with observers (PTQ) or fake-quant modules (QAT) in place; the input model is untouched.
     ``weight_range``: ``full``, ``narrow`` or ``auto`` (``edgekd.quantize.weight_range``); ``free``: the
     per-sample axes (a text's sequence) left free in the graph besides the batch; ``int8_embeddings``:
-    embedding tables not in ``exclude`` become weight-only int8 (``edgekd.quantize.embedding``)."""
+    embedding tables not in ``exclude`` become weight-only int8 (``edgekd.quantize.embedding``);
+    ``every_output``: the graph returns all the forward's outputs (a detector's), not the logits alone."""
     for name in exclude:
         resolve_module(model, name, "exclude")
     fix_pattern_export()
     work = copy.deepcopy(model)
-    if output_selection(work) is None:
+    if output_selection(work) is None and not every_output:
         select_output(work)  # the graph returns the logits tensor, whatever the forward returns
     tables = []
     if int8_embeddings:

@@ -82,7 +82,8 @@ class Quantize(TeachingConfig, Stage):
         qat = self.epochs > 0
         float_val = validation_score(student, data, device)
         free = data.signature.free_axes  # a dynamic sequence length stays free through convert and export
-        observed = prepare(student, example, qat, self.exclude, self.weight_range, free, self.embeddings == "int8")
+        observed = prepare(student, example, qat, self.exclude, self.weight_range, free, self.embeddings == "int8",
+                           every_output=data.task.structured)  # fmt: skip
         weight_range = observed.weight_range  # "auto" resolved for this machine
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
         notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}

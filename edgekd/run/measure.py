@@ -28,7 +28,7 @@ def model_row(
     MACs for one sample and stored size of ``model``. ``judged``: a model that finds no class but one
     gets a warning in its notes (not for the untrained student, which is expected to)."""
     task = data.task
-    outputs, targets = logits_and_labels(model, data.test, device)
+    outputs, targets = logits_and_labels(model, data.test, device, task)
     metrics = task.metrics(outputs, targets, data.num_classes)
     warning = one_class_warning(metrics, data.labels) if judged else None
     val = validation_score(model, data, device)

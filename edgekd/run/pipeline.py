@@ -7,6 +7,7 @@ how it resumes is :mod:`edgekd.run.folder`; the rows the ledger gets are :mod:`e
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -162,9 +163,11 @@ class Pipeline:
         notes = list(teacher_notes) if teacher_notes is not None else [{} for _ in self.teachers]
         if len(notes) != len(self.teachers):
             raise ConfigError(f"teacher_notes has {len(notes)} entries for {len(self.teachers)} teachers")
-        with self.folder.open(), logits_selected(*self.teachers, self.student), bars_hidden(self.quiet):
+        structured = self.data.task.structured  # every output is the task's: no stage sees the logits alone
+        selected = contextlib.nullcontext() if structured else logits_selected(*self.teachers, self.student)
+        with self.folder.open(), selected, bars_hidden(self.quiet):
             result = self._run(resume, notes)
-        if output_selection(result.model) is None:
+        if output_selection(result.model) is None and not structured:
             select_output(result.model)  # the final student returns its logits tensor, whatever it came as
         return result
 
@@ -193,7 +196,7 @@ class Pipeline:
                 row = run.ledger.add(self._row(self._teacher_label(i), "input", teacher.to(self.device).eval(),
                                                note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
                 self._warn_if_at_chance(row)
-            unshipped = unshipped_outputs(student, self._example(), self.device)
+            unshipped = None if self.data.task.structured else unshipped_outputs(student, self._example(), self.device)
             run.ledger.add(self._row("student", "input", student, 0.0, joined_notes("before any stage", unshipped),
                                      judged=False))  # fmt: skip
             if unshipped and distributed.is_main():

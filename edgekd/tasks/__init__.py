@@ -29,8 +29,8 @@ def task_names() -> list[str]:
 
 
 def get(task: TaskSpec, monitor: str | None = None, **options) -> Task:
-    """A Task from a name (``classification``, ``multilabel``, ``regression``, ``segmentation``) or your own
-    Task object; ``monitor`` names the metric that picks the best epoch."""
+    """A Task from a name (``classification``, ``multilabel``, ``regression``, ``segmentation``,
+    ``detection``) or your own Task object; ``monitor`` names the metric that picks the best epoch."""
     if isinstance(task, Task):
         return task if monitor is None else task.monitoring(monitor)
     if not isinstance(task, str):
@@ -70,6 +70,11 @@ def infer(y: np.ndarray, key: str = "y_train") -> str:
                 "regress? pass task='multilabel' or task='regression'"
             )
         return "regression"
+    if array.ndim == 3 and array.shape[-1] == 5:
+        raise DataError(
+            f"{key}: shape {array.shape}, rows of 5: (class, x0, y0, x1, y1) boxes to detect or masks to segment? pass "
+            "task='detection' or task='segmentation'"
+        )
     if array.ndim in (3, 4) and whole:
         return "segmentation"
     raise DataError(

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgekd.errors import ConfigError, DataError
+from edgekd.outputs import logits_of
 
 
 class Task:
@@ -31,6 +33,7 @@ class Task:
     lower_is_better: frozenset[str] = frozenset()
     default_monitor: str = ""
     parity_rule: str = "values"  # what the parity gate's agreement counts (see decisions)
+    structured: bool = False  # the model returns several outputs that the task reads together (detection)
 
     def __init__(self, monitor: str | None = None) -> None:
         self.monitor = self.checked_monitor(monitor)
@@ -47,6 +50,16 @@ class Task:
         if chosen not in self.metric_names:
             raise ConfigError(f"monitor: '{chosen}' is not a {self.name} metric; it has {', '.join(self.metric_names)}")
         return chosen
+
+    def for_inputs(self, input_shape: Sequence[int]) -> Task:
+        """The task for inputs of this per-sample shape (a detector's image size); itself by default."""
+        return self
+
+    # --- outputs -------------------------------------------------------------------------------------
+    def output_of(self, raw: Any) -> torch.Tensor:
+        """The one tensor per batch the loop trains and judges on: the logits of whatever the forward
+        returns (:func:`edgekd.outputs.logits_of`); a structured task packs every output."""
+        return logits_of(raw)
 
     # --- targets -------------------------------------------------------------------------------------
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
@@ -108,6 +121,11 @@ class Task:
     def decisions(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Per decision unit (a sample, a pixel, a label), what the output decides and by what lead; the
         parity gate counts agreement on them. None for outputs that decide nothing (regression)."""
+        return None
+
+    def agreement(self, expected: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> tuple[float, int] | None:
+        """For a structured task: the share of the model's decisions a file's outputs repeat, and over how
+        many; None where the per-unit :meth:`decisions` judge instead."""
         return None
 
     def describe(self) -> dict:

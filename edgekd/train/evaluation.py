@@ -56,17 +56,19 @@ def judge(
     model: nn.Module, loader: Iterable, task: Task, width: int | None = None, device: torch.device | str = "cpu"
 ) -> dict:
     """Every metric of ``task`` for ``model`` on a loader (``width``: classes or targets, else the output's)."""
-    outputs, targets = logits_and_labels(model, loader, device)
+    outputs, targets = logits_and_labels(model, loader, device, task)
     if width is None:
         width = int(outputs.shape[1]) if outputs.dim() > 1 else 1
     return task.metrics(outputs, targets, width)
 
 
 def logits_and_labels(
-    model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
+    model: nn.Module, loader: Iterable, device: torch.device | str = "cpu", task: Task | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every logit row and label of a loader, on the CPU: what metrics beyond accuracy are computed from."""
-    return stacked((logits.float().cpu(), y.cpu()) for logits, y in _logits_and_labels(model, loader, device))
+    """Every logit row (``task``'s output rows: a detector's packed outputs) and label of a loader, on the
+    CPU: what metrics beyond accuracy are computed from."""
+    pairs = _logits_and_labels(model, loader, device, task)
+    return stacked((logits.float().cpu(), y.cpu()) for logits, y in pairs)
 
 
 def stacked(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,13 +84,16 @@ def top1(logits: torch.Tensor, labels: torch.Tensor, empty: float) -> float:
     return float((logits.argmax(-1) == labels).float().mean()) if len(labels) else empty
 
 
-def _logits_and_labels(model: nn.Module, batches: Iterable, device: torch.device | str) -> Iterator:
+def _logits_and_labels(
+    model: nn.Module, batches: Iterable, device: torch.device | str, task: Task | None = None
+) -> Iterator:
+    output_of = task.output_of if task is not None else logits_of
     with inference(model):
         for batch in batches:
             x, y, _ = split_batch(batch)
             x, y = to_device(x, device), y.to(device)
             try:
-                logits = logits_of(forward(model, x))
+                logits = output_of(forward(model, x))
             except torch.OutOfMemoryError:
                 raise
             except (RuntimeError, TypeError) as exc:  # the model and the loader do not fit: one line, not a trace

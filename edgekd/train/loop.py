@@ -27,7 +27,6 @@ from edgekd.data.sources import DataBundle
 from edgekd.errors import ConfigError, TrainingError
 from edgekd.inputs import forward, split_batch, to_device
 from edgekd.models.checkpoint import atomic_save, safe_load
-from edgekd.outputs import logits_of
 from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
 from edgekd.train import distributed
@@ -100,7 +99,7 @@ class LabelLoss:
         self.task = task or Classification()
 
     def __call__(self, model, x, y, index):
-        output = logits_of(forward(model, x))
+        output = self.task.output_of(forward(model, x))
         return self.task.loss(output, y), output
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from edgekd.data.sources import DataBundle, first_samples
 from edgekd.errors import DataError, first_line
 from edgekd.inputs import ModelInputs, forward, to_device
-from edgekd.outputs import OutputError, logits_of, output_selection, raw_output, several_outputs
+from edgekd.outputs import OutputError, output_selection, raw_output, several_outputs
 from edgekd.tasks import TaskSpec
 from edgekd.tasks import get as get_task
 from edgekd.utils.modes import inference
@@ -27,7 +27,7 @@ def check_models_accept_data(
     for role, model in models:
         try:
             with inference(model.to(device)):
-                out = logits_of(forward(model, sample))
+                out = data.task.output_of(forward(model, sample))
         except OutputError as exc:
             raise DataError(f"{role} ({type(model).__name__}): {exc}") from exc
         except (RuntimeError, ValueError, TypeError) as exc:

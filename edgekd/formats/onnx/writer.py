@@ -80,7 +80,7 @@ def _export(model: nn.Module, example: ModelInputs, opset: int | None, free: Fre
     target = model.program if quantized else model  # the program's batch (and free axes) are already free
     batch = at_least_two(example)
     attempts = [(batch, None if quantized else batch_dynamic_shapes(batch, free))]
-    names = [OUTPUT_NAME] if quantized else _names(model, example)
+    names = _names(model, example)
     if not quantized:
         attempts.append((rows(example, slice(0, 1)), None))  # fixed batch for models whose code pins it
     error: BaseException | None = None
