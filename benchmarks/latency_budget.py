@@ -128,8 +128,13 @@ def mobilenet_part(size: int, quick: bool, folder: Path) -> dict:
     for fraction in (QUICK_FRACTION,) if quick else FRACTIONS:
         for method in QUICK_METHODS if quick else METHODS:
             limit = fraction * unpruned
-            budget = {"latency_ms": limit, "search": method, **kind, "recovery_batches": 0,
-                      "steps": 1 if quick else 8}  # fmt: skip (a toy run: one step proves the measured path)
+            budget = {
+                "latency_ms": limit,
+                "search": method,
+                **kind,
+                "recovery_batches": 0,
+                "steps": 1 if quick else 8,
+            }  # fmt: skip (a toy run: one step proves the measured path)
             started = time.perf_counter()
             try:
                 run_dir = folder / f"mnv2-{fraction}-{method}"
