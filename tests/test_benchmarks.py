@@ -154,7 +154,18 @@ def _check_tabular(results: dict, table: str) -> None:
     assert "| macro-F1 | PR-AUC |" in table.replace("| model ", "")
 
 
+def _check_detect_digits(results: dict, table: str) -> None:
+    """Every row judged by mAP; the INT8 files keep both outputs and so the INT8 model's mAP."""
+    rows = results["rows"]
+    assert {"teacher (FP32)", "student, labels only", "student, distilled"} <= set(rows)
+    assert all(0 <= row["map50_95"] <= row["map50"] <= 1 for row in rows.values())
+    onnx, tflite = rows["INT8 model.onnx (ONNX Runtime)"], rows["INT8 model.tflite (LiteRT)"]
+    assert abs(onnx["map50"] - tflite["map50"]) <= 0.02 and onnx["size_bytes"] < rows["teacher (FP32)"]["size_bytes"]
+    assert len(results["kd_gain"]["per_seed_points"]) == results["seeds"] and "| mAP@0.5 | mAP@0.5:0.95 |" in table
+
+
 CHECKS = {
+    "detect_digits": _check_detect_digits,
     "tabular": _check_tabular,
     "demo_mnist": _check_demo_mnist,
     "latency_budget": _check_latency_budget,

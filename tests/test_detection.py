@@ -61,6 +61,8 @@ def test_boxes_as_targets_make_a_detection_bundle_that_knows_its_image_size():
         (np.array([[[0.5, 1, 1, 4, 4]]]), r"class \(column 0\) must be a whole number"),
         (np.array([[[2, 5, 1, 4, 4]]]), r"x1 > x0 >= 0"),
         (np.array([[[2, 1, 1, 4, 4], [-2, 0, 0, 0, 3]]]), r"or -1 for a padding row"),
+        (np.array([[[2, 0.1, 0.1, 0.4, 0.5]]]), r"within \[0, 1\]: give boxes in input pixels"),
+        ([[[1, 2, 3]]], r"boxes per image must be \(boxes, 5\) rows"),
     ],
 )
 def test_boxes_that_are_not_boxes_are_refused_in_one_line(targets, message):
@@ -71,6 +73,17 @@ def test_boxes_that_are_not_boxes_are_refused_in_one_line(targets, message):
 def test_rows_of_five_are_never_read_as_masks_without_asking():
     with pytest.raises(DataError, match="boxes to detect or masks to segment"):
         ek.tasks.infer(np.full((6, 3, 5), -1, np.int64))
+    with pytest.raises(DataError, match="a different length per sample .* pass task='detection'"):
+        ek.tasks.infer([[[0, 1, 1, 5, 5]], [[1, 1, 1, 5, 5], [2, 6, 6, 9, 9]]])
+
+
+def test_boxes_given_as_a_list_per_image_are_padded_and_shifts_that_would_move_them_refused():
+    x = np.zeros((4, 1, 16, 16), np.float32)
+    boxes = [[[0, 1, 1, 5, 5]], [], [[1, 1, 1, 5, 5], [2, 6, 6, 9, 9]], [[3, 2, 2, 8, 8]]]
+    data = ek.data.from_arrays(x, boxes, x, boxes, task="detection", batch_size=2)
+    assert data.test.y.shape == (4, 2, 5) and (data.test.y[1] == -1).all() and data.num_classes == 4
+    with pytest.raises(DataError, match="moves the image but not its boxes"):
+        ek.data.from_arrays(x, boxes, x, boxes, task="detection", augment=lambda batch, generator: batch)
 
 
 def test_map_is_one_for_a_perfect_detector_and_falls_when_boxes_drift():
@@ -173,3 +186,49 @@ def test_a_two_output_detector_goes_through_distill_prune_qat_and_both_files_by_
         # mAP of the file, in its runtime, within a few points of the INT8 model's
         assert abs(manifest["metrics"]["map50"] - rows["quantize"]["test_score"]) < 0.05
         assert manifest["metrics"]["map50"] == pytest.approx(rows[fmt]["test_score"])
+    files = [tmp_path / "run" / "artifacts" / f"model.{fmt}" for fmt in ("onnx", "tflite")]
+    bench = ek.bench.run(files, ["cpu"], data=data, quiet=True, runs=2, min_s=0.0)
+    measured = [entry for entry in bench["results"] if entry["status"] == "ok"]
+    assert {entry["artifact"] for entry in measured} == {"model.onnx", "model.tflite"}
+    for entry in measured:  # the bench decodes both outputs of each file: the same mAP as the export
+        assert entry["metrics"]["metric"] == "map50"
+        assert entry["metrics"]["value"] == pytest.approx(rows[entry["artifact"].split(".")[-1]]["test_score"])
+
+
+def slot_loss(outputs, y):
+    """A user's loss for a recipe to name (``test_detection:slot_loss``)."""
+    return outputs[0].float().pow(2).mean()
+
+
+def slot_decode(outputs):
+    return [Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)) for _ in outputs[0]]
+
+
+def _canvas_recipe(tmp_path, task: str) -> str:
+    recipe = tmp_path / "detect.yaml"
+    recipe.write_text(
+        "data: {source: digit-canvases, train: 40, test: 8, size: 32, max_digits: 1, targets: boxes}\n"
+        f"{task}teacher: {{model: centernet, args: {{width: 4}}}}\nstudent: {{model: centernet, args: {{width: 4}}}}\n"
+        "stages: [{distill: {epochs: 1}}]\nexport: [onnx]\ndevice: cpu\n"
+    )
+    return str(recipe)
+
+
+def test_a_recipe_reads_detection_from_its_boxes_and_names_a_heads_functions_or_is_refused(tmp_path, capsys):
+    from edgekd.cli.main import main
+    from edgekd.recipe import schema
+
+    data = schema.build_data(schema.load(_canvas_recipe(tmp_path, "")))
+    assert data.task.name == "detection" and data.task.builtin_head and data.task.image_size == (32, 32)
+    named = "task: {name: detection, loss: 'test_detection:slot_loss', decode: 'test_detection:slot_decode'}\n"
+    task = schema.build_data(schema.load(_canvas_recipe(tmp_path, named))).task
+    assert task.user_loss is slot_loss and task.user_decode is slot_decode and task.image_size == (32, 32)
+    for extra, message in [
+        ("task: {name: detection, loss: 'nowhere.at_all:f', decode: 'x:y'}\n", "cannot import module 'nowhere.at_all'"),
+        ("task: {name: detection, loss: 'test_detection:slot_loss'}\n", "give loss and decode together"),
+        ("task: detection\nmonitor: miou\n", "monitor: 'miou' is not a detection metric"),
+    ]:
+        assert main(["run", _canvas_recipe(tmp_path, extra), "--out-dir", str(tmp_path / "x"), "--quiet"]) in (1, 2)
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x").exists()

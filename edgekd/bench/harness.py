@@ -176,7 +176,7 @@ def _measure(job: Job, data_files: dict | None, scratch: Path, runs, min_s, thre
     }
     stem = f"{job.artifact.name}-{target.name}-{job.batch}"
     if data_files and data_files.get("task", "classification") != "classification":
-        spec["outputs"] = str(scratch / f"{stem}.outputs.npy")  # judged here, by the task's own metrics
+        spec["outputs"] = str(scratch / f"{stem}.outputs.npz")  # judged here, by the task's own metrics
     spec_path, out_path = scratch / f"{stem}.spec.json", scratch / f"{stem}.out.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, **{name: str(thread_count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
@@ -233,7 +233,9 @@ def task_metrics(data: DataBundle, scored: dict, data_files: dict) -> dict:
 
     from edgekd.export.manifest import scalar_metrics
 
-    outputs = torch.from_numpy(np.load(scored["outputs"]))
+    with np.load(scored["outputs"]) as saved:
+        arrays = [torch.from_numpy(saved[f"arr_{i}"]) for i in range(len(saved.files))]
+    outputs = data.task.output_of(arrays) if data.task.structured else arrays[0]  # a detector's: every output
     targets = torch.from_numpy(np.load(data_files["y"]))
     found = data.task.metrics(outputs, targets, data.num_classes)
     scalars = scalar_metrics(found)

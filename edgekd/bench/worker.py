@@ -136,19 +136,18 @@ def _data_inputs(data: dict, inputs: list) -> dict[str, np.ndarray]:
 
 
 def _accuracy(runner, data: dict, batch: int, outputs_path: str | None = None) -> dict:
-    """A classifier's top-1 here; for another task (``outputs_path`` given) the file's outputs are saved
-    there and the parent judges them by the task's own metrics."""
+    """A classifier's top-1 here; for another task (``outputs_path`` given) every output of the file is
+    saved there (an ``.npz``, in the file's order) and the parent judges them by the task's own metrics."""
     arrays, y = _data_inputs(data, runner.inputs), np.load(data["y"])
     correct, parts = 0, []
     for start in range(0, len(y), batch):
         chunk = {name: np.ascontiguousarray(a[start : start + batch]) for name, a in arrays.items()}
-        output = runner.run(chunk)
         if outputs_path is None:
-            correct += int((output.argmax(-1) == y[start : start + batch]).sum())
+            correct += int((runner.run(chunk).argmax(-1) == y[start : start + batch]).sum())
         else:
-            parts.append(output.astype(np.float32))
+            parts.append([output.astype(np.float32) for output in runner.run_all(chunk)])
     if outputs_path is not None:
-        np.save(outputs_path, np.concatenate(parts))
+        np.savez(outputs_path, *[np.concatenate(column) for column in zip(*parts)])
         return {"samples": int(len(y)), "outputs": outputs_path}
     return {"top1": correct / len(y), "samples": int(len(y))}
 

@@ -347,8 +347,9 @@ def from_arrays(
         raise DataError("inputs and labels differ in length")
     if labels is not None and len(labels) < num_classes:
         raise DataError(f"{len(labels)} label names given for {num_classes} classes")
-    if augment is not None and chosen.name == "segmentation":
-        raise DataError("augment: a random shift moves the image but not its mask; segmentation takes no augment")
+    moved = {"segmentation": "mask", "detection": "boxes"}.get(chosen.name)
+    if augment is not None and moved:
+        raise DataError(f"augment: a random shift moves the image but not its {moved}; {chosen.name} takes no augment")
     check_fraction(val_fraction, "val_fraction")
     train_idx, val_idx = _split_val(len(x_train), max(1, round(len(x_train) * val_fraction)), seed)
     mean, std = _channel_stats(x_train[train_idx])

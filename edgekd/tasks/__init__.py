@@ -46,7 +46,15 @@ def get(task: TaskSpec, monitor: str | None = None, **options) -> Task:
 
 def infer(y: np.ndarray, key: str = "y_train") -> str:
     """The task targets imply, or a DataError line when they fit several (name it with ``task=``)."""
-    array = np.asarray(y)
+    try:
+        array = np.asarray(y)
+    except ValueError:  # a ragged list: a different count per sample
+        array = np.asarray(y, dtype=object)
+    if array.dtype == object:
+        raise DataError(
+            f"{key}: targets of a different length per sample (boxes per image?): pass task='detection' for "
+            "(class, x0, y0, x1, y1) rows per image, or your own edgekd.tasks.Task"
+        )
     if array.dtype.kind not in "biuf":
         raise DataError(f"{key}: targets must be numbers, got {array.dtype} values")
     if array.dtype.kind == "f" and not np.isfinite(array).all():

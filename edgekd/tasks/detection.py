@@ -87,7 +87,7 @@ class Detection(Task):
 
     # --- targets -------------------------------------------------------------------------------------
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
-        array = finite_targets(np.asarray(y), key)
+        array = finite_targets(padded_boxes(y, key), key)
         if array.ndim != 3 or array.shape[-1] != 5:
             raise DataError(
                 f"{key}: detection targets must be (images, boxes, 5) rows of (class, x0, y0, x1, y1), padded with "
@@ -102,6 +102,9 @@ class Detection(Task):
             np.any(boxes < 0) or np.any(boxes[:, 2] <= boxes[:, 0]) or np.any(boxes[:, 3] <= boxes[:, 1])
         ):
             raise DataError(f"{key}: boxes must be (x0, y0, x1, y1) in pixels with x1 > x0 >= 0 and y1 > y0 >= 0")
+        if len(boxes) and boxes.max() <= 1.0:
+            raise DataError(f"{key}: every box coordinate is within [0, 1]: give boxes in input pixels (x * width, "
+                            "y * height)")  # fmt: skip
         return array.astype(np.float32)
 
     def output_width(self, targets: Sequence[np.ndarray]) -> int:
@@ -233,6 +236,20 @@ def _function(value, key: str) -> Callable | None:
     if value is not None and not callable(value):
         raise ConfigError(f"task.{key}: expected a function or 'package.module:function', got {value!r}")
     return value
+
+
+def padded_boxes(y, key: str) -> np.ndarray:
+    """Boxes per image as one array: as given, or a list of (boxes_i, 5) arrays padded with rows of -1."""
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        return y
+    try:
+        images = [np.asarray(rows, dtype=np.float64).reshape(-1, 5) for rows in y]
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{key}: boxes per image must be (boxes, 5) rows of (class, x0, y0, x1, y1): {exc}") from exc
+    padded = np.full((len(images), max((len(b) for b in images), default=0), 5), -1.0)
+    for image, rows in zip(padded, images):
+        image[: len(rows)] = rows
+    return padded
 
 
 def truth_of(rows: np.ndarray) -> Detections:
