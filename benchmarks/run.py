@@ -29,6 +29,7 @@ STUDIES = {
     "zoo": "EfficientNet-Lite0, HF MobileNetV2, a ViT-Small: PTQ and QAT into both INT8 files",
     "tabular": "an imbalanced fraud-like scorer: macro-F1 and PR-AUC from the teacher into the INT8 files",
     "detect_digits": "a two-output detector on digit canvases: mAP@0.5 from the teacher into both INT8 files",
+    "segment_digits": "a U-Net segmenter on digit canvases: mIoU from the teacher into both INT8 files",
 }
 
 

@@ -164,7 +164,16 @@ def _check_detect_digits(results: dict, table: str) -> None:
     assert len(results["kd_gain"]["per_seed_points"]) == results["seeds"] and "| mAP@0.5 | mAP@0.5:0.95 |" in table
 
 
+def _check_segment_digits(results: dict, table: str) -> None:
+    rows = results["rows"]
+    assert all(0 <= row["miou"] <= 1 and 0 <= row["pixel_accuracy"] <= 1 for row in rows.values())
+    onnx, tflite = rows["INT8 model.onnx (ONNX Runtime)"], rows["INT8 model.tflite (LiteRT)"]
+    assert abs(onnx["miou"] - tflite["miou"]) <= 0.02 and results["kd_gain"]["metric"] == "miou"
+    assert "| mIoU | pixel accuracy |" in table
+
+
 CHECKS = {
+    "segment_digits": _check_segment_digits,
     "detect_digits": _check_detect_digits,
     "tabular": _check_tabular,
     "demo_mnist": _check_demo_mnist,

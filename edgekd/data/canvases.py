@@ -10,13 +10,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekd.data.sources import DataBundle, from_arrays, load_mnist_arrays
+from edgekd.data.sources import (
+    FASHION_MNIST_DIR,
+    FASHION_MNIST_LABELS,
+    DataBundle,
+    from_arrays,
+    load_idx_split,
+    load_mnist_arrays,
+)
 from edgekd.errors import DataError
 
 INK = 96  # a pixel brighter than this (of 255) belongs to the digit
 CANVAS_LABELS = ["background", *[str(d) for d in range(10)]]
 DIGIT_LABELS = [str(d) for d in range(10)]
 TARGETS = ("masks", "boxes")
+
+
+def _fashion_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return load_idx_split(FASHION_MNIST_DIR, "install Debian's package (apt-get install dataset-fashion-mnist)")
+
+
+ITEMS = {"mnist": load_mnist_arrays, "fashion-mnist": _fashion_arrays}
 
 
 def paste_digits(
@@ -61,23 +75,28 @@ def digit_canvases(
     batch_size: int = 64,
     seed: int = 0,
     targets: str = "masks",
+    items: str = "mnist",
 ) -> DataBundle:
-    """MNIST digits on ``size`` x ``size`` canvases: ``targets="masks"``, a segmentation bundle with masks
-    of 11 classes (background and the ten digits); ``"boxes"``, a detection bundle with a (class, x0, y0,
-    x1, y1) row per digit (classes 0-9, rows of -1 where a canvas holds fewer than ``max_digits``)."""
+    """MNIST digits (or ``items="fashion-mnist"``: clothing, harder to tell apart) on ``size`` x ``size``
+    canvases: ``targets="masks"``, a segmentation bundle with masks of 11 classes (background and the ten
+    classes); ``"boxes"``, a detection bundle with a (class, x0, y0, x1, y1) row per item (classes 0-9,
+    rows of -1 where a canvas holds fewer than ``max_digits``)."""
     if train < 2 or test < 1:
         raise DataError(f"train and test: need at least 2 and 1 canvases, got {train} and {test}")
     if targets not in TARGETS:
         raise DataError(f"targets: '{targets}' is not one of {', '.join(TARGETS)}")
-    x_train, y_train, x_test, y_test = load_mnist_arrays()
+    if items not in ITEMS:
+        raise DataError(f"items: '{items}' is not one of {', '.join(ITEMS)}")
+    x_train, y_train, x_test, y_test = ITEMS[items]()
+    names = DIGIT_LABELS if items == "mnist" else list(FASHION_MNIST_LABELS)
     rng = np.random.default_rng(seed)
     train_x, train_masks, train_boxes = paste_digits(x_train, y_train, train, size, max_digits, rng)
     test_x, test_masks, test_boxes = paste_digits(x_test, y_test, test, size, max_digits, rng)
     boxes = targets == "boxes"
-    labels = DIGIT_LABELS if boxes else CANVAS_LABELS
+    labels = names if boxes else ["background", *names]
     bundle = from_arrays(train_x, train_boxes if boxes else train_masks, test_x, test_boxes if boxes else test_masks,
-                         labels=labels, batch_size=batch_size, seed=seed, name="digit-canvases",
+                         labels=labels, batch_size=batch_size, seed=seed, name=f"{items}-canvases",
                          task="detection" if boxes else "segmentation")  # fmt: skip
     bundle.num_classes = len(labels)  # every digit class, whether or not a split happens to hold it
-    bundle.extra = {"canvas": size, "max_digits": max_digits, "targets": targets}
+    bundle.extra = {"canvas": size, "max_digits": max_digits, "targets": targets, "items": items}
     return bundle

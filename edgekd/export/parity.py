@@ -261,7 +261,7 @@ def compare_outputs(
     judged = task.agreement(expected, actual) if task is not None else None
     share = judged[0] if judged is not None else 1.0
     if precision == "int8" and judged is None:
-        return failed("an INT8 file with several outputs needs a task that compares them (a structured task)")
+        return failed("an INT8 file with several outputs is judged by its task: pass data= whose task is detection")
     if precision == "int8" and share < min_agreement:
         return failed(f"{rule} agreement {100 * share:.2f}% < {100 * min_agreement:.0f}% on {judged[1]} detections")
     return ParityReport(precision, total, share, worst_abs, worst_relative, None, None, True, "", rule=rule)

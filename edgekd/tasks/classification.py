@@ -9,8 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgekd.errors import ConfigError, DataError
+from edgekd.errors import DataError
 from edgekd.tasks.task import Task, finite_targets, weighted_mean
+from edgekd.tasks.weights import balanced_weights, checked_class_weights, weight_tensor
 
 
 def soft_targets(
@@ -80,36 +81,17 @@ class Classification(Task):
         """``class_weights``: ``"balanced"`` (each class weighs its inverse frequency in the training labels,
         for imbalanced data such as fraud or defects) or one weight per class, for the label loss."""
         super().__init__(monitor)
-        if isinstance(class_weights, str) and class_weights != "balanced":
-            raise ConfigError(f"class_weights: 'balanced' or one number per class, got '{class_weights}'")
-        if class_weights is not None and not isinstance(class_weights, str):
-            values = list(class_weights)
-            if not values or not all(isinstance(v, (int, float)) and v >= 0 for v in values):
-                raise ConfigError("class_weights: 'balanced' or one number >= 0 per class")
-            class_weights = [float(v) for v in values]
-        self.class_weights = class_weights
+        self.class_weights = checked_class_weights(class_weights)
 
     def fit(self, train_targets: np.ndarray) -> Classification:
         if self.class_weights != "balanced":
             return self
-        counts = np.bincount(np.asarray(train_targets).reshape(-1).astype(np.int64))
-        present = counts > 0
-        weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
         fitted = copy.copy(self)
-        fitted.class_weights = [round(float(w), 6) for w in weights]
+        fitted.class_weights = balanced_weights(train_targets)
         return fitted
 
     def _weight(self, logits: torch.Tensor) -> torch.Tensor | None:
-        if self.class_weights is None:
-            return None
-        if isinstance(self.class_weights, str):
-            raise ConfigError(
-                "class_weights='balanced' needs the training labels; pass the task to the data "
-                "(from_arrays(..., task=...)) or to the Pipeline, or give one weight per class"
-            )
-        if len(self.class_weights) != logits.shape[1]:
-            raise ConfigError(f"class_weights: {len(self.class_weights)} weights for {logits.shape[1]} classes")
-        return torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
+        return weight_tensor(self.class_weights, logits)
 
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
         return class_indices(y, key)

@@ -139,7 +139,8 @@ class Detection(Task):
         if self.user_distill is not None:
             agreement = sum(w / total * self.user_distill(mine, t, temperature) for w, t in zip(shares, theirs))
         elif self.builtin_head:
-            agreement = sum(w / total * _centernet_kd(mine, t, temperature) for w, t in zip(shares, theirs))
+            objects = (y[..., 0] >= 0).sum().clamp_min(1).float()
+            agreement = sum(w / total * _centernet_kd(mine, t, objects) for w, t in zip(shares, theirs))
         else:
             agreement = sum(w / total * _output_mse(mine, t) for w, t in zip(shares, theirs))
         return alpha * self.loss(student, y) + (1.0 - alpha) * agreement
@@ -272,16 +273,17 @@ def _box_l1(output: torch.Tensor, target: torch.Tensor, positive: torch.Tensor) 
     return (F.l1_loss(output.float(), target, reduction="none") * mask).sum() / (4 * mask.sum()).clamp_min(1.0)
 
 
-def _centernet_kd(student: Outputs, teacher: Outputs, temperature: float) -> torch.Tensor:
-    """The teacher's heatmap as soft targets (at ``temperature``), and its boxes where it sees an object."""
-    t = max(float(temperature), 1e-6)
-    soft = (teacher[0].float() / t).sigmoid()
-    heat = F.binary_cross_entropy_with_logits(student[0].float() / t, soft, reduction="sum")
-    floor = F.binary_cross_entropy(soft, soft, reduction="sum")  # the soft targets' own entropy: KD's zero
-    objects = teacher[0].float().sigmoid().amax(1, keepdim=True)
-    heat = (heat - floor) / objects.sum().clamp_min(1.0)
-    boxes = (F.l1_loss(student[1].float(), teacher[1].float(), reduction="none") * objects).sum()
-    return heat + boxes / (4 * objects.sum()).clamp_min(1.0)
+def _centernet_kd(student: Outputs, teacher: Outputs, objects: torch.Tensor) -> torch.Tensor:
+    """The teacher's heatmap as soft targets under a quality focal loss (the student's error on each cell
+    weighs its own term, so the easy background does not drown the few cells that hold objects), and its
+    boxes where it sees an object; per true object, like the label loss. A temperature would push every
+    background cell's sigmoid towards 0.5, so there is none: the scores are matched as they are."""
+    soft = teacher[0].float().sigmoid()
+    logits = student[0].float()
+    focal = F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * (logits.sigmoid() - soft).abs() ** 2
+    confidence = soft.amax(1, keepdim=True)
+    boxes = (F.l1_loss(student[1].float(), teacher[1].float(), reduction="none") * confidence).sum()
+    return focal.sum() / objects + boxes / (4 * confidence.sum()).clamp_min(1.0)
 
 
 def _output_mse(student: Outputs, teacher: Outputs) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from edgekd.errors import DataError
 from edgekd.tasks.classification import class_indices, kd_loss, soft_targets
 from edgekd.tasks.task import Task, finite_targets
+from edgekd.tasks.weights import ClassWeights, balanced_weights, checked_class_weights, weight_tensor
 
 IGNORE_INDEX = 255  # the usual "void" label of segmentation datasets: not trained on, not scored
 
@@ -29,9 +31,21 @@ class Segmentation(Task):
     default_monitor = "miou"
     parity_rule = "per-pixel class"
 
-    def __init__(self, monitor: str | None = None, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self, monitor: str | None = None, ignore_index: int = IGNORE_INDEX, class_weights: ClassWeights = None
+    ) -> None:
+        """``class_weights``: ``"balanced"`` (each class weighs its inverse pixel frequency in the training
+        masks: the background that covers most pixels stops dominating the loss) or one weight per class."""
         super().__init__(monitor)
         self.ignore_index = ignore_index
+        self.class_weights = checked_class_weights(class_weights)
+
+    def fit(self, train_targets: np.ndarray) -> Segmentation:
+        if self.class_weights != "balanced":
+            return self
+        fitted = copy.copy(self)
+        fitted.class_weights = balanced_weights(train_targets, self.ignore_index)
+        return fitted
 
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:
         array = finite_targets(np.asarray(y), key)
@@ -58,11 +72,13 @@ class Segmentation(Task):
             raise DataError(f"{who} outputs {output.shape[1]} classes per pixel, but the masks hold {width}")
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, y, ignore_index=self.ignore_index)
+        weight = weight_tensor(self.class_weights, output)
+        return F.cross_entropy(output, y, weight=weight, ignore_index=self.ignore_index)
 
     def distill_loss(self, student, teachers, y, temperature, alpha, weights=None) -> torch.Tensor:
         targets = soft_targets([per_pixel(t) for t in teachers], temperature, weights)
-        return kd_loss(per_pixel(student), targets, y.reshape(-1), temperature, alpha, self.ignore_index)
+        weight = weight_tensor(self.class_weights, student)
+        return kd_loss(per_pixel(student), targets, y.reshape(-1), temperature, alpha, self.ignore_index, weight)
 
     def batch_correct(self, output: torch.Tensor, y: torch.Tensor) -> float | None:
         return None  # pixels, not samples: the epoch line shows loss and validation mIoU
@@ -95,4 +111,5 @@ class Segmentation(Task):
             **super().describe(),
             "output": "logits (batch, classes, height, width): each pixel's class is the largest",
             "ignore_index": self.ignore_index,
+            **({"class_weights": self.class_weights} if self.class_weights is not None else {}),
         }
