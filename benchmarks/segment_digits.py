@@ -5,7 +5,7 @@ Data: ``ek.data.source("digit-canvases")`` (one to three MNIST digits per canvas
 masks of 11 classes: the background and the ten digits, a digit's class on its inked pixels; seeded, test
 digits from MNIST's test images). The background covers about 90% of the pixels, so the label loss weighs
 each class by its inverse pixel frequency (``class_weights="balanced"``) and every best epoch is picked on
-validation mIoU. Teacher and student are ``edgekd``'s reference ``tiny-unet`` at widths 16 and 6. The student
+validation mIoU. Teacher and student are ``edgekd``'s reference ``tiny-unet`` at widths 16 and 10. The student
 is trained on the masks alone and distilled (per-pixel KL at T=4 plus the label loss), each over
 ``--seeds`` seeds; the seed-0 distilled student is then pruned (30% of its channels, recovered by
 distillation), QAT'd and written as INT8 ONNX and TFLite, whose mIoU is measured on the files in their
@@ -27,7 +27,7 @@ from benchmarks.study_args import parse, study_parser
 from benchmarks.task_chain import ChainStudy, run_chain
 from edgekd.train.preflight import with_task
 
-TEACHER_WIDTH, STUDENT_WIDTH = 16, 6
+TEACHER_WIDTH, STUDENT_WIDTH = 16, 10
 METRICS = ("miou", "pixel_accuracy")
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher = ek.models.get("tiny-unet", width=TEACHER_WIDTH)
     ek.pretrain(teacher, data, ek.TrainConfig(epochs=teacher_epochs, lr=0.005 if not args.quick else 0.01), seed=0,
                 device="cpu", use_cache=False, quiet=True)  # fmt: skip
-    study = ChainStudy(teacher, lambda: ek.models.get("tiny-unet", width=STUDENT_WIDTH), data, student_epochs, 0.01,
+    study = ChainStudy(teacher, lambda: ek.models.get("tiny-unet", width=STUDENT_WIDTH), data, student_epochs, 0.005,
                        0.3, METRICS, bench=not args.quick)  # fmt: skip
     rows, kd_gain = run_chain(study, args.seeds)
     table = markdown_table(

@@ -105,6 +105,13 @@ def test_average_precision_counts_a_higher_scored_false_box_against_the_true_one
     assert len(truth_of(np.array([[1, 0, 0, 4, 4], [-1, -1, -1, -1, -1]], np.float32)).scores) == 1
 
 
+def test_a_dict_that_names_its_boxes_first_is_read_by_name_not_position():
+    data = canvases(20, 16)
+    task, y = data.task, data.test.y
+    heat, boxes = perfect_outputs(task, y, 8)
+    assert task.metrics(task.output_of({"boxes": boxes, "heatmap": heat}), y, 10)["map50"] == 1.0
+
+
 def test_the_gate_counts_boxes_a_file_lost_or_added_both_ways():
     data = canvases(20, 16)
     task, y = data.task, data.test.y
@@ -193,6 +200,9 @@ def test_a_two_output_detector_goes_through_distill_prune_qat_and_both_files_by_
     for entry in measured:  # the bench decodes both outputs of each file: the same mAP as the export
         assert entry["metrics"]["metric"] == "map50"
         assert entry["metrics"]["value"] == pytest.approx(rows[entry["artifact"].split(".")[-1]]["test_score"])
+    masks = ek.data.source("digit-canvases")(train=20, test=8, size=32, max_digits=1)  # the wrong data for it
+    wrong = ek.bench.run(files[:1], ["cpu"], data=masks, quiet=True, runs=2, min_s=0.0)["results"]
+    assert [entry["status"] for entry in wrong] == ["error"] and "at the masks' resolution" in wrong[0]["error"]
 
 
 def slot_loss(outputs, y):

@@ -24,7 +24,7 @@ from edgekd.bench.estimate import estimates_for
 from edgekd.bench.input_range import artifact_normalization, range_warning
 from edgekd.bench.stats import unstable
 from edgekd.data.sources import DataBundle, first_samples
-from edgekd.errors import ConfigError
+from edgekd.errors import ConfigError, DataError
 from edgekd.formats import files_of, format_of, manifest_path, runtime_of, suffixes
 from edgekd.formats.runner import file_problem
 from edgekd.inputs import named_inputs
@@ -105,7 +105,10 @@ def run(
                                  f"({job.runtime}, batch {job.batch})")  # fmt: skip
                 entry = _measure(job, data_files, Path(scratch), runs, min_s, threads)
                 if entry.get("scored"):
-                    entry["metrics"] = task_metrics(data, entry.pop("scored"), data_files)
+                    try:
+                        entry["metrics"] = task_metrics(data, entry.pop("scored"), data_files)
+                    except DataError as exc:  # outputs the data's task cannot judge: this file's row says why
+                        entry.update(status="error", error=f"{job.artifact.name}: {exc}")
                 if entry["status"] == "ok" and job.artifact in data_warnings:
                     entry["warnings"].append(data_warnings[job.artifact])
                 entries.append(entry)
@@ -237,6 +240,7 @@ def task_metrics(data: DataBundle, scored: dict, data_files: dict) -> dict:
         arrays = [torch.from_numpy(saved[f"arr_{i}"]) for i in range(len(saved.files))]
     outputs = data.task.output_of(arrays) if data.task.structured else arrays[0]  # a detector's: every output
     targets = torch.from_numpy(np.load(data_files["y"]))
+    data.task.check_output(outputs[:8], targets[:8], data.num_classes, f"the file (on data '{data.name}')")
     found = data.task.metrics(outputs, targets, data.num_classes)
     scalars = scalar_metrics(found)
     return {"metric": data.task.monitor, "value": found.get(data.task.monitor), **scalars, "samples": scored["samples"]}

@@ -82,8 +82,14 @@ class Detection(Task):
         return self.packing.pack(raw)
 
     def outputs(self, packed: torch.Tensor) -> Outputs:
-        """The forward's output tensors, in order, back out of a packed batch."""
-        return self.packing.unpack(packed)
+        """The forward's output tensors back out of a packed batch: in order, or for the built-in head,
+        heatmaps then boxes where the forward names them (a dict whose boxes come first)."""
+        outputs = self.packing.unpack(packed)
+        names = self.packing.names.get(int(packed.shape[-1]), [])
+        boxes = [i for i, name in enumerate(names) if "box" in name.lower()]
+        if self.builtin_head and len(outputs) == 2 and boxes == [0]:
+            return [outputs[1], outputs[0]]
+        return outputs
 
     # --- targets -------------------------------------------------------------------------------------
     def targets(self, y: np.ndarray, key: str) -> np.ndarray:

@@ -8,6 +8,7 @@ and the exported files keep every output, by name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ class PackedOutputs:
 
     def __init__(self) -> None:
         self.layouts: dict[int, tuple[tuple[int, ...], ...]] = {}
+        self.names: dict[int, list[str]] = {}  # the outputs' names, where the forward gave them (a dict)
 
     def pack(self, raw: Any) -> torch.Tensor:
         tensors = tensors_in(raw)
@@ -31,6 +33,8 @@ class PackedOutputs:
         shapes = tuple(tuple(int(d) for d in t.shape[1:]) for t in tensors)
         width = int(sum(np.prod(s, dtype=np.int64) for s in shapes))
         known = self.layouts.setdefault(width, shapes)
+        if isinstance(raw, Mapping):
+            self.names.setdefault(width, [str(k) for k, v in raw.items() if isinstance(v, torch.Tensor)])
         if known != shapes:
             raise DataError(f"two heads pack to {width} values per sample with different shapes ({known}, {shapes})")
         return torch.cat([t.reshape(len(t), -1).float() for t in tensors], 1)
