@@ -37,14 +37,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(parser, argv, {"seeds": 1})
     started = time.perf_counter()
     train, test, size, digits = (300, 60, 32, 1) if args.quick else (4000, 1000, 64, 3)
-    teacher_epochs, student_epochs = (4, 3) if args.quick else (12, 8)
+    teacher_epochs, student_epochs = (6, 3) if args.quick else (12, 8)
     data = ek.data.source("digit-canvases")(train=train, test=test, size=size, max_digits=digits, batch_size=32)
     data = with_task(data, ek.tasks.get("segmentation", class_weights="balanced"), None)  # weights: training masks
     torch.manual_seed(0)
     teacher = ek.models.get("tiny-unet", width=TEACHER_WIDTH)
     ek.pretrain(teacher, data, ek.TrainConfig(epochs=teacher_epochs, lr=0.005 if not args.quick else 0.01), seed=0,
                 device="cpu", use_cache=False, quiet=True)  # fmt: skip
-    study = ChainStudy(teacher, lambda: ek.models.get("tiny-unet", width=STUDENT_WIDTH), data, student_epochs, 0.005,
+    study = ChainStudy(teacher, lambda: ek.models.get("tiny-unet", width=STUDENT_WIDTH), data, student_epochs,
+                       0.01 if args.quick else 0.005,
                        0.3, METRICS, bench=not args.quick)  # fmt: skip
     rows, kd_gain = run_chain(study, args.seeds)
     table = markdown_table(
