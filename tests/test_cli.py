@@ -17,8 +17,8 @@ def test_help_on_every_subcommand(argv, capsys):
 
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
-    names = ["hf-classifier", "hinton-student", "hinton-teacher", "layers-of", "minilm-l6", "mnist-mobilenet",
-             "mnist-resnet", "mnist-vit", "mobilenetv2"]  # fmt: skip
+    names = ["centernet", "hf-classifier", "hinton-student", "hinton-teacher", "layers-of", "minilm-l6",
+             "mnist-mobilenet", "mnist-resnet", "mnist-vit", "mobilenetv2", "tiny-unet"]  # fmt: skip
     assert capsys.readouterr().out.split() == names
 
 
