@@ -18,51 +18,21 @@ runtimes (decoded from both outputs) and whose latency ``edgekd bench`` measures
 
 from __future__ import annotations
 
-import time
+from benchmarks.task_chain import CanvasStudy, canvas_study_main
 
-import torch
-
-import edgekd as ek
-from benchmarks.results_io import markdown_table, save
-from benchmarks.study_args import parse, study_parser
-from benchmarks.task_chain import ChainStudy, run_chain
-
-TEACHER_WIDTH, STUDENT_WIDTH = 16, 6
-METRICS = ("map50", "map50_95")
+SPEC = CanvasStudy(
+    name="detect_digits",
+    model="centernet",
+    widths=(16, 6),
+    metrics={"map50": "mAP@0.5", "map50_95": "mAP@0.5:0.95"},
+    canvas={"targets": "boxes", "items": "fashion-mnist"},
+    teacher_epochs_quick=4,
+    student_lr=(0.01, 0.01),
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = study_parser(__doc__)
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parse(parser, argv, {"seeds": 1})
-    started = time.perf_counter()
-    train, test, size, digits = (300, 60, 32, 1) if args.quick else (4000, 1000, 64, 3)
-    teacher_epochs, student_epochs = (4, 3) if args.quick else (12, 8)
-    data = ek.data.source("digit-canvases")(train=train, test=test, size=size, max_digits=digits, batch_size=32,
-                                            targets="boxes", items="fashion-mnist")  # fmt: skip
-    torch.manual_seed(0)
-    teacher = ek.models.get("centernet", width=TEACHER_WIDTH)
-    ek.pretrain(teacher, data, ek.TrainConfig(epochs=teacher_epochs, lr=0.005 if not args.quick else 0.01), seed=0,
-                device="cpu", use_cache=False, quiet=True)  # fmt: skip
-    study = ChainStudy(teacher, lambda: ek.models.get("centernet", width=STUDENT_WIDTH), data, student_epochs, 0.01,
-                       0.3, METRICS, bench=not args.quick)  # fmt: skip
-    rows, kd_gain = run_chain(study, args.seeds)
-    kd_gain["strict_points"] = 100 * (rows["student, distilled"]["map50_95"] - rows["student, labels only"]["map50_95"])
-    table = markdown_table(
-        ["model", "mAP@0.5", "mAP@0.5:0.95", "params", "size", "p50 mobile-like"],
-        [[name, f"{r['map50']:.3f}", f"{r['map50_95']:.3f}", f"{r['params']:,}", f"{r['size_bytes'] / 1024:.1f} KiB",
-          f"{r['mobile_like_p50_ms']:.3f} ms" if r.get("mobile_like_p50_ms") else "-"] for name, r in rows.items()],
-    )  # fmt: skip
-    table += (
-        f"\n{train:,} training / {test:,} test canvases of {size}x{size}, up to {digits} item(s) each; students are "
-        f"the mean of {args.seeds} seed(s); KD gain {kd_gain['mean_points']:+.1f} mAP@0.5 points "
-        f"(per seed: {', '.join(f'{g:+.1f}' for g in kd_gain['per_seed_points'])}), {kd_gain['strict_points']:+.1f} "
-        "mAP@0.5:0.95 points.\n"
-    )
-    results = {"rows": rows, "kd_gain": kd_gain, "seeds": args.seeds, "train": train, "test": test, "canvas": size,
-               "max_digits": digits, "epochs": {"teacher": teacher_epochs, "student": student_epochs}}  # fmt: skip
-    save("detect_digits", results, table, started, quick=args.quick)
-    print(table)
+    canvas_study_main(SPEC, __doc__, argv)
 
 
 if __name__ == "__main__":

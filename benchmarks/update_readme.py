@@ -399,51 +399,44 @@ def tabular_block() -> str:
     return table(header, rows, footer)
 
 
-def detect_block() -> str:
-    study = _load("detect_digits")
-    results = study["results"]
+def _chain_block(name: str, metrics: list[tuple[str, str]], footer: str) -> str:
+    """A task study's table (``benchmarks.task_chain``): its metrics, params, size and latency per row."""
+    study = _load(name)
+    shown = {"%": lambda v: f"{100 * v:.2f}%", "": lambda v: f"{v:.3f}"}
 
-    def cells(name: str, row: dict) -> list[str]:
+    def cells(label: str, row: dict) -> list[str]:
         p50 = row.get("mobile_like_p50_ms")
-        return [
-            name, f"{row['map50']:.3f}", f"{row['map50_95']:.3f}", f"{row['params']:,}",
-            f"{row['size_bytes'] / 1024:.1f} KiB", f"{p50:.3f} ms" if p50 else "-",
-        ]  # fmt: skip
+        values = [shown["%" if title.endswith("accuracy") else ""](row[key]) for key, title in metrics]
+        return [label, *values, f"{row['params']:,}", f"{row['size_bytes'] / 1024:.1f} KiB",
+                f"{p50:.3f} ms" if p50 else "-"]  # fmt: skip
 
-    rows = [cells(name, row) for name, row in results["rows"].items()]
-    gain = results["kd_gain"]
-    footer = (
-        f"Up to {results['max_digits']} Fashion-MNIST items per {results['canvas']}x{results['canvas']} canvas "
-        f"({results['train']:,} training / {results['test']:,} test canvases); students: mean of {results['seeds']} "
-        f"seeds, KD over the boxes alone {gain['mean_points']:+.1f} mAP@0.5 points (per seed "
-        f"{', '.join(f'{g:+.1f}' for g in gain['per_seed_points'])}), {gain['strict_points']:+.1f} mAP@0.5:0.95; "
-        f"the files' mAP decoded from both of their outputs in their runtimes. `{study['command']}` "
-        f"({study['wall_s'] / 60:.0f} min), {study['date']}."
+    results, gain = study["results"], study["results"]["kd_gain"]
+    seeds_list = ", ".join(f"{g:+.1f}" for g in gain["per_seed_points"])
+    closing = f" `{study['command']}` ({study['wall_s'] / 60:.0f} min), {study['date']}."
+    rows = [cells(label, row) for label, row in results["rows"].items()]
+    header = ["model", *(title for _, title in metrics), "params", "size", "p50 mobile-like"]
+    return table(header, rows, footer.format(**results, gain=gain, seeds_list=seeds_list) + closing)
+
+
+def detect_block() -> str:
+    return _chain_block(
+        "detect_digits",
+        [("map50", "mAP@0.5"), ("map50_95", "mAP@0.5:0.95")],
+        "Up to {max_digits} Fashion-MNIST items per {canvas}x{canvas} canvas ({train:,} training / {test:,} test "
+        "canvases); students: mean of {seeds} seeds, KD over the boxes alone {gain[mean_points]:+.1f} mAP@0.5 points "
+        "(per seed {seeds_list}), {gain[strict_points]:+.1f} mAP@0.5:0.95; the files' mAP decoded from both of their "
+        "outputs in their runtimes.",
     )
-    return table(["model", "mAP@0.5", "mAP@0.5:0.95", "params", "size", "p50 mobile-like"], rows, footer)
 
 
 def segment_block() -> str:
-    study = _load("segment_digits")
-    results = study["results"]
-
-    def cells(name: str, row: dict) -> list[str]:
-        p50 = row.get("mobile_like_p50_ms")
-        return [
-            name, f"{row['miou']:.3f}", f"{100 * row['pixel_accuracy']:.2f}%", f"{row['params']:,}",
-            f"{row['size_bytes'] / 1024:.1f} KiB", f"{p50:.3f} ms" if p50 else "-",
-        ]  # fmt: skip
-
-    gain = results["kd_gain"]
-    footer = (
-        f"Up to {results['max_digits']} MNIST digits per {results['canvas']}x{results['canvas']} canvas, 11 classes "
-        f"({results['train']:,} training / {results['test']:,} test canvases), balanced class weights; students: "
-        f"mean of {results['seeds']} seeds, KD over the masks alone {gain['mean_points']:+.1f} mIoU points (per "
-        f"seed {', '.join(f'{g:+.1f}' for g in gain['per_seed_points'])}). `{study['command']}` "
-        f"({study['wall_s'] / 60:.0f} min), {study['date']}."
+    return _chain_block(
+        "segment_digits",
+        [("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy")],
+        "Up to {max_digits} MNIST digits per {canvas}x{canvas} canvas, 11 classes ({train:,} training / {test:,} "
+        "test canvases), balanced class weights; students: mean of {seeds} seeds, KD over the masks alone "
+        "{gain[mean_points]:+.1f} mIoU points (per seed {seeds_list}).",
     )
-    rows = [cells(name, row) for name, row in results["rows"].items()]
-    return table(["model", "mIoU", "pixel accuracy", "params", "size", "p50 mobile-like"], rows, footer)
 
 
 BLOCKS = {

@@ -145,6 +145,7 @@ class Prune(TeachingConfig, Stage):
                 record.update(val_accuracy_recovered=history.best_val_score, **facts)
             steps.append(record)
         after = model_cost(work, data.signature)
+        kept = protected(student, data.num_classes, self.ignore, example)  # a forward: once
         how = (
             f"budget {searched['budget']}: {len(searched['steps'])} search steps, {searched['final']:.4g} "
             f"{searched['unit']} measured"
@@ -156,9 +157,9 @@ class Prune(TeachingConfig, Stage):
             f"MACs x{before['macs'] / max(after['macs'], 1):.2f} fewer, "
             f"params x{before['params'] / max(after['params'], 1):.2f} fewer; recovery: {self.describe()}"
             + refresh_note(steps[-1] if steps else {})
-            + _nothing_pruned_note(before, after, ratio, protected(student, data.num_classes, self.ignore, example)),
+            + _nothing_pruned_note(before, after, ratio, kept),
             ratio=ratio,
-            ignore=protected(student, data.num_classes, self.ignore, example),
+            ignore=kept,
             before=before,
             after=after,
             steps=steps,
