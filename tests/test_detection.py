@@ -128,6 +128,9 @@ def test_a_head_that_is_not_the_builtin_one_is_named_with_what_to_pass(tmp_path)
     one_output = nn.Sequential(nn.Conv2d(1, 10, 3, 4, 1))
     with pytest.raises(DataError, match=r"needs two outputs, class heatmaps .* pass Detection\(loss=..., decode=...\)"):
         ek.Pipeline(CenterHead(), one_output, data, [ek.Train(epochs=1)], out_dir=tmp_path / "run").preflight()
+    per_image = Detection(loss=lambda outputs, y: outputs[0].sum(), decode=lambda outputs: [], image_size=(32, 32))
+    with pytest.raises(DataError, match=r"for a batch of 4: each output must be one tensor with the batch first"):
+        per_image.check_output(per_image.output_of([torch.zeros(5, 4), torch.zeros(5)]), torch.zeros(4, 1, 5), 10, "m")
     with pytest.raises(ConfigError, match="give loss and decode together"):
         Detection(loss=lambda outputs, y: outputs[0].sum())
     with pytest.raises(ConfigError, match="task.decode: expected a function"):

@@ -118,6 +118,11 @@ class Detection(Task):
 
     def check_output(self, output: torch.Tensor, y: torch.Tensor, width: int, who: str) -> None:
         outputs = self.outputs(output)
+        if len(output) != len(y):  # a list per image, say: the first axis must be the batch
+            raise DataError(
+                f"{who} returns {[tuple(t.shape) for t in outputs]} for a batch of {len(y)}: each output must be one "
+                "tensor with the batch first (batch, ...), not one entry per image"
+            )
         if not self.builtin_head:
             return
         shapes = [tuple(t.shape) for t in outputs]
