@@ -3,6 +3,9 @@ seconds fails, naming its time, so ``pytest -m "not slow"`` stays fast as tests 
 
 A test that exports, converts or trains a real graph is marked ``slow`` instead. Setup may take three
 times as long: a session fixture's first user pays for building it.
+
+The guard holds only when the fast tier is what runs (``-m "not slow"``): in the full suite (CI) the same
+test shares the cores with heavy neighbours, and a timing there would make a flaky check, not a fast tier.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if not report.passed or report.when not in ("setup", "call") or "slow" in item.keywords:
+        return
+    if "not slow" not in (item.config.getoption("markexpr", "") or ""):
         return
     limit = FAST_TEST_LIMIT_S * (SETUP_FACTOR if report.when == "setup" else 1)
     if report.duration > limit:

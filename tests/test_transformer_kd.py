@@ -339,6 +339,7 @@ def test_a_dynamic_sequence_length_reaches_the_int8_onnx_file_and_tflite_says_it
     assert [i["shape"] for i in tflite_manifest["inputs"]] == [[1, 14]] * 2
 
 
+@pytest.mark.slow
 def test_an_fp32_file_with_free_axes_named_by_hand(bert_teacher, texts, tmp_path):
     import onnxruntime as ort
 
