@@ -30,7 +30,7 @@ LAYERS = (
     ("prune", "quantize", "search"),
     ("formats",),
     ("export",),
-    ("bench",),
+    ("bench", "teachers"),
     ("report",),
     ("run",),
     ("recipe",),

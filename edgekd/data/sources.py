@@ -36,7 +36,8 @@ RUN_SEED_STRIDE = 1_000_003
 
 class ArrayLoader:
     """Batches over in-memory tensors (one, or several named ones); reshuffles each epoch from a seeded
-    generator."""
+    generator. ``ids``: each row's place in the data as the user gave it (``x_train`` before the validation
+    split was taken out), which outputs stored per sample (soft labels) are keyed by; default: the row itself."""
 
     def __init__(
         self,
@@ -46,12 +47,15 @@ class ArrayLoader:
         shuffle: bool = False,
         seed: int = 0,
         augment: Augment | None = None,
+        ids: torch.Tensor | None = None,
     ) -> None:
         if count(x) != len(y):
             raise DataError(f"inputs and labels differ in length: {count(x)} vs {len(y)}")
+        if ids is not None and len(ids) != len(y):
+            raise DataError(f"ids and labels differ in length: {len(ids)} vs {len(y)}")
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
-        self.x, self.y = x, y
+        self.x, self.y, self.ids = x, y, ids
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
@@ -356,7 +360,9 @@ def from_arrays(
 
     def loader(x: np.ndarray, y: np.ndarray, train: bool) -> ArrayLoader:
         tensor_x, tensor_y = _normalize(x, mean, std), torch.from_numpy(y)
-        return ArrayLoader(tensor_x, tensor_y, batch_size, shuffle=train, seed=seed, augment=augment if train else None)
+        ids = torch.from_numpy(train_idx) if train else None
+        return ArrayLoader(tensor_x, tensor_y, batch_size, shuffle=train, seed=seed, augment=augment if train else None,
+                           ids=ids)  # fmt: skip
 
     return DataBundle(
         name=name,
@@ -427,7 +433,9 @@ def from_named_arrays(
     signature = Signature.of(rows(x_train, slice(0, 1)))
     return DataBundle(
         name=name,
-        train=ArrayLoader(rows(x_train, train_idx), y_train[train_idx], batch_size, shuffle=True, seed=seed),
+        train=ArrayLoader(
+            rows(x_train, train_idx), y_train[train_idx], batch_size, shuffle=True, seed=seed, ids=train_idx
+        ),  # fmt: skip
         val=ArrayLoader(rows(x_train, val_idx), y_train[val_idx], batch_size, seed=seed),
         test=ArrayLoader(x_test, y_test, batch_size, seed=seed),
         input_shape=signature.first_shape,

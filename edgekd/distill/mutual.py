@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.distill.objective import DistillObjective
+from edgekd.distill.queried import insides_refused
 from edgekd.distill.teaching import TeachingConfig, classifiers_only, train_with_teacher
 from edgekd.inputs import ModelInputs, forward
 from edgekd.outputs import logits_of
@@ -91,6 +92,11 @@ class MutualDistill(TeachingConfig, Stage):
             "the cohort needs a member beside the student: peers >= 1 or teacher_learns",
         )
         check(self.mutual_weight >= 0, "mutual_weight", f"must be >= 0, got {self.mutual_weight}")
+
+    def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
+        super().validate(teachers, student)
+        if self.teacher_learns:
+            insides_refused(teachers, "mutual teacher_learns (a copy of the teacher that trains)")
 
     def cohort(self, ctx: RunContext, student: nn.Module) -> nn.ModuleList:
         """The student's peers: fresh copies of its architecture, then the learning teacher copy."""

@@ -12,11 +12,20 @@ import torch
 from torch import nn
 
 from edgekd.distill.losses import NEEDS_ADAPTER, get_feature_loss
+from edgekd.distill.queried import is_queried
 from edgekd.distill.taps import FeatureTaps, adapter_key, build_adapters
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.inputs import ModelInputs, forward, named_inputs
 from edgekd.tasks import Task
 from edgekd.tasks.classification import Classification
+
+
+def _asked(teacher: nn.Module, x: ModelInputs, ids: torch.Tensor | None):
+    """The teacher's forward; a queried teacher also learns which training samples it is asked about."""
+    if not is_queried(teacher):
+        return forward(teacher, x)
+    with teacher.asked_about(ids):
+        return forward(teacher, x)
 
 
 class DistillObjective:
@@ -41,6 +50,7 @@ class DistillObjective:
         feature_weight: float = 1.0,
         cache: TeacherCache | None = None,
         task: Task | None = None,
+        sample_ids: torch.Tensor | None = None,
     ) -> None:
         self.task = task or Classification()
         self.teachers = list(teachers)
@@ -52,6 +62,7 @@ class DistillObjective:
         self.feature_loss = get_feature_loss(feature_loss)
         self.feature_weight = feature_weight
         self.cache = cache
+        self.sample_ids = sample_ids  # the training loader's ids per position: what outputs on disk are keyed by
         self.extra_modules: nn.ModuleDict | None = None
         self._student_taps: FeatureTaps | None = None
         self._teacher_taps: FeatureTaps | None = None
@@ -70,7 +81,8 @@ class DistillObjective:
             if cached is not None:
                 device = next(iter(named_inputs(x).values())).device
                 return {k: v.to(device, non_blocking=True) for k, v in cached.items()}
-        outputs = {f"logits/{i}": self.task.output_of(forward(teacher, x)) for i, teacher in enumerate(self.teachers)}
+        ids = index if self.sample_ids is None or index is None else self.sample_ids[index.cpu()]
+        outputs = {f"logits/{i}": self.task.output_of(_asked(t, x, ids)) for i, t in enumerate(self.teachers)}
         if self._teacher_taps is not None:
             tapped = self._teacher_taps.pop()
             for student_name, teacher_name in self.features.items():

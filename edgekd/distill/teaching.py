@@ -13,6 +13,7 @@ from torch import nn
 
 from edgekd.distill.losses import get_feature_loss
 from edgekd.distill.objective import DistillObjective
+from edgekd.distill.queried import insides_refused
 from edgekd.distill.teacher_cache import TeacherCache
 from edgekd.errors import ConfigError
 from edgekd.stage import RunContext
@@ -83,6 +84,8 @@ class TeachingConfig(TrainConfig):
 
     def validate_taps(self, teachers: list[nn.Module], student: nn.Module) -> None:
         """Check the tap names before any training: a typo costs seconds, not a teacher's training."""
+        if self.features or self.layer_map is not None:
+            insides_refused(teachers, "feature distillation (features=, layer_map=)")
         for student_name, teacher_name in self.feature_pairs(teachers[0], student).items():
             resolve_module(student, student_name, "student")
             resolve_module(teachers[0], teacher_name, "teacher")
@@ -137,6 +140,7 @@ def train_with_teacher(
         feature_weight=config.feature_weight,
         cache=cache,
         task=ctx.data.task,
+        sample_ids=getattr(train, "ids", None),
     )
     trained = wrap(objective) if wrap is not None else objective
     try:

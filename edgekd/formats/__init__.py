@@ -12,11 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.catalog import catalog
-from edgekd.formats.format import FileWriter, Format, files_of, manifest_path, max_input_shapes, side_data_path
+from edgekd.formats.format import (
+    FileWriter,
+    Format,
+    copy_model_file,
+    files_of,
+    manifest_path,
+    max_input_shapes,
+    side_data_path,
+)
 
 __all__ = [
-    "EXPORTS", "FORMATS", "FileWriter", "Format", "all_formats", "exports", "files_of", "format_of", "manifest_path",
-    "max_input_shapes", "runtime_of", "side_data_path", "suffixes",
+    "EXPORTS", "FORMATS", "FileWriter", "Format", "all_formats", "copy_model_file", "exports", "files_of",
+    "format_of", "manifest_path", "max_input_shapes", "runtime_of", "side_data_path", "suffixes",
 ]  # fmt: skip
 
 

@@ -90,6 +90,19 @@ def max_input_shapes(path: str | Path) -> dict[str, list[int]]:
         return {}
 
 
+def copy_model_file(source: str | Path, target: str | Path) -> Path:
+    """``source`` copied to ``target``; its side data goes beside it under the name the file itself refers to."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    side = side_data_path(source)
+    if side.exists():
+        shutil.copyfile(side, target.parent / side.name)
+    return target
+
+
 def files_of(path: str | Path) -> list[Path]:
     """The file and its side data file, when it has one: all that an app must ship."""
     side = side_data_path(path)

@@ -80,7 +80,8 @@ def run_recipe(
     pipe.preflight(resume)  # before minutes of teacher training, not after
     notes = []
     for i, (spec, teacher) in enumerate(zip(recipe.teachers, teachers)):
-        note = {"notes": "loaded from checkpoint" if spec.checkpoint else "as built, no training"}
+        built = "queried, not trained here" if spec.queried else "as built, no training"
+        note = {"notes": "loaded from checkpoint" if spec.checkpoint else built}
         if spec.pretrain is not None:
             result = pretrain(teacher, data, spec.pretrain, seed=recipe.seed + i, device=recipe.device, quiet=quiet)
             note = {"notes": result.note, "wall_s": result.wall_s}

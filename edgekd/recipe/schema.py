@@ -18,12 +18,14 @@ from typing import Any
 import yaml
 from torch import nn
 
-from edgekd import tasks
+from edgekd import formats, tasks, teachers
 from edgekd.data import sources as data_sources
 from edgekd.data.sources import DataBundle
+from edgekd.distill.queried import insides_refused
 from edgekd.errors import ConfigError, DataError, EdgekdError
 from edgekd.export.plan import export_plan
 from edgekd.models import registry as models
+from edgekd.models.checkpoint import EXPORTED_SUFFIXES
 from edgekd.models.files import load_model
 from edgekd.outputs import resolve_selector, select_output
 from edgekd.stage import stage_class
@@ -60,6 +62,9 @@ class ModelSpec:
     pretrain: TrainConfig | None = None
     weight: float = 1.0
     output: Any = None  # where the logits are in the forward's output: a name, an index or "module:function"
+    queried: dict | None = (
+        None  # a teacher that is a file, a function or outputs on disk ({file: ...}, edgekd.teachers)
+    )
 
 
 @dataclass
@@ -182,10 +187,16 @@ def _check_call_args(fn: Callable, args: dict, where: str) -> dict:
 
 
 def _parse_model(section: Any, where: str) -> ModelSpec:
+    teacher = where != "student"
+    if teacher and isinstance(section, str) and Path(section).suffix.lower() in (*formats.suffixes(), ".npz"):
+        section = {"outputs" if section.lower().endswith(".npz") else "file": section}
+    if teacher and isinstance(section, dict) and any(key in section for key in teachers.SOURCE_KEYS):
+        return _parse_queried(section, where)
     if isinstance(section, str):
         section = {"model": section}
     if not isinstance(section, dict) or "model" not in section:
-        raise ConfigError(f"{where}: must be a model name or a mapping with 'model'")
+        more = ", or {file: teacher.onnx}, {function: 'module:function'}, {outputs: soft_labels.npz}" if teacher else ""
+        raise ConfigError(f"{where}: must be a model name or a mapping with 'model'{more}")
     _check_keys(section, MODEL_KEYS, f"{where}.")
     name = typed(section["model"], str, f"{where}.model")
     if name == TEACHER_LAYERS:
@@ -202,6 +213,9 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
         checkpoint = typed(checkpoint, str, f"{where}.checkpoint")
         if not Path(checkpoint).is_file():
             raise ConfigError(f"{where}.checkpoint: file '{checkpoint}' does not exist")
+        if Path(checkpoint).suffix.lower() in EXPORTED_SUFFIXES:
+            instead = f"pass it as {where}: {{file: {checkpoint}}}" if teacher else "a student trains as a module"
+            raise ConfigError(f"{where}.checkpoint: '{checkpoint}' is an exported file, not weights; {instead}")
     if checkpoint is not None and pretrain is not None:
         raise ConfigError(f"{where}: give 'checkpoint' (trained weights) or 'pretrain' (train on labels), not both")
     weight = typed(section.get("weight", 1.0), float, f"{where}.weight")
@@ -211,6 +225,19 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
     resolve_selector(output, f"{where}.output")  # a function reference that does not import fails here
     args = typed(section.get("args", {}), dict, f"{where}.args")
     return ModelSpec(name, args, checkpoint, pretrain, weight, output)
+
+
+def _parse_queried(section: dict, where: str) -> ModelSpec:
+    """A teacher that is a file, a function or outputs on disk; its own keys are checked by building it."""
+    spec = {key: value for key, value in section.items() if key not in ("weight", "output")}
+    teachers.as_teacher(spec, where)  # a missing file, an unknown key or a function that does not import fails here
+    weight = typed(section.get("weight", 1.0), float, f"{where}.weight")
+    if weight <= 0:
+        raise ConfigError(f"{where}.weight: must be > 0, got {weight}")
+    output = section.get("output")
+    resolve_selector(output, f"{where}.output")
+    source = next(key for key in teachers.SOURCE_KEYS if key in section)
+    return ModelSpec(f"{source}:{section[source]}", weight=weight, output=output, queried=spec)
 
 
 def _parse_stages(section: Any) -> list[Any]:
@@ -270,12 +297,18 @@ def _build_dataclass(cls: type, options: Any, where: str) -> Any:
 
 def build_model(spec: ModelSpec, where: str, teacher: nn.Module | None = None) -> nn.Module:
     """The model a spec names; ``teacher-layers`` cuts the student from ``teacher``'s blocks."""
+    if spec.queried is not None:
+        model = teachers.as_teacher(spec.queried, where)
+        if spec.output is not None:
+            select_output(model, resolve_selector(spec.output, f"{where}.output"))
+        return model
     try:
         if spec.model == TEACHER_LAYERS:
             from edgekd.models.transformers import from_teacher_layers
 
             if teacher is None:
                 raise ConfigError(f"{where}.model: {TEACHER_LAYERS} needs a teacher")
+            insides_refused([teacher], f"{where}.model: {TEACHER_LAYERS} (a student cut from the teacher's blocks)")
             model = from_teacher_layers(teacher, spec.args.get("layers", "every_other"))
         else:
             model = models.get(spec.model, **spec.args)

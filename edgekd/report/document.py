@@ -94,9 +94,12 @@ def teacher_against_shipped(report: dict, target: str = "mobile-like") -> list[s
     whose Pipeline had ``bench_teacher`` (empty otherwise)."""
     rows = {(r["artifact"], r["target"]): r for r in report.get("bench", {}).get("results", []) if r["status"] == "ok"}
     sizes = {a["name"]: a.get("size_bytes", 0) for a in report.get("bench", {}).get("artifacts", [])}
+    teachers = [name for name in sizes if Path(name).stem == "teacher"]  # a teacher file may be of one format only
     lines = []
     for fmt in ("tflite", "onnx"):
         shipped, teacher = f"model{FORMATS[fmt].suffix}", f"teacher{FORMATS[fmt].suffix}"  # the Pipeline's names
+        if teacher not in sizes and teachers:
+            teacher = teachers[0]
         a, b = rows.get((teacher, target)), rows.get((shipped, target))
         if not a or not b:
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from edgekd.report import svg
 from edgekd.report.rows import (
     PERCENT_METRICS,
+    count_text,
     file_score,
     label,
     ledger_metric,
@@ -79,6 +80,11 @@ def _results_table(report: dict) -> str:
     return _table("results", header, rows)
 
 
+def _or(value: float | None, missing: float = -1.0) -> float:
+    """A count a row may lack (a teacher known only by its file has no parameter count) as a number to sort."""
+    return missing if value is None else value
+
+
 def _ledger_table(ledger: list[dict]) -> str:
     rows = []
     for r in ledger:
@@ -86,7 +92,7 @@ def _ledger_table(ledger: list[dict]) -> str:
         rows.append("<tr>" + "".join([
             _cell(r["stage"]), _cell(r["kind"]), _cell(test, test_value if test_value is not None else -1.0),
             _cell(val, val_value if val_value is not None else -1.0),
-            _cell(f"{r['params']:,}", r["params"]), _cell(f"{r['macs']:,}", r["macs"]),
+            _cell(count_text(r["params"]), _or(r["params"])), _cell(count_text(r["macs"]), _or(r["macs"])),
             _cell(f"{r['size_bytes'] / 1024:.1f} KiB", r["size_bytes"]), _cell(f"{r['wall_s']:.1f} s", r["wall_s"]),
             _cell(r.get("notes", "")),
         ]) + "</tr>")  # fmt: skip
@@ -145,7 +151,7 @@ def _charts(report: dict, ledger: list[dict] | None) -> str:
         scores = [scale * (ledger_score(r)[1] or 0.0) for r in ledger]
         series = {f"test {metric}" + (" (%)" if scale == 100 else ""): scores,
                   "size (KiB)": [r["size_bytes"] / 1024 for r in ledger],
-                  "MACs (M)": [r["macs"] / 1e6 for r in ledger]}  # fmt: skip
+                  "MACs (M)": [_or(r["macs"], 0) / 1e6 for r in ledger]}  # fmt: skip
         parts.insert(0, _figure(svg.grouped_bars(groups, series, "what each stage did"),
                                 f"What each stage did to {metric}, size and MACs (each bar scaled to its own maximum)",
                                 "the ledger is empty"))  # fmt: skip

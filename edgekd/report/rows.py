@@ -85,3 +85,8 @@ def ledger_score(row: dict, split: str = "test") -> tuple[str, float | None]:
 def ledger_metric(ledger: list[dict]) -> str:
     """The metric a run's ledger scores (its first row's)."""
     return ledger[0].get("metric", "accuracy") if ledger else "accuracy"
+
+
+def count_text(value: int | None) -> str:
+    """``1,234`` for a parameter or MAC count, ``-`` where the row cannot know it (a teacher given as a file)."""
+    return "-" if value is None else f"{value:,}"

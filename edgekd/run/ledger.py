@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgekd.report.document import summary_table
-from edgekd.report.rows import ledger_score
+from edgekd.report.rows import count_text, ledger_score
 from edgekd.utils.fileio import atomic_write_text
 
 REPORT_SCHEMA_VERSION = 1
@@ -23,8 +23,8 @@ class LedgerRow:
     stage: str
     kind: str
     test_accuracy: float | None
-    params: int
-    macs: int
+    params: int | None  # None: not known (a teacher seen only through a file or a function)
+    macs: int | None
     size_bytes: int
     wall_s: float
     val_accuracy: float | None = None
@@ -67,7 +67,8 @@ class Ledger:
             test, val = score_text(r.metric, r.test_score), score_text(r.metric, r.val_score)
             lines.append(
                 f"| {r.stage} | {r.kind} | {test} | {val} | "
-                f"{r.params:,} | {r.macs:,} | {human_bytes(r.size_bytes)} | {r.wall_s:.1f} s | {r.notes} |"
+                f"{count_text(r.params)} | {count_text(r.macs)} | {human_bytes(r.size_bytes)} | "
+                f"{r.wall_s:.1f} s | {r.notes} |"
             )
         return header + "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from edgekd.data.sources import DataBundle
+from edgekd.distill.queried import is_queried
 from edgekd.models.cost import count_macs, count_params, size_bytes
 from edgekd.run.ledger import LedgerRow, joined_notes
 from edgekd.tasks.scores import one_class_warning
@@ -33,6 +34,7 @@ def model_row(
     warning = one_class_warning(metrics, data.labels) if judged else None
     val = validation_score(model, data, device)
     classifier = task.name == "classification" and task.monitor == "accuracy"
+    queried = is_queried(model)  # a file or a function: no layers to count, its size is the file's
     return LedgerRow(
         stage=stage,
         kind=kind,
@@ -41,13 +43,33 @@ def model_row(
         metric=task.monitor,
         test_score=metrics.get(task.monitor),
         val_score=val,
-        params=count_params(model),
-        macs=count_macs(model, data.signature),
-        size_bytes=size_bytes(model),
+        params=None if queried else count_params(model),
+        macs=None if queried else count_macs(model, data.signature),
+        size_bytes=queried_size(model) if queried else size_bytes(model),
         wall_s=round(wall_s, 2),
         notes=joined_notes(notes, warning),
         test_metrics=metrics,
     )
+
+
+def queried_size(teacher: nn.Module) -> int:
+    """Bytes of the file a queried teacher is (0 for a function: nothing of it is here)."""
+    return teacher.size_bytes() if hasattr(teacher, "size_bytes") else 0
+
+
+def soft_labels_row(stage: str, teacher, data: DataBundle, notes: str) -> LedgerRow:
+    """Outputs on disk answer no validation or test sample: their row says how they agree with the
+    training labels instead (a file keyed by the wrong rows is at chance)."""
+    agreement = teacher.agreement(data)
+    covered = f"{teacher.kind} for {len(teacher.ids):,} training samples" + (
+        f" (top-{teacher.top_k}, the rest of the mass spread evenly)" if teacher.top_k else ""
+    )
+    said = "" if agreement is None else f"; their top class is the training label for {100 * agreement:.1f}%"
+    return LedgerRow(
+        stage=stage, kind="input", test_accuracy=None, metric=data.task.monitor, params=None, macs=None,
+        size_bytes=queried_size(teacher), wall_s=0.0, notes=joined_notes(notes, covered + said),
+        details={"agreement_with_training_labels": agreement},
+    )  # fmt: skip
 
 
 def artifact_row(fmt: str, artifact, previous: LedgerRow, run_dir: Path, labels: list[str] | None = None) -> LedgerRow:

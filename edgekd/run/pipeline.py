@@ -16,22 +16,24 @@ from pathlib import Path
 
 from torch import nn
 
-from edgekd.data.sources import DataBundle, as_bundle, example_inputs
-from edgekd.errors import ConfigError
+from edgekd.data.sources import DataBundle, as_bundle, dataset_size, example_inputs
+from edgekd.distill.queried import is_queried
+from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.export.convert import export_file
 from edgekd.export.plan import export_plan
-from edgekd.formats import FORMATS
+from edgekd.formats import FORMATS, copy_model_file
 from edgekd.inputs import ModelInputs
 from edgekd.models.files import save_model
 from edgekd.outputs import logits_selected, output_selection, select_output
 from edgekd.quantize.model import QuantizedModel
 from edgekd.run.folder import RunFolder, RunReport, stage_config
 from edgekd.run.ledger import Ledger, LedgerRow, joined_notes, score_text
-from edgekd.run.measure import artifact_row, model_row
+from edgekd.run.measure import artifact_row, model_row, soft_labels_row
 from edgekd.run.measurement import file_measurement
 from edgekd.stage import RunContext, Stage, is_stage, validate_stage
 from edgekd.targets import Target, load_target
 from edgekd.tasks import TaskSpec
+from edgekd.teachers import FileTeacher, SoftLabels, answers_any_input, as_teacher
 from edgekd.train import distributed, resolve_device
 from edgekd.train.evaluation import near_chance
 from edgekd.train.preflight import check_models_accept_data, unshipped_outputs, with_task
@@ -98,9 +100,10 @@ class Pipeline:
         task: TaskSpec = None,
         monitor: str | None = None,
     ) -> None:
-        self.teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
-        if not self.teachers or not all(isinstance(t, nn.Module) for t in self.teachers):
-            raise ConfigError("teacher must be a torch.nn.Module or a non-empty list of them")
+        given = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if not given:
+            raise ConfigError("teacher: give a module, an exported file, a function or soft labels (or a list of them)")
+        self.teachers = [as_teacher(t, "teacher" if len(given) == 1 else f"teacher[{i}]") for i, t in enumerate(given)]
         if not isinstance(student, nn.Module):
             raise ConfigError("student must be a torch.nn.Module")
         if teacher_weights is not None and len(teacher_weights) != len(self.teachers):
@@ -123,6 +126,11 @@ class Pipeline:
             raise ConfigError("targets: benchmarking measures exported files; add export: [onnx, tflite]")
         if bench_teacher and not self.targets:
             raise ConfigError("bench_teacher: the teacher is benchmarked beside the shipped files; add targets")
+        if bench_teacher and is_queried(self.teachers[0]) and not isinstance(self.teachers[0], FileTeacher):
+            raise ConfigError(
+                f"bench_teacher: the teacher is {self.teachers[0].describe()}, no file to measure; leave "
+                "bench_teacher out, or give the teacher as a module or an exported file"
+            )
         self.bench_teacher = bench_teacher
         self.student, self.data, self.stages = student, with_task(as_bundle(data), task, monitor), list(stages)
         self.teacher_weights = list(teacher_weights) if teacher_weights is not None else None
@@ -143,7 +151,8 @@ class Pipeline:
             else:
                 self.folder.check_fresh()
         distributed.barrier()
-        named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers)]
+        self._check_queried_teachers()
+        named = [(self._teacher_label(i), t) for i, t in enumerate(self.teachers) if answers_any_input(t)]
         check_models_accept_data([*named, ("student", self.student)], self.data, self._example(), self.device)
         for index, stage in enumerate(self.stages):
             try:
@@ -151,6 +160,22 @@ class Pipeline:
             except ConfigError as exc:
                 raise ConfigError(f"stages[{index}].{stage.name}: {exc}") from exc
         self._checked_for = resume
+
+    def _check_queried_teachers(self) -> None:
+        """Teachers seen only through their answers: what they answer is read as the task needs, outputs on
+        disk fit the data, and a query budget covers at least every sample the run asks about once."""
+        samples = sum(dataset_size(loader) for loader in (self.data.train, self.data.val, self.data.test))
+        for i, teacher in enumerate(self.teachers):
+            if not is_queried(teacher):
+                continue
+            teacher.classes = self.data.task.name == "classification"
+            try:
+                if isinstance(teacher, SoftLabels):
+                    teacher.check_data(self.data)
+                else:
+                    teacher.expected_queries(samples)
+            except ConfigError as exc:
+                raise ConfigError(f"{self._teacher_label(i)}: {exc}") from exc
 
     @torch_deprecations_quieted()
     def run(self, resume: bool = False, teacher_notes: Sequence[dict] | None = None) -> PipelineResult:
@@ -192,9 +217,7 @@ class Pipeline:
             self.folder.write_record(self._run_record())
             done, student = 0, self.student.to(self.device)
             for i, teacher in enumerate(self.teachers):
-                note = teacher_notes[i]
-                row = run.ledger.add(self._row(self._teacher_label(i), "input", teacher.to(self.device).eval(),
-                                               note.get("wall_s", 0.0), note.get("notes", "")))  # fmt: skip
+                row = run.ledger.add(self._teacher_row(i, teacher.to(self.device).eval(), teacher_notes[i]))
                 self._warn_if_at_chance(row)
             unshipped = None if self.data.task.structured else unshipped_outputs(student, self._example(), self.device)
             run.ledger.add(self._row("student", "input", student, 0.0, joined_notes("before any stage", unshipped),
@@ -206,9 +229,12 @@ class Pipeline:
         run.write("running")
         for index, stage in enumerate(self.stages[done:], start=done):
             ctx.begin(self.folder.stage_dir(index, stage.name), resume and index == done)
+            asked = self._queries()
             with run.stop_recorded(f"stage {index + 1}: {stage.name}"):
                 student = self._run_stage(ctx, index, stage, student, run.ledger)
+            self._note_queries(run.ledger.rows[-1], asked)
             run.write("running")
+        self._record_queries(run)
         artifacts: dict[str, Path] = {}
         with distributed.main_only() as main:  # files are written once; the other ranks wait
             if main:
@@ -276,14 +302,57 @@ class Pipeline:
         return result
 
     def _teacher_files(self) -> list[Path]:
-        """The first teacher as FP32 files in the run's formats, parity-gated like every artifact."""
+        """The first teacher as FP32 files in the run's formats, parity-gated like every artifact; a teacher
+        that is a file is measured as it is. A teacher no exporter can write is left out, and the run says why."""
         teacher = self.teachers[0].cpu().eval()
+        if isinstance(teacher, FileTeacher):
+            return [copy_model_file(teacher.path, self.out_dir / "artifacts" / f"teacher{teacher.path.suffix}")]
         paths = []
         for fmt in self.export:
             self._log(f"export the teacher to {fmt} for the benchmark")
             path = self.out_dir / "artifacts" / f"teacher{FORMATS[fmt].suffix}"
-            paths.append(export_file(fmt, teacher, self._example(), path, data=self.data).path)
+            try:
+                paths.append(export_file(fmt, teacher, self._example(), path, data=self.data).path)
+            except EdgekdError as exc:
+                self._warn(f"bench_teacher: the teacher is left out of the {fmt} benchmark: {first_line(exc)}")
         return paths
+
+    def _teacher_row(self, index: int, teacher: nn.Module, note: dict) -> LedgerRow:
+        label, notes = self._teacher_label(index), note.get("notes", "")
+        if isinstance(teacher, SoftLabels):
+            return soft_labels_row(label, teacher, self.data, notes)
+        if is_queried(teacher):
+            notes = joined_notes(teacher.describe(), notes)
+        return self._row(label, "input", teacher, note.get("wall_s", 0.0), notes)
+
+    def _queries(self) -> int:
+        return sum(t.queries for t in self.teachers if is_queried(t))
+
+    def _note_queries(self, row: LedgerRow, before: int) -> None:
+        """A stage's row says how many samples the queried teachers were asked about during it."""
+        if any(is_queried(t) and answers_any_input(t) for t in self.teachers):
+            asked = self._queries() - before
+            row.details["teacher_queries"] = asked
+            row.notes = joined_notes(row.notes, f"teacher asked about {asked:,} new samples")
+
+    def _record_queries(self, run: RunReport) -> None:
+        """Each queried teacher's row ends with what it cost: samples asked about, answers reused."""
+        facts = {}
+        for index, teacher in enumerate(self.teachers):
+            if not is_queried(teacher):
+                continue
+            label = self._teacher_label(index)
+            facts[label] = {"source": teacher.describe(), **teacher.query_facts()}
+            row = next((r for r in run.ledger.rows if r.stage == label), None)
+            if row is None:
+                continue
+            row.details.update(facts[label])
+            said = [*teacher.notes]
+            if answers_any_input(teacher):
+                said.append(f"asked about {teacher.queries:,} samples in all, {teacher.reused:,} answers reused")
+            row.notes = joined_notes(row.notes, *said)
+        if facts:
+            run.report["teacher_queries"] = facts
 
     def _run_record(self) -> dict:
         """What a resume must match: the recipe (or the Python arguments) and the code version."""
@@ -302,7 +371,7 @@ class Pipeline:
         """What the report says about the run besides its ledger: data, models, stages, machine."""
         return {
             "data": self.data.describe(),
-            "teachers": [type(t).__name__ for t in self.teachers],
+            "teachers": [t.describe() if is_queried(t) else type(t).__name__ for t in self.teachers],
             "teacher_weights": self.teacher_weights,
             "processes": distributed.describe(),
             "student": type(self.student).__name__,
@@ -326,7 +395,14 @@ class Pipeline:
 
     def _warn_if_at_chance(self, row: LedgerRow) -> None:
         """A teacher no better than guessing teaches nothing: said in its ledger row and on the terminal."""
-        if self.data.task.name == "classification":
+        agreement = row.details.get("agreement_with_training_labels")
+        if agreement is not None:  # outputs on disk: judged against the training labels they came with
+            if not near_chance(agreement, self.data.num_classes):
+                return
+            why = f"agrees with the training labels at chance ({100 * agreement:.1f}%); are its ids the training rows?"
+        elif row.test_score is None:
+            return
+        elif self.data.task.name == "classification":
             accuracy = row.val_accuracy if row.val_accuracy is not None else row.test_accuracy
             if not near_chance(accuracy, self.data.num_classes):
                 return
@@ -336,13 +412,16 @@ class Pipeline:
             if skill is None:
                 return
             why = f"knows nothing ({skill})"
-        warning = (
-            f"warning: {row.stage} {why}: distilling from it teaches nothing; load its trained weights or "
-            "pretrain it first"
-        )
+        advice = "load its trained weights or pretrain it first"
+        if agreement is not None or row.params is None:  # a file, a function, outputs on disk: nothing to load
+            advice = "check it is the teacher meant for this data and that it takes these inputs as they are"
+        warning = f"warning: {row.stage} {why}: distilling from it teaches nothing; {advice}"
         row.notes = joined_notes(row.notes, warning)
+        self._warn(warning)
+
+    def _warn(self, line: str) -> None:
         if distributed.is_main():
-            print(f"[edgekd] {warning}", file=sys.stderr, flush=True)
+            print(f"[edgekd] {line}", file=sys.stderr, flush=True)
 
     def _log(self, line: str) -> None:
         if not self.quiet and distributed.is_main():

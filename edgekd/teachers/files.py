@@ -1,0 +1,57 @@
+"""A teacher that is an exported file (``.onnx``, ``.tflite``...), run in the runtime an app would use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgekd.distill.queried import QueriedTeacher
+from edgekd.errors import ConfigError
+from edgekd.formats import format_of, side_data_path, suffixes
+from edgekd.formats.runner import Runner, RuntimeLoadError, open_runner
+
+
+class FileTeacher(QueriedTeacher):
+    """Distill from a file: its runtime answers each sample once (see :class:`QueriedTeacher` for the options).
+
+    The file is what the teacher is: the benchmark measures it as it is (``bench_teacher``), and its
+    size is the file's."""
+
+    kind = "file"
+
+    def __init__(self, path: str | Path, **options) -> None:
+        path = Path(path)
+        fmt = format_of(path)
+        if fmt is None:
+            raise ConfigError(
+                f"teacher file '{path}': not a model file edgekd can run (expected {', '.join(suffixes())})"
+            )
+        if not path.is_file():
+            raise ConfigError(f"teacher file '{path}' does not exist")
+        super().__init__(path.name, **options)
+        self.path, self.format = path, fmt.name
+        self._runner: Runner | None = None
+
+    @property
+    def runner(self) -> Runner:
+        """The file loaded in its runtime on first use (a broken file fails in one line naming it)."""
+        if self._runner is None:
+            try:
+                self._runner = open_runner(self.path)
+            except RuntimeLoadError as exc:
+                raise ConfigError(f"teacher file: {exc}") from exc
+            except Exception as exc:  # the runtime's own refusal of a file that is no model
+                raise ConfigError(f"teacher file '{self.path}' does not load in its runtime: {exc}") from exc
+        return self._runner
+
+    def ask(self, x: np.ndarray | dict[str, np.ndarray], ids: torch.Tensor | None) -> list[np.ndarray]:
+        return self.runner.run_all(x)
+
+    def size_bytes(self) -> int:
+        side = side_data_path(self.path)
+        return self.path.stat().st_size + (side.stat().st_size if side.is_file() else 0)
+
+    def __getstate__(self) -> dict:  # a runtime session does not copy; the copy loads the file again
+        return {**super().__getstate__(), "_runner": None}
