@@ -32,7 +32,9 @@ _NAMES = {
     "select_output": ("edgekd.outputs", "select_output"),
     "modelfile": ("edgekd.models.files", ""),  # the name it had before the models package
 }
-_MODULES = ("bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize", "report", "tasks", "teachers")
+_MODULES = (
+    "bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize", "report", "tasks", "teachers",
+)  # fmt: skip
 
 __all__ = ["__version__", *_NAMES, *_MODULES]
 

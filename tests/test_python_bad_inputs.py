@@ -55,6 +55,11 @@ def _onnx(model=None, example=None, name: str = "m.onnx", **options) -> Callable
     return export
 
 
+def _bad_soft_labels(d, tmp):
+    (tmp / "bad.npz").write_text("not an archive")
+    return ek.teachers.soft_labels(tmp / "bad.npz")
+
+
 def _bad_npz(d, tmp):
     (tmp / "bad.npz").write_text("not an archive")
     return ek.data.from_npz(tmp / "bad.npz")
@@ -161,7 +166,9 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
     "TrimVocabulary": {"min_count": (lambda d, tmp: ek.TrimVocabulary(min_count=0), "min_count")},
     "Pipeline": {
         "array as data": (_pipeline(data=X), "a single ndarray has no validation split"),
-        "teacher as a path": (_pipeline(teacher="teacher.pt"), "teacher must be a torch.nn.Module"),
+        "teacher as a path": (_pipeline(teacher="teacher.pt"), "'teacher.pt' holds weights, not a model"),
+        "teacher as a number": (_pipeline(teacher=3), "teacher: expected a torch.nn.Module, an exported file"),
+        "no teacher": (_pipeline(teacher=[]), "teacher: give a module, an exported file, a function or soft labels"),
         "stage class": (_pipeline(stages=[ek.Distill]), "stages[0] is the class Distill; give an instance"),
         "stage name": (_pipeline(stages=["distill"]), "stages[0] (str) has no name and run"),
         "unknown format": (_pipeline(export=["onx"]), "did you mean 'onnx'"),
@@ -171,6 +178,21 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
         "wrong classes": (_pipeline(student=nn.Linear(8, 5)), "outputs (2, 5) but data 'arrays' has 3 classes"),
         "wrong inputs": (_pipeline(student=nn.Linear(4, 3)), "student (Linear) cannot take inputs of shape (8,)"),
     },
+    "teachers.from_file": {
+        "not a model file": (lambda d, tmp: ek.teachers.from_file(tmp / "t.txt"), "not a model file edgekd can run"),
+        "missing": (lambda d, tmp: ek.teachers.from_file(tmp / "t.onnx"), "teacher file '"),
+    },
+    "teachers.from_function": {
+        "not callable": (lambda d, tmp: ek.teachers.from_function(3), "expected a callable or 'package.module:function'"),
+        "takes": (lambda d, tmp: ek.teachers.from_function(abs, takes="jax"), "takes: must be 'numpy' or 'torch'"),
+        "gives": (lambda d, tmp: ek.teachers.from_function(abs, gives="scores"), "gives: must be one of auto"),
+        "budget": (lambda d, tmp: ek.teachers.from_function(abs, max_queries=0), "max_queries: must be a whole number"),
+    },
+    "teachers.soft_labels": {"not an archive": (_bad_soft_labels, "is not a readable .npz file (not an archive of plain arrays)")},
+    "teachers.save_soft_labels": {
+        "top_k": (lambda d, tmp: ek.teachers.save_soft_labels(_mlp(), d, tmp / "s.npz", top_k=3), "top_k: must be in 1..2"),
+    },
+    "teachers.as_teacher": {"a class": (lambda d, tmp: ek.teachers.as_teacher(nn.Linear), "got type")},
     "pretrain": {
         "array as data": (lambda d, tmp: ek.pretrain(_mlp(), X, ek.TrainConfig(epochs=1)), "a single ndarray"),
         "unknown config key": (lambda d, tmp: ek.pretrain(_mlp(), d, {"epoch": 1}), "config: unknown key 'epoch'"),
@@ -216,6 +238,7 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
 NOT_ENTRY_POINTS = {
     "__version__", "PipelineResult", "RunContext", "Stage", "register_stage", "seed_everything", "Trainer",
     "bench", "catalog", "data", "errors", "export", "models", "outputs", "quantize", "report", "modelfile", "tasks",
+    "teachers",
 }  # fmt: skip
 
 
@@ -244,7 +267,7 @@ def test_a_wrong_input_is_one_line_in_our_words_and_writes_nothing(data, tmp_pat
 
 def test_every_entry_point_is_swept():
     public = {name for name in ek.__all__ if name not in NOT_ENTRY_POINTS}
-    for module in ("data", "export", "bench", "report"):
+    for module in ("data", "export", "bench", "report", "teachers"):
         names = getattr(ek, module).__all__
         public |= {f"{module}.{n}" for n in names if callable(getattr(getattr(ek, module), n)) and not n[0].isupper()}
     public |= {"models.get", "models.from_teacher_layers", "models.smaller", "models.files.load_model", "tasks.get",
@@ -256,4 +279,4 @@ def test_every_entry_point_is_swept():
 # helpers that take what edgekd itself built (bundles, loaders, artifacts), not what users bring
 HELPERS = {"bench.builtin_names", "data.dataset_size", "data.example_inputs", "data.first_samples",
            "data.random_shift", "data.source_names", "data.load_idx_split", "data.load_mnist_arrays",
-           "export.runtime_accuracy"}  # fmt: skip
+           "export.runtime_accuracy", "teachers.answers_any_input", "teachers.is_queried"}  # fmt: skip

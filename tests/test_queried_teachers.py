@@ -183,8 +183,8 @@ def test_recipes_take_a_file_a_function_or_soft_labels_and_refuse_a_file_as_a_ch
                       ek.teachers.FileTeacher)  # fmt: skip
     spec = schema.parse({**base, "teacher": {"function": "numpy:tanh", "takes": "torch"}})
     assert schema.build_model(spec.teachers[0], "teacher").takes == "torch"
-    with pytest.raises(ConfigError, match=r"teacher.checkpoint: .* is an exported file, not weights; pass it as teacher: "
-                                          r"\{file: "):  # fmt: skip
+    refusal = r"teacher.checkpoint: .* is an exported .onnx file, not weights; pass it as teacher: \{file: "
+    with pytest.raises(ConfigError, match=refusal):
         schema.parse({**base, "teacher": {"model": "mnist-resnet", "checkpoint": str(teacher_file)}})
     with pytest.raises(ConfigError, match="teacher.pretrain: not an option of a file teacher"):
         schema.parse({**base, "teacher": {"file": str(teacher_file), "pretrain": {"epochs": 1}}})

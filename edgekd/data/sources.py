@@ -689,7 +689,7 @@ def _image_reader(image_size: tuple[int, int] | None, grayscale: bool) -> Callab
     return read
 
 
-def _read_npz(source: Path) -> dict[str, np.ndarray]:
+def read_npz(source: Path) -> dict[str, np.ndarray]:
     if not source.is_file():
         raise DataError(f"data file '{source}' does not exist")
     try:
@@ -711,7 +711,7 @@ def arrays_file(
     """Training data saved with ``np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)``: a
     recipe's way to :func:`from_arrays` (``data: {source: arrays, path: data.npz, task: regression}``)."""
     source = Path(path)
-    arrays = _read_npz(source)
+    arrays = read_npz(source)
     missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
     if missing:
         raise DataError(f"'{source}' lacks {', '.join(missing)}: save x_train, y_train, x_test and y_test")
@@ -728,7 +728,7 @@ def from_npz(path: str | Path, batch_size: int = 64, task: TaskSpec = None) -> D
     file takes. The same samples serve as train, validation and test split (a benchmark reads test).
     ``task`` as in :func:`from_arrays`: read from the targets when left out."""
     source = Path(path)
-    arrays = _read_npz(source)
+    arrays = read_npz(source)
     label_key = next((k for k in ("y_test", "y") if k in arrays), None)
     input_key = next((k for k in ("x_test", "x") if k in arrays), None)
     if label_key is None:

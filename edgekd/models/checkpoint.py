@@ -28,7 +28,8 @@ def safe_load(path: str | Path) -> Any:
     if source.suffix.lower() in EXPORTED_SUFFIXES:
         raise CheckpointError(
             f"checkpoint '{source}' is an exported {source.suffix} file, not PyTorch weights: a file cannot be "
-            "loaded into a module; give the module's state_dict() file, or the model that wrote it"
+            "loaded into a module; give the module's state_dict() file, or distill from the file itself "
+            "(ek.Pipeline(teacher='<file>'), a recipe's teacher: {file: ...})"
         )
     try:
         return torch.load(source, map_location="cpu", weights_only=True)

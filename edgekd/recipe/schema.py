@@ -215,7 +215,10 @@ def _parse_model(section: Any, where: str) -> ModelSpec:
             raise ConfigError(f"{where}.checkpoint: file '{checkpoint}' does not exist")
         if Path(checkpoint).suffix.lower() in EXPORTED_SUFFIXES:
             instead = f"pass it as {where}: {{file: {checkpoint}}}" if teacher else "a student trains as a module"
-            raise ConfigError(f"{where}.checkpoint: '{checkpoint}' is an exported file, not weights; {instead}")
+            suffix = Path(checkpoint).suffix.lower()
+            raise ConfigError(
+                f"{where}.checkpoint: '{checkpoint}' is an exported {suffix} file, not weights; {instead}"
+            )
     if checkpoint is not None and pretrain is not None:
         raise ConfigError(f"{where}: give 'checkpoint' (trained weights) or 'pretrain' (train on labels), not both")
     weight = typed(section.get("weight", 1.0), float, f"{where}.weight")

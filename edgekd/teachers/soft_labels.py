@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.data.sources import DataBundle
+from edgekd.data.sources import DataBundle, read_npz
 from edgekd.distill.queried import QueriedTeacher
 from edgekd.errors import ConfigError, DataError
 from edgekd.inputs import forward, split_batch
@@ -43,11 +43,7 @@ class SoftLabels(QueriedTeacher):
             raise ConfigError(f"soft labels '{path}' do not exist")
         super().__init__(path.name, gives="logits")
         self.path = path
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                arrays = {key: stored[key] for key in stored.files}
-        except (ValueError, OSError, EOFError) as exc:
-            raise ConfigError(f"soft labels '{path}': not an .npz of arrays ({exc})") from exc
+        arrays = read_npz(path)
         self._arrays = arrays
         self.top_k = None
         self.classes_needed = any(k in arrays for k in ("probabilities", "log_probabilities", "top_ids"))
