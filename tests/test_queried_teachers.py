@@ -199,3 +199,50 @@ def test_a_whole_pickled_module_as_a_checkpoint_says_what_to_save_instead(tmp_pa
         ek.models.checkpoint.load_weights(_teacher(), tmp_path / "whole.pt")
     assert json.dumps(str(tmp_path))  # the folder is left as it was: only the file written above
     assert [p.name for p in tmp_path.iterdir()] == ["whole.pt"]
+
+
+class OnnxSession(nn.Module):
+    """How users wrap a deployed file as a module: it teaches, but no exporter can write it."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        name = self.session.get_inputs()[0].name
+        return torch.from_numpy(self.session.run(None, {name: x.detach().cpu().numpy()})[0])
+
+
+def _quick_target():
+    target = ek.bench.load_target("cpu")
+    target.warmup_runs, target.warmup_s, target.runs, target.min_s, target.batch_sizes = 1, 0.0, 3, 0.0, [1]
+    return target
+
+
+@pytest.mark.slow
+def test_a_teacher_file_goes_through_the_whole_chain_and_is_benchmarked_as_it_is(teacher_file, tiny_images, tmp_path):
+    stages = [ek.Distill(epochs=2, lr=1e-2), ek.Prune(ratio=0.5, epochs=1, lr=5e-3), ek.Quantize(epochs=1)]
+    report = _run(str(teacher_file), tiny_images, tmp_path, stages=stages, export=["onnx", "tflite"],
+                  targets=[_quick_target()], bench_teacher=True)  # fmt: skip
+    rows = {row["stage"]: row for row in report["ledger"]}
+    assert rows["onnx"]["test_accuracy"] > 0.8 and rows["tflite"]["test_accuracy"] > 0.8
+    assert report["teacher_queries"]["teacher"]["queries"] == _samples(tiny_images)  # prune and QAT asked nothing new
+    assert (tmp_path / "run" / "artifacts" / "teacher.onnx").read_bytes() == teacher_file.read_bytes()
+    from edgekd.report.document import teacher_against_shipped
+
+    lines = teacher_against_shipped(report, target="cpu")
+    assert len(lines) == 2 and all("teacher teacher.onnx" in line for line in lines)  # each shipped file against it
+
+
+@pytest.mark.slow
+def test_a_module_no_exporter_can_write_still_teaches_and_the_bench_says_it_is_left_out(
+    teacher_file, tiny_images, tmp_path, capsys
+):
+    report = _run(OnnxSession(teacher_file), tiny_images, tmp_path, stages=[ek.Distill(epochs=1, lr=1e-2)],
+                  export=["onnx"], targets=[_quick_target()], bench_teacher=True)  # fmt: skip
+    assert report["status"] == "completed" and report["ledger"][-2]["test_accuracy"] > 0.8
+    said = capsys.readouterr().err
+    assert "bench_teacher: the teacher is left out of the onnx benchmark:" in said
+    assert {r["artifact"] for r in report["bench"]["results"]} == {"model.onnx", "model.pt2"}

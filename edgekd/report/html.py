@@ -181,8 +181,8 @@ def _summary(report: dict, ledger: list[dict] | None) -> str:
         first, last = ledger[0], ledger[-1]
         ratio = first["size_bytes"] / max(last["size_bytes"], 1)
         cards.append(("went in", f"{first['stage']}: {ledger_score(first)[0]}",
-                      f"{first['size_bytes'] / 1024:.0f} KiB, {first['macs']:,} MACs"))  # fmt: skip
-        shrunk = f"{last['size_bytes'] / 1024:.0f} KiB ({ratio:.1f}x smaller), {last['macs']:,} MACs"
+                      f"{first['size_bytes'] / 1024:.0f} KiB, {count_text(first['macs'])} MACs"))  # fmt: skip
+        shrunk = f"{last['size_bytes'] / 1024:.0f} KiB ({ratio:.1f}x smaller), {count_text(last['macs'])} MACs"
         cards.append(("came out", f"{last['stage']}: {ledger_score(last)[0]}", shrunk))
     measured = ok_rows(report)
     for target in sorted({r["target"] for r in measured}):
