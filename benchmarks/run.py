@@ -30,6 +30,7 @@ STUDIES = {
     "tabular": "an imbalanced fraud-like scorer: macro-F1 and PR-AUC from the teacher into the INT8 files",
     "detect_digits": "a two-output detector on digit canvases: mAP@0.5 from the teacher into both INT8 files",
     "segment_digits": "a U-Net segmenter on digit canvases: mIoU from the teacher into both INT8 files",
+    "query_teacher": "distilling from the teacher's INT8 ONNX file and its top-5 soft labels against the module",
 }
 
 

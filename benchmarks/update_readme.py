@@ -297,6 +297,19 @@ def kd_methods_block() -> str:
     return f"{markdown(results, results['checks'])}\n{footer}"
 
 
+def query_teacher_block() -> str:
+    from benchmarks.query_teacher import markdown
+
+    study = _load("query_teacher")
+    results = study["results"]
+    footer = (
+        f"Fashion-MNIST, teacher `{results['teacher']['name']}` and its INT8 ONNX file (PTQ by edgekd), student "
+        f"`{results['student']['name']}` on {results['samples']['train']:,} training images, {results['epochs']} "
+        f"epochs, {results['seeds']} seeds. `{study['command']}` ({study['wall_s'] / 60:.0f} min), {study['date']}."
+    )
+    return f"{markdown(results, results['checks'])}\n{footer}"
+
+
 def distil_text_block() -> str:
     from benchmarks.distil_text import HEADER, cells
 
@@ -447,6 +460,7 @@ BLOCKS = {
     "distil-text": distil_text_block,
     "ablation": ablation_block,
     "kd-methods": kd_methods_block,
+    "query-teacher": query_teacher_block,
     "demo-results": demo_block,
     "epoch-cost": epoch_cost_block,
     "distributed": distributed_block,

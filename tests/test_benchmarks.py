@@ -172,7 +172,16 @@ def _check_segment_digits(results: dict, table: str) -> None:
     assert "| mIoU | pixel accuracy |" in table
 
 
+def _check_query_teacher(results: dict, table: str) -> None:
+    rows = results["rows"]
+    assert list(rows)[0] == "labels only" and len(rows) == 4 and rows["KD from the module (FP32)"]["queries"] is None
+    asked, samples = rows["KD from its INT8 ONNX file (ONNX Runtime)"]["queries"], results["samples"]
+    assert samples["train"] <= asked <= sum(samples.values())  # each distinct sample once, not once per epoch
+    assert results["recording_queries"] <= samples["train"] and "| teacher queries |" in table
+
+
 CHECKS = {
+    "query_teacher": _check_query_teacher,
     "segment_digits": _check_segment_digits,
     "detect_digits": _check_detect_digits,
     "tabular": _check_tabular,

@@ -246,3 +246,30 @@ def test_a_module_no_exporter_can_write_still_teaches_and_the_bench_says_it_is_l
     said = capsys.readouterr().err
     assert "bench_teacher: the teacher is left out of the onnx benchmark:" in said
     assert {r["artifact"] for r in report["bench"]["results"]} == {"model.onnx", "model.pt2"}
+
+
+@pytest.mark.slow
+def test_a_recipe_distills_from_a_teacher_file_on_the_command_line(tmp_path, capsys):
+    from edgekd.cli.main import main
+
+    digits = ek.data.digits()
+    teacher = ek.models.get("hinton-teacher", in_features=64)
+    ek.pretrain(teacher, digits, ek.TrainConfig(epochs=3), use_cache=False, quiet=True)
+    path = ek.export.to_onnx(teacher.eval(), torch.zeros(2, 1, 8, 8), tmp_path / "digits-teacher.onnx").path
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""
+data: {{source: digits, batch_size: 64}}
+teacher: {{file: {path}, max_queries: 5000}}
+student: {{model: hinton-student, args: {{in_features: 64}}}}
+stages: [{{distill: {{epochs: 2, temperature: 3}}}}]
+export: [onnx]
+out_dir: {tmp_path / "run"}
+""")
+    assert main(["run", str(recipe), "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    rows = {row["stage"]: row for row in report["ledger"]}
+    assert "queried, not trained here" in rows["teacher"]["notes"] and rows["onnx"]["test_accuracy"] > 0.8
+    assert report["teacher_queries"]["teacher"]["queries"] <= 1797  # every digit at most once
+    recipe.write_text(recipe.read_text().replace("max_queries: 5000", "max_queries: 500"))
+    assert main(["run", str(recipe), "--quiet", "--out-dir", str(tmp_path / "small")]) == 2
+    assert "max_queries=500 is fewer than the" in capsys.readouterr().err and not (tmp_path / "small").exists()
