@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 import edgekd as ek
-from benchmarks.results_io import command_line, markdown_table, results_dir, save
+from benchmarks.results_io import command_line, markdown_table, mean_std, results_dir, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
 from edgekd.models.cost import count_macs, count_params
@@ -236,10 +236,6 @@ def phone_name() -> str:
     from edgekd.targets import load_target
 
     return load_target("mobile-like").reference_phones[0].name
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def checks(results: dict) -> dict[str, tuple[float, bool]]:

@@ -43,7 +43,7 @@ import torch
 import edgekd as ek
 from benchmarks.int8_latency import all_quantize_static
 from benchmarks.mobile_bench import measure_on_mobile_like
-from benchmarks.results_io import markdown_table, save
+from benchmarks.results_io import markdown_table, mean_std, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.data import first_samples
 from edgekd.models.cost import count_macs, count_params
@@ -188,10 +188,6 @@ def teacher_files(teacher, data, folder: Path) -> dict[str, Path]:
     arrays = [images[i * size : (i + 1) * size] for i in range(batches)]
     ptq = {f"teacher {name}": path for name, path in all_quantize_static(onnx, folder, arrays).items()}
     return {"teacher FP32": onnx, "teacher FP32 TFLite": tflite, **ptq}
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def run(dataset: str, seeds: int, quick: bool) -> dict:

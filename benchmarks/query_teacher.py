@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import edgekd as ek
-from benchmarks.results_io import markdown_table, save
+from benchmarks.results_io import markdown_table, mean_std, save
 from benchmarks.study_args import parse, study_parser
 from edgekd.models.cost import count_params
 
@@ -95,10 +95,6 @@ def run(seeds: int, epochs: int, train: int | None, quick: bool) -> dict:
         "seeds": seeds,
         "rows": rows,
     }
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def checks(results: dict) -> dict[str, tuple[float, bool]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +33,11 @@ def command_line() -> str:
     if COMMAND is not None:
         return COMMAND
     return "python -m " + " ".join([__import__("__main__").__spec__.name, *map(shlex.quote, sys.argv[1:])])
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (0 for a single seed)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

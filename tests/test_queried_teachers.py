@@ -66,6 +66,10 @@ def test_an_onnx_file_teaches_in_its_runtime_and_each_sample_is_asked_once(
     assert (
         rows["again"]["details"]["teacher_queries"] == 0 and "| - | - |" in (tmp_path / "run" / "report.md").read_text()
     )
+    resumed = ek.teachers.from_file(teacher_file)  # a resumed run reads the answers back: nothing asked twice
+    resumed.load_answers(tmp_path / "run" / "teacher_answers" / "teacher.npz")
+    x, _ = first_samples(tiny_images.test, 64)
+    assert torch.equal(resumed(x), ek.teachers.from_file(teacher_file)(x)) and resumed.queries == _samples(tiny_images)
 
 
 def test_a_function_on_numpy_batches_mixes_with_a_module_and_its_probabilities_are_read_as_such(

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 
 from edgekd.errors import ConfigError, EdgekdError, first_line
 from edgekd.inputs import ModelInputs, to_numpy
+from edgekd.utils.fileio import atomic_write
 
 ANSWER_LIMIT_BYTES = 1024**3  # answers kept in memory; past this, samples are asked again (and counted)
 GIVES = ("auto", "logits", "probabilities", "log-probabilities")
@@ -120,6 +122,28 @@ class QueriedTeacher(nn.Module):
                 f"teacher {self.source}: max_queries={self.max_queries:,} is fewer than the {samples:,} distinct "
                 "samples the run asks about (training, validation and test); raise max_queries or use less data"
             )
+
+    def save_answers(self, path: Path) -> None:
+        """The answers so far, so a resumed run asks no sample twice (a paid service is not paid twice)."""
+        if not self._answers:
+            return
+        keys = list(self._answers)
+        arrays = {"keys": np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1),
+                  "queries": np.asarray(self.queries)}  # fmt: skip
+        for j in range(len(self._answers[keys[0]])):
+            arrays[f"output{j}"] = np.stack([self._answers[k][j] for k in keys])
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+    def load_answers(self, path: Path) -> None:
+        """Answers a killed run saved; their queries count as asked."""
+        if not path.is_file():
+            return
+        with np.load(path, allow_pickle=False) as stored:
+            outputs = [stored[f"output{j}"] for j in range(sum(k.startswith("output") for k in stored.files))]
+            for row, key in enumerate(stored["keys"]):
+                self._answers[key.tobytes()] = [output[row] for output in outputs]
+            self.queries = int(stored["queries"])
+        self._answer_bytes = sum(a.nbytes for sample in self._answers.values() for a in sample)
 
     def query_facts(self) -> dict:
         return {"queries": self.queries, "reused": self.reused, "waited_s": round(self.waited_s, 2)}

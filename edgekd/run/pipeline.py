@@ -212,6 +212,7 @@ class Pipeline:
             point = self.folder.resume_point([s.name for s in self.stages], self.student, self.device)
             run.ledger, done, student = point.ledger, point.done, point.student
             run.report.update(previous_wall_s=point.previous_wall_s, resumed=True)
+            self._answers_kept(load=True)
             self._log(f"resuming {self.out_dir} after stage {done}/{len(self.stages)}")
         else:
             self.folder.write_record(self._run_record())
@@ -233,6 +234,7 @@ class Pipeline:
             with run.stop_recorded(f"stage {index + 1}: {stage.name}"):
                 student = self._run_stage(ctx, index, stage, student, run.ledger)
             self._note_queries(run.ledger.rows[-1], asked)
+            self._answers_kept(load=False)
             run.write("running")
         self._record_queries(run)
         artifacts: dict[str, Path] = {}
@@ -324,6 +326,13 @@ class Pipeline:
         if is_queried(teacher):
             notes = joined_notes(teacher.describe(), notes)
         return self._row(label, "input", teacher, note.get("wall_s", 0.0), notes)
+
+    def _answers_kept(self, load: bool) -> None:
+        """Queried teachers' answers in the run folder after each stage, read back on resume."""
+        for index, teacher in enumerate(self.teachers):
+            if is_queried(teacher) and answers_any_input(teacher) and distributed.is_main():
+                path = self.out_dir / "teacher_answers" / f"{self._teacher_label(index)}.npz"
+                teacher.load_answers(path) if load else teacher.save_answers(path)
 
     def _queries(self) -> int:
         return sum(t.queries for t in self.teachers if is_queried(t))

@@ -176,6 +176,8 @@ def save_soft_labels(teacher: nn.Module, data: DataBundle, path: str | Path, top
         raise DataError(
             "save_soft_labels: the training data is augmented; write soft labels from the samples as they are"
         )
+    if isinstance(teacher, QueriedTeacher):
+        teacher.classes = data.task.name == "classification"  # a service's probabilities are read as such
     table = getattr(data.train, "ids", None)
     ids, outputs = [], []
     with inference(teacher):
