@@ -214,6 +214,9 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
     "export.to_tflite": {
         "io": (lambda d, tmp: ek.export.to_tflite(_mlp(), ONE_BATCH, tmp / "m.tflite", io="int4"), "io: must be"),
     },
+    "export.to_executorch": {
+        "not a model": (lambda d, tmp: ek.export.to_executorch("m.pt", ONE_BATCH, tmp / "m.pte"), "expected a torch.nn"),
+    },
     "export.export_file": {
         "unknown format": (lambda d, tmp: ek.export.export_file("onx", _mlp(), ONE_BATCH, tmp / "m.onnx"), "'onx'"),
     },

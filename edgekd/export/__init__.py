@@ -14,6 +14,7 @@ _NAMES = {
     "export_file": ("edgekd.export.convert", "export_file"),
     "to_onnx": ("edgekd.export.convert", "to_onnx"),
     "to_tflite": ("edgekd.export.convert", "to_tflite"),
+    "to_executorch": ("edgekd.export.convert", "to_executorch"),
     "ParityReport": ("edgekd.export.parity", "ParityReport"),
     "ExportError": ("edgekd.formats.failures", "ExportError"),
     "ParityError": ("edgekd.formats.failures", "ParityError"),

@@ -129,3 +129,21 @@ def to_tflite(
     Returns: the :class:`~edgekd.export.artifact.Artifact`.
     """
     return export_file("tflite", model, example, path, data, gate, io=io)
+
+
+def to_executorch(
+    model: nn.Module, example: ModelInputs, path: str | Path, data: DataBundle | None = None, gate: Gate | None = None
+) -> Artifact:
+    """Export ``model`` (FP32 module or :class:`QuantizedModel`) to an ExecuTorch ``.pte`` at ``path``, lowered to
+    the XNNPACK delegate and checked in ExecuTorch's runtime (needs ``pip install 'edgekd[executorch]'``).
+
+    Args:
+        model: an FP32 ``nn.Module`` or the :class:`QuantizedModel` the Quantize stage returns (the same INT8
+            graph as the ONNX and TFLite files, its weights folded to int8 for XNNPACK).
+        example: one input batch; the file takes batch 1, as the TFLite file does.
+        path: where the ``.pte`` goes (with its ``.pte.json`` manifest, which lists the ops XNNPACK runs and
+            those left on the portable CPU kernels).
+        data, gate: as in :func:`to_onnx`.
+    Returns: the :class:`~edgekd.export.artifact.Artifact`.
+    """
+    return export_file("executorch", model, example, path, data, gate)

@@ -5,6 +5,7 @@ Kept free of converter imports so that a recipe can be validated in a blink.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 
 from edgekd.errors import ConfigError
@@ -30,6 +31,9 @@ def export_plan(export: Sequence[str] | Mapping[str, Mapping | None] | None) -> 
     for name, options in items:
         if name not in writable:
             raise ConfigError(f"export: {unknown('export format', str(name), writable)}")
+        needed = writable[name].requires
+        if needed and importlib.util.find_spec(needed) is None:
+            raise ConfigError(f"export: {name} files need the {needed} package: pip install 'edgekd[{name}]'")
         options = dict(options or {})
         for key, value in options.items():
             allowed = writable[name].options

@@ -43,6 +43,7 @@ class Format:
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # export option -> its values, default first
     devices: tuple[str, ...] = ("cpu",)
     counted: bool = True  # whether ``cost`` can count its layers for the roofline estimate
+    requires: str | None = None  # the optional package its writer and runtime need (an extra of the same name)
 
     order: int = 0  # where the format comes in tables and reports
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgekd.errors import ConfigError
 from edgekd.utils.naming import unknown
 
-RUNTIMES = ("onnx", "tflite", "torch")
+RUNTIMES = ("onnx", "tflite", "torch", "executorch")
 DEVICES = ("cpu", "cuda")
 
 
