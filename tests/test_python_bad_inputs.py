@@ -183,14 +183,14 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
         "missing": (lambda d, tmp: ek.teachers.from_file(tmp / "t.onnx"), "teacher file '"),
     },
     "teachers.from_function": {
-        "not callable": (lambda d, tmp: ek.teachers.from_function(3), "expected a callable or 'package.module:function'"),
+        "not callable": (lambda d, tmp: ek.teachers.from_function(3), "expected a callable or 'package.module:"),
         "takes": (lambda d, tmp: ek.teachers.from_function(abs, takes="jax"), "takes: must be 'numpy' or 'torch'"),
         "gives": (lambda d, tmp: ek.teachers.from_function(abs, gives="scores"), "gives: must be one of auto"),
         "budget": (lambda d, tmp: ek.teachers.from_function(abs, max_queries=0), "max_queries: must be a whole number"),
     },
-    "teachers.soft_labels": {"not an archive": (_bad_soft_labels, "is not a readable .npz file (not an archive of plain arrays)")},
+    "teachers.soft_labels": {"not an archive": (_bad_soft_labels, "not a readable .npz file (not an archive of plain")},
     "teachers.save_soft_labels": {
-        "top_k": (lambda d, tmp: ek.teachers.save_soft_labels(_mlp(), d, tmp / "s.npz", top_k=3), "top_k: must be in 1..2"),
+        "top_k": (lambda d, tmp: ek.teachers.save_soft_labels(_mlp(), d, tmp / "s.npz", top_k=3), "top_k: must be in"),
     },
     "teachers.as_teacher": {"a class": (lambda d, tmp: ek.teachers.as_teacher(nn.Linear), "got type")},
     "pretrain": {
@@ -215,7 +215,7 @@ CASES: dict[str, dict[str, tuple[Callable, str]]] = {
         "io": (lambda d, tmp: ek.export.to_tflite(_mlp(), ONE_BATCH, tmp / "m.tflite", io="int4"), "io: must be"),
     },
     "export.to_executorch": {
-        "not a model": (lambda d, tmp: ek.export.to_executorch("m.pt", ONE_BATCH, tmp / "m.pte"), "expected a torch.nn"),
+        "not a model": (lambda d, tmp: ek.export.to_executorch("m.pt", ONE_BATCH, tmp / "m.pte"), "expected a torch"),
     },
     "export.export_file": {
         "unknown format": (lambda d, tmp: ek.export.export_file("onx", _mlp(), ONE_BATCH, tmp / "m.onnx"), "'onx'"),
