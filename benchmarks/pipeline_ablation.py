@@ -54,6 +54,9 @@ FEATURES = {"features": {"blocks.3": "layer2"}, "feature_loss": "mse"}
 QAT = {"epochs": 1, "lr": 5e-4}
 PTQ_CALIBRATION = (8, 64)  # batches x images from the training set for quantize_static
 INT8_STUDENT, FP32_STUDENT = "+ QAT, INT8 ONNX", "pruned FP32"  # the ONNX pair "INT8 faster than FP32" compares
+INT8_ROWS = {"tflite": "+ QAT, INT8 TFLite", "onnx": "+ QAT, INT8 ONNX", "executorch": "+ QAT, INT8 ExecuTorch"}
+TEACHER_FILES = {"tflite": "teacher FP32 TFLite", "onnx": "teacher FP32", "executorch": "teacher FP32 ExecuTorch"}
+RUNTIME_NAMES = {"tflite": "TFLite", "onnx": "ONNX", "executorch": "ExecuTorch"}
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,12 @@ class Setup:
         return f"+ prune {self.prune['ratio']:g}"
 
     @property
+    def kd_rows(self) -> list[str]:
+        return ["+ logit KD", "+ feature KD"] if self.feature_kd else ["+ logit KD"]
+
+    @property
     def trained_rows(self) -> list[str]:
-        kd = ["+ logit KD", "+ feature KD"] if self.feature_kd else ["+ logit KD"]
-        return ["labels only", *kd, self.prune_row, "+ QAT, INT8 TFLite", "+ QAT, INT8 ONNX"]
+        return ["labels only", *self.kd_rows, self.prune_row, *INT8_ROWS.values()]
 
 
 def _described(spec: ModelSpec) -> str:
@@ -150,12 +156,12 @@ def one_seed(
     distill = {**setup.distill, **FEATURES} if setup.feature_kd else setup.distill
     stages = [ek.Distill(**toy(distill, quick)), ek.Prune(**toy(setup.prune, quick)), ek.Quantize(**toy(QAT, quick))]
     full = ek.Pipeline(teacher, setup.student_model(), data, stages, out_dir=folder / f"full-{seed}",
-                       export=["onnx", "tflite"], seed=seed, quiet=True, device="cpu").run()  # fmt: skip
+                       export=list(INT8_ROWS), seed=seed, quiet=True, device="cpu").run()  # fmt: skip
     rows = _ledger(full)
     accuracy[setup.kd_row] = rows["distill"]["test_accuracy"]
     accuracy[setup.prune_row] = rows["prune"]["test_accuracy"]
-    accuracy["+ QAT, INT8 TFLite"] = rows["tflite"]["test_accuracy"]
-    accuracy["+ QAT, INT8 ONNX"] = rows["onnx"]["test_accuracy"]
+    for fmt, label in INT8_ROWS.items():
+        accuracy[label] = rows[fmt]["test_accuracy"]
     if seed == 0:
         example = first_samples(data.val, 2)[0]
         checkpoints = full.run_dir / "checkpoints"
@@ -164,8 +170,7 @@ def one_seed(
         files["student FP32"] = ek.export.to_onnx(distilled, example, folder / "student_fp32.onnx").path
         files["student FP32 TFLite"] = ek.export.to_tflite(distilled, example, folder / "student_fp32.tflite").path
         files["pruned FP32"] = ek.export.to_onnx(pruned, example, folder / "pruned_fp32.onnx").path
-        files["+ QAT, INT8 TFLite"] = full.artifacts["tflite"]
-        files["+ QAT, INT8 ONNX"] = full.artifacts["onnx"]
+        files |= {label: full.artifacts[fmt] for fmt, label in INT8_ROWS.items()}
         costs["macs"] = {"student": rows["distill"]["macs"], "pruned": rows["prune"]["macs"]}
         costs["params"] = {
             "student": rows["distill"]["params"], "pruned": rows["prune"]["params"], "int8": rows["quantize"]["params"]
@@ -183,11 +188,12 @@ def teacher_files(teacher, data, folder: Path) -> dict[str, Path]:
     example = first_samples(data.val, 2)[0]
     onnx = ek.export.to_onnx(teacher, example, folder / "teacher_fp32.onnx").path
     tflite = ek.export.to_tflite(teacher, example, folder / "teacher_fp32.tflite").path
+    pte = ek.export.to_executorch(teacher, example, folder / "teacher_fp32.pte").path
     batches, size = PTQ_CALIBRATION
     images = first_samples(data.train, batches * size)[0].numpy().astype(np.float32)
     arrays = [images[i * size : (i + 1) * size] for i in range(batches)]
     ptq = {f"teacher {name}": path for name, path in all_quantize_static(onnx, folder, arrays).items()}
-    return {"teacher FP32": onnx, "teacher FP32 TFLite": tflite, **ptq}
+    return {"teacher FP32": onnx, "teacher FP32 TFLite": tflite, "teacher FP32 ExecuTorch": pte, **ptq}
 
 
 def run(dataset: str, seeds: int, quick: bool) -> dict:
@@ -246,14 +252,20 @@ def table_rows(results: dict) -> list[dict]:
     def teacher_row(label: str, accuracy: float, file: str) -> dict:
         return row(label, accuracy, None, teacher["params"], teacher["macs"], file)
 
+    formats = [fmt for fmt in ("onnx", "tflite", "executorch") if INT8_ROWS[fmt] in per_seed]  # older results: two
     return [
-        teacher_row("teacher FP32 (ONNX)", teacher["test_accuracy"], "teacher FP32"),
-        teacher_row("teacher FP32 (TFLite)", teacher["test_accuracy"], "teacher FP32 TFLite"),
+        *[
+            teacher_row(f"teacher FP32 ({RUNTIME_NAMES[fmt]})", teacher["test_accuracy"], TEACHER_FILES[fmt])
+            for fmt in formats
+        ],
         trained("student, labels only", "labels only", params["student"], macs["student"], "student FP32"),
-        *[trained(kd, kd, params["student"], macs["student"], "student FP32") for kd in setup.trained_rows[1:-3]],
+        *[trained(kd, kd, params["student"], macs["student"], "student FP32") for kd in setup.kd_rows],
         trained(f"{setup.prune_row} with recovery", setup.prune_row, params["pruned"], macs["pruned"], "pruned FP32"),
-        trained("+ QAT: INT8 TFLite", "+ QAT, INT8 TFLite", params["int8"], macs["pruned"], "+ QAT, INT8 TFLite"),
-        trained("+ QAT: INT8 ONNX", "+ QAT, INT8 ONNX", params["int8"], macs["pruned"], "+ QAT, INT8 ONNX"),
+        *[
+            trained(f"+ QAT: INT8 {RUNTIME_NAMES[fmt]}", INT8_ROWS[fmt], params["int8"], macs["pruned"], INT8_ROWS[fmt])
+            for fmt in ("tflite", "onnx", "executorch")
+            if fmt in formats
+        ],
         *[
             teacher_row(f"alternative: teacher INT8 by ORT {name[len('teacher ') :]}", files[name]["accuracy"], name)
             for name in quantize_static_files(files)
@@ -276,8 +288,9 @@ def checks(results: dict) -> dict[str, tuple[float, bool]]:
     setup = SETUPS[results.get("dataset", "mnist")]
     bar, files, teacher = setup.bar, results["files"], results["teacher"]
     out = {}
-    for fmt, int8, fp32 in (("tflite", "+ QAT, INT8 TFLite", "teacher FP32 TFLite"),
-                            ("onnx", "+ QAT, INT8 ONNX", "teacher FP32")):  # fmt: skip
+    for fmt, int8, fp32 in ((fmt, INT8_ROWS[fmt], TEACHER_FILES[fmt]) for fmt in ("tflite", "onnx", "executorch")):
+        if int8 not in files or fp32 not in files:
+            continue
         size = files[fp32]["size_bytes"] / files[int8]["size_bytes"]
         speed = files[fp32]["p50_ms"] / files[int8]["p50_ms"]
         drop = 100 * (teacher["test_accuracy"] - statistics.fmean(results["per_seed"][int8]))

@@ -214,7 +214,8 @@ def ablation_block() -> str:
     verdict = "; ".join(
         f"{fmt}: {checks[f'{fmt}_size_ratio'][0]}x smaller, {checks[f'{fmt}_speedup'][0]}x faster, "
         f"{checks[f'{fmt}_accuracy_drop_points'][0]:.2f} pts below the teacher"
-        for fmt in ("tflite", "onnx")
+        for fmt in ("tflite", "onnx", "executorch")
+        if f"{fmt}_size_ratio" in checks
     )
     unmet = [key for key, (_, ok) in checks.items() if not ok]
     gain, twice_std = checks["kd_gain_points"][0], checks["kd_twice_larger_seed_std_points"][0]
