@@ -39,6 +39,7 @@ def demo_block() -> str:
         "prune": "student after prune, FP32",
         "onnx": "student after QAT: INT8 `model.onnx`, in ONNX Runtime",
         "tflite": "student after QAT: INT8 `model.tflite`, in LiteRT",
+        "executorch": "student after QAT: INT8 `model.pte`, in ExecuTorch (XNNPACK)",
     }
     rows = []
     for stage, label in labels.items():
@@ -53,7 +54,13 @@ def demo_block() -> str:
     footer = (
         f"INT8 files against the FP32 files of the distilled student: ONNX "
         f"{checks['onnx_int8_size_ratio'][0]:.2f}x ({fp32['onnx'] / 1024:.0f} KiB), TFLite "
-        f"{checks['tflite_int8_size_ratio'][0]:.2f}x ({fp32['tflite'] / 1024:.0f} KiB); the int8 kernels alone are "
+        f"{checks['tflite_int8_size_ratio'][0]:.2f}x ({fp32['tflite'] / 1024:.0f} KiB)"
+        + (
+            f", ExecuTorch {checks['executorch_int8_size_ratio'][0]:.2f}x ({fp32['executorch'] / 1024:.0f} KiB)"
+            if "executorch" in fp32
+            else ""
+        )
+        + "; the int8 kernels alone are "
         f"{results['kernel_ratio']['tflite']:.2f}x their FP32 bytes, the rest is per-channel quantization "
         "parameters, biases and graph structure, a fixed cost that dominates a model this small. "
         + "".join(f"On {line.replace('->', 'against')}. " for line in results.get("teacher_against_shipped", []))

@@ -96,7 +96,7 @@ def teacher_against_shipped(report: dict, target: str = "mobile-like") -> list[s
     sizes = {a["name"]: a.get("size_bytes", 0) for a in report.get("bench", {}).get("artifacts", [])}
     teachers = [name for name in sizes if Path(name).stem == "teacher"]  # a teacher file may be of one format only
     lines = []
-    for fmt in ("tflite", "onnx"):
+    for fmt in [name for name in ("tflite", "onnx", "executorch") if name in FORMATS]:
         shipped, teacher = f"model{FORMATS[fmt].suffix}", f"teacher{FORMATS[fmt].suffix}"  # the Pipeline's names
         if teacher not in sizes and teachers:
             teacher = teachers[0]
