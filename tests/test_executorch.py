@@ -67,7 +67,11 @@ def test_every_output_reaches_the_pte_and_an_op_outside_core_aten_is_one_line(tm
 
     with pytest.raises(ek.export.ExportError, match=r"ExecuTorch conversion failed at op '.*inv.*'"):
         ek.export.to_executorch(Inverts(), torch.randn(2, 3, 3), tmp_path / "inv.pte")
-    assert not (tmp_path / "inv.pte").exists()
+    pools = nn.Sequential(nn.AvgPool3d(2))  # lowers, but no kernel on the device: refused before it ships
+    refusal = r"at op 'aten::avg_pool3d' in module '0' \(AvgPool3d\): XNNPACK does not take it and this ExecuTorch"
+    with pytest.raises(ek.export.ExportError, match=refusal):
+        ek.export.to_executorch(pools, torch.randn(2, 1, 4, 4, 4), tmp_path / "pool.pte")
+    assert not (tmp_path / "inv.pte").exists() and not (tmp_path / "pool.pte").exists()
 
 
 @pytest.mark.slow

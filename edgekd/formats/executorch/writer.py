@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from edgekd.data.sources import DataBundle
+from edgekd.formats.executorch.runner import executorch_runtime
 from edgekd.formats.executorch.runtime import require
-from edgekd.formats.failures import conversion_error
+from edgekd.formats.failures import ExportError, conversion_error, module_of_op
 from edgekd.formats.format import FileWriter
 from edgekd.inputs import ModelInputs, call_arguments, detached, rows
 from edgekd.quantize.model import QuantizedModel
@@ -43,11 +44,25 @@ def executorch_writer(model: nn.Module, example: ModelInputs, data: DataBundle |
         try:
             with native_stderr_captured(replay=False):
                 edge = exir.to_edge_transform_and_lower(program, partitioner=[partitioner.XnnpackPartitioner()])
-                lowered = edge.to_executorch()
         except Exception as exc:  # noqa: BLE001 - the lowering raises many types; the user gets one line
             raise conversion_error("ExecuTorch", exc, model, example, quantized=quantized) from exc
+        graph = edge.exported_program().graph_module  # read before to_executorch() turns ops into out variants
+        facts, missing = placement(graph), kernels_missing(graph)
+        if missing:
+            where = module_of_op(model, example, missing[0].split("::")[-1])
+            raise ExportError(
+                f"ExecuTorch conversion failed at op '{missing[0]}'" + (f" in module {where}" if where else "")
+                + ": XNNPACK does not take it and this ExecuTorch build has no portable kernel for it; replace "
+                "that op with a supported one" + (", or keep its module in float with Quantize(exclude=[...])"
+                                                   if quantized else "")
+            )  # fmt: skip
+        try:
+            with native_stderr_captured(replay=False):
+                lowered = edge.to_executorch()
+        except Exception as exc:  # noqa: BLE001
+            raise conversion_error("ExecuTorch", exc, model, example, quantized=quantized) from exc
         staged.write_bytes(lowered.buffer)
-        return {"delegate": "XNNPACK", "batch": 1, **placement(edge.exported_program().graph_module)}
+        return {"delegate": "XNNPACK", "batch": 1, **facts}
 
     return FileWriter(example, write)
 
@@ -66,6 +81,22 @@ def _captured(model: nn.Module, example: ModelInputs) -> torch.export.ExportedPr
             return torch.export.export(model, args, kwargs or None)
     except Exception as exc:  # noqa: BLE001
         raise conversion_error("ExecuTorch", exc, model, example, quantized=isinstance(model, QuantizedModel)) from exc
+
+
+def kernels_missing(graph: torch.fx.GraphModule) -> list[str]:
+    """Ops left outside the delegate that the runtime has no kernel for (``aten::avg_pool3d``): such a file
+    lowers, then fails to load on the device; it is refused here instead, naming the op."""
+    registered = {name.split(".")[0] for name in executorch_runtime().operator_registry.operator_names}
+    namespaces = {name.split("::")[0] for name in registered}
+    missing = []
+    for node in graph.graph.nodes:
+        if node.op != "call_function" or _op_name(node.target) in (DELEGATE_CALL, *IGNORED_NODES):
+            continue
+        parts = getattr(node.target, "__name__", "").split(".")
+        qualified = f"{parts[0]}::{parts[1]}" if len(parts) == 3 else None
+        if qualified and parts[0] in namespaces and qualified not in registered and qualified not in missing:
+            missing.append(qualified)
+    return missing
 
 
 def placement(graph: torch.fx.GraphModule) -> dict:
