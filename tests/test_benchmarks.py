@@ -57,6 +57,7 @@ def _check_ablation(results: dict, table: str) -> None:
         assert f"| alternative: teacher INT8 by ORT quantize_static {config} |" in table
     assert "| kd_gain_points |" in table and "| onnx_int8_over_fp32_student |" in table
     assert results["dataset"] == "fashion-mnist" and "| + logit KD |" in table and "| + feature KD |" not in table
+    assert "| + QAT: INT8 ExecuTorch |" in table and "| executorch_size_ratio |" in table  # the three runtimes
 
 
 def _check_int8_latency(results: dict, table: str) -> None:
@@ -129,16 +130,18 @@ def _bar_rows(table: str) -> list[list[str]]:
 
 def _check_demo_mnist(results: dict, table: str) -> None:
     """The demo as users run it (``edgekd demo --quick``): the whole job, its files, its summary."""
-    stages = ["teacher", "student", "distill", "prune", "quantize", "onnx", "tflite"]
-    assert [r["stage"] for r in results["ledger"]] == stages  # distill, prune, QAT, both files
+    stages = ["teacher", "student", "distill", "prune", "quantize", "onnx", "tflite", "executorch"]
+    assert [r["stage"] for r in results["ledger"]] == stages  # distill, prune, QAT, the three files
     assert all(row["test_accuracy"] > 0.8 for row in results["ledger"][2:])
-    assert {"model.onnx", "model.tflite", "model.tflite.json"} <= set(results["artifacts"])
+    assert {"model.onnx", "model.tflite", "model.tflite.json", "model.pte", "model.pte.json"} <= set(
+        results["artifacts"]
+    )
     measured = {(name, target) for name, target, status in results["bench"] if status == "ok"}
-    files = ("model.onnx", "model.tflite", "teacher.onnx", "teacher.tflite")
+    files = ("model.onnx", "model.tflite", "model.pte", "teacher.onnx", "teacher.tflite", "teacher.pte")
     assert {(f, t) for f in files for t in ("cpu", "mobile-like")} | {("model.pt2", "cpu")} == measured
     out = results["cli_output"]
     assert "| distill |" in out and "| tflite | artifact |" in out
-    assert "mobile-like: teacher teacher.tflite" in out and "x smaller" in out
+    assert "mobile-like: teacher teacher.tflite" in out and "mobile-like: teacher teacher.pte" in out
     assert "[edgekd] benchmark page: " in out and "bench/report.html" in out
     assert "| tflite_int8_size_ratio |" in table
 
