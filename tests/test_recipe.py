@@ -46,7 +46,7 @@ def test_shipped_demo_recipe_is_valid():
     recipe = recipes.load(str(files("edgekd.recipe").joinpath("mnist.yaml")))
     assert recipe.teachers[0].model == "mnist-resnet" and recipe.student.model == "mnist-mobilenet"
     assert [s.name for s in recipe.stages] == ["distill", "prune", "quantize"]
-    assert recipe.export == {"onnx": {}, "tflite": {}}
+    assert recipe.export == {"onnx": {}, "tflite": {}, "executorch": {}}
     assert [t.name for t in recipe.targets] == ["cpu", "mobile-like"] and recipe.bench_teacher is True
 
 
