@@ -1,4 +1,5 @@
-"""The conformance matrix: each family users bring goes distill -> prune -> QAT -> ONNX + TFLite.
+"""The conformance matrix: each family users bring goes distill -> prune -> QAT -> ONNX + TFLite (+ ExecuTorch
+where its extra is installed).
 
 Tiny configurations, built from code or configs (no download), on 4-class 28x28 images (the class
 sets a bright quadrant and the overall brightness). Both files
@@ -15,6 +16,7 @@ from quadrants import quadrant_images
 from torch import nn
 
 import edgekd as ek
+from edgekd.formats.executorch.runtime import available as executorch_available
 
 pytestmark = pytest.mark.slow  # every case converts a real graph
 
@@ -82,11 +84,12 @@ def test_every_family_goes_through_the_whole_chain_with_files_that_agree(family,
     torch.manual_seed(0)
     student = FAMILIES[family]()
     stages = [ek.Distill(epochs=2, lr=1e-2), ek.Prune(ratio=0.3, epochs=1, lr=5e-3), ek.Quantize(epochs=1)]
-    result = ek.Pipeline(teacher, student, quadrants28, stages, out_dir=tmp_path / "run", export=["onnx", "tflite"],
+    formats = ["onnx", "tflite", *(["executorch"] if executorch_available() else [])]
+    result = ek.Pipeline(teacher, student, quadrants28, stages, out_dir=tmp_path / "run", export=formats,
                          quiet=True, device="cpu").run()  # fmt: skip
     ledger = {row["stage"]: row for row in result.report["ledger"]}
     assert ledger["prune"]["params"] < ledger["distill"]["params"]  # channels really went
-    for fmt in ("onnx", "tflite"):
+    for fmt in formats:
         parity = ledger[fmt]["details"]["parity"]
         assert ledger[fmt]["details"]["precision"] == "int8" and parity["passed"], parity
         assert ledger[fmt]["test_accuracy"] > 0.5, f"{family} {fmt}: {ledger[fmt]['notes']}"
