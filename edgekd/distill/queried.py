@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError, EdgekdError, first_line
-from edgekd.inputs import ModelInputs, to_numpy
+from edgekd.inputs import ModelInputs, rows, to_numpy
 from edgekd.utils.fileio import atomic_write
 
 ANSWER_LIMIT_BYTES = 1024**3  # answers kept in memory; past this, samples are asked again (and counted)
@@ -104,7 +104,9 @@ class QueriedTeacher(nn.Module):
         if fresh:
             where = torch.as_tensor([position[k] for k in fresh])
             picked_ids = None if ids is None else ids[where]
-            answers = self._checked(self._ask_within_limits(rows_np(arrays, where), picked_ids, len(fresh)), len(fresh))
+            answers = self._checked(
+                self._ask_within_limits(rows(arrays, where.numpy()), picked_ids, len(fresh)), len(fresh)
+            )
             asked = {key: [a[i] for a in answers] for i, key in enumerate(fresh)}
             self._keep(asked)
         self.reused += len(keys) - len(fresh)
@@ -218,13 +220,6 @@ def sample_keys(x: np.ndarray | dict[str, np.ndarray]) -> list[bytes]:
             digest.update(np.ascontiguousarray(part[row]).tobytes())
         keys.append(digest.digest())
     return keys
-
-
-def rows_np(x: np.ndarray | dict[str, np.ndarray], where: torch.Tensor) -> np.ndarray | dict[str, np.ndarray]:
-    picked = where.numpy()
-    if isinstance(x, Mapping):
-        return {name: array[picked] for name, array in x.items()}
-    return x[picked]
 
 
 def is_queried(model: object) -> bool:

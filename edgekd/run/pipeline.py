@@ -332,7 +332,10 @@ class Pipeline:
         for index, teacher in enumerate(self.teachers):
             if is_queried(teacher) and answers_any_input(teacher) and distributed.is_main():
                 path = self.out_dir / "teacher_answers" / f"{self._teacher_label(index)}.npz"
-                teacher.load_answers(path) if load else teacher.save_answers(path)
+                if load:
+                    teacher.load_answers(path)
+                else:
+                    teacher.save_answers(path)
 
     def _queries(self) -> int:
         return sum(t.queries for t in self.teachers if is_queried(t))

@@ -10,6 +10,7 @@ import torch
 
 from edgekd.distill.queried import QueriedTeacher
 from edgekd.errors import ConfigError
+from edgekd.inputs import count
 
 TAKES = ("numpy", "torch")
 
@@ -45,10 +46,7 @@ class FunctionTeacher(QueriedTeacher):
                 f"teacher function {self.source} failed on a {self.takes} batch ({type(exc).__name__}: {exc}); "
                 f"if it takes {other}, say takes='{other}'"
             ) from exc
-        return [
-            _as_array(o)
-            for o in _flattened(outputs, self.source, len(next(iter(x.values())) if isinstance(x, Mapping) else x))
-        ]
+        return [_as_array(o) for o in _flattened(outputs, self.source, count(x))]
 
 
 def resolve_function(fn: Callable | str) -> Callable:

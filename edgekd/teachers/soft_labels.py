@@ -47,7 +47,7 @@ class SoftLabels(QueriedTeacher):
         self._arrays = arrays
         self.top_k = None
         self.classes_needed = any(k in arrays for k in ("probabilities", "log_probabilities", "top_ids"))
-        values = self._values(arrays, None) if "top_ids" not in arrays else arrays["top_ids"]
+        values = self._values(arrays, None)  # top-k rows stay ids until the data says how many classes
         ids = arrays.get("ids", np.arange(len(values)))
         if ids.ndim != 1 or len(ids) != len(values) or not np.issubdtype(ids.dtype, np.integer):
             raise ConfigError(f"soft labels '{path}': ids must be one whole number per row ({len(values)} rows)")
