@@ -31,17 +31,17 @@ def snap_biases_to_int32(graph: GraphModule) -> int:
     """Round each float bias of an int8 conv / linear in ``graph`` to its int32 grid; returns how many."""
     snapped = 0
     for node in graph.graph.nodes:
-        step = _accumulator_step(graph, node)
+        step = accumulator_step(graph, node)
         if step is None:
             continue
-        bias = _attribute(graph, node.args[2].target)
+        bias = graph_attribute(graph, node.args[2].target)
         levels = torch.round(bias.double().reshape(-1) / step).clamp(_INT32.min, _INT32.max)
         bias.copy_((levels * step).reshape(bias.shape).to(bias.dtype))
         snapped += 1
     return snapped
 
 
-def _accumulator_step(graph: GraphModule, node: Node) -> torch.Tensor | None:
+def accumulator_step(graph: GraphModule, node: Node) -> torch.Tensor | None:
     """input scale x weight scale(s) for a conv / linear with int8 input, int8 weights and a stored
     float bias; None for anything else (a float layer keeps its bias as it is)."""
     if node.op != "call_function" or node.target not in _WEIGHTED or len(node.args) < 3:
@@ -53,15 +53,15 @@ def _accumulator_step(graph: GraphModule, node: Node) -> torch.Tensor | None:
         return None
     weight_scale = weight.args[1]
     if isinstance(weight_scale, Node):
-        weight_scale = _attribute(graph, weight_scale.target)
+        weight_scale = graph_attribute(graph, weight_scale.target)
     step = float(source.args[1]) * torch.as_tensor(weight_scale, dtype=torch.float64).reshape(-1)
-    bias_size = _attribute(graph, bias.target).numel()
+    bias_size = graph_attribute(graph, bias.target).numel()
     if step.numel() not in (1, bias_size) or not bool((step > 0).all()):
         return None
     return step
 
 
-def _attribute(module: nn.Module, dotted: str):
+def graph_attribute(module: nn.Module, dotted: str):
     for part in dotted.split("."):
         module = getattr(module, part)
     return module

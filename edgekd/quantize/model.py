@@ -49,6 +49,7 @@ class QuantizationScheme:
     weights: str = "int8 symmetric per-channel"
     activations: str = "int8 asymmetric per-tensor"
     weight_range: str = "full"  # or "narrow": [-63, 63] (edgekd.quantize.weight_range)
+    bias_corrected_layers: int = 0  # layers whose bias took the mean shift of their int8 weights
 
     def __post_init__(self) -> None:
         if self.weight_range == "narrow" and "[-63, 63]" not in self.weights:

@@ -24,6 +24,7 @@ from edgekd.errors import first_line
 from edgekd.inputs import ModelInputs, forward, split_batch, to_device
 from edgekd.outputs import output_selection, select_output
 from edgekd.quantize.bias import snap_biases_to_int32
+from edgekd.quantize.bias_correction import correct_biases
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.embedding import int8_embedding_lookups
 from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch
@@ -127,9 +128,16 @@ def calibrate(observed: ObservedGraph, batches: Iterable, limit: int, device: to
 
 @torch_deprecations_quieted()
 def convert(
-    observed: ObservedGraph, example: ModelInputs, scheme: QuantizationScheme, free: FreeAxes | None = None
+    observed: ObservedGraph,
+    example: ModelInputs,
+    scheme: QuantizationScheme,
+    free: FreeAxes | None = None,
+    correct_on: Iterable | None = None,
+    correction_batches: int = 32,
 ) -> QuantizedModel:
-    """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment."""
+    """Replace observers by quantize/dequantize ops with the learned scales; re-export for deployment.
+    ``correct_on``: batches on which the mean output shift of each layer's int8 weights is measured and
+    moved into its bias (``edgekd.quantize.bias_correction``; for post-training quantization)."""
     observed.eval()
     graph = copy.deepcopy(observed.graph).cpu()  # artifacts are built and checked on the CPU
     try:
@@ -137,6 +145,9 @@ def convert(
     except Exception as exc:  # noqa: BLE001
         raise CaptureError(f"converting the INT8 graph failed: {first_line(exc)}") from exc
     refuse_random_ops(converted)
+    if correct_on is not None:
+        corrected = correct_biases(converted, correct_on, correction_batches)
+        scheme = dataclasses.replace(scheme, bias_corrected_layers=corrected)
     snap_biases_to_int32(converted)  # the float bias adds of the graph become the files' int32 adds
     if observed.int8_embeddings:  # QAT trained the float tables; the files store int8 rows
         observed.int8_embeddings = int8_embedding_lookups(converted, observed.int8_embeddings)

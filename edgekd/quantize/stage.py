@@ -41,6 +41,10 @@ class Quantize(TeachingConfig, Stage):
             per-row scale in both files (weight-only: a lookup has no activation to quantize), a
             quarter of the bytes of a text model's largest tensor; ``float`` keeps them FP32.
             A table named in ``exclude`` stays float either way.
+        bias_correction: with post-training quantization (``epochs=0``), move each int8 layer's bias by
+            the mean output shift its rounded weights cause, measured on the calibration batches
+            (``edgekd.quantize.bias_correction``): what keeps depthwise networks from drifting. QAT
+            learns around the rounding itself and leaves the biases as trained.
         min_kept: the share of the float model's validation accuracy above chance the INT8 model must
             keep; below it the quantization collapsed and the stage stops with one line instead of
             handing the next step a broken model (0 turns the check off).
@@ -55,6 +59,7 @@ class Quantize(TeachingConfig, Stage):
     exclude: list[str] = field(default_factory=list)
     weight_range: str = "auto"
     embeddings: str = "int8"
+    bias_correction: bool = True
     min_kept: float = 0.5
     name: str = "quantize"
 
@@ -93,7 +98,11 @@ class Quantize(TeachingConfig, Stage):
             history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
             notes.update(val_accuracy_ptq=history.initial_val_score, val_accuracy_qat=history.best_val_score)
             notes.update(facts)
-        quantized = convert(observed, example, QuantizationScheme(notes["mode"], list(self.exclude)), free)
+        scheme = QuantizationScheme(notes["mode"], list(self.exclude))
+        correct_on = data.train if self.bias_correction and not qat else None
+        quantized = convert(observed, example, scheme, free, correct_on, self.calibration_batches)
+        if correct_on is not None:
+            notes["bias_corrected_layers"] = quantized.scheme.bias_corrected_layers
         notes["val_accuracy_int8"] = validation_score(quantized, data, device)
         notes["int8_embeddings"] = observed.int8_embeddings  # the tables convert wrote as int8 rows
         if data.task.monitor == "accuracy":
@@ -106,7 +115,8 @@ class Quantize(TeachingConfig, Stage):
             "per-tensor activations), "
             f"val {shown[0]} float -> {shown[1]} int8"
             + (f"; embeddings int8 per row: {', '.join(observed.int8_embeddings)}" if observed.int8_embeddings else "")
-            + (f"; excluded {', '.join(self.exclude)}" if self.exclude else ""),
+            + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
+            + (f"; biases corrected in {notes['bias_corrected_layers']} layers" if correct_on is not None else ""),
             **notes,
         )
         return quantized

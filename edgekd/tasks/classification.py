@@ -32,13 +32,27 @@ def kd_loss(
 ) -> torch.Tensor:
     """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))`` (Hinton et al. 2015).
 
-    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones; ``weight`` weighs
-    the label term per class (rare classes count more).
+    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones. ``weight`` weighs
+    both terms per class of each row's label (rare classes count more): were the soft term left unweighted,
+    it would pull a student back toward the dominant class (the background of a mask) that the weighted
+    label term pulls it away from.
     """
     hard = F.cross_entropy(student_logits, labels, weight=weight, ignore_index=ignore_index)
     log_student = F.log_softmax(student_logits / temperature, dim=1)
-    soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
+    if weight is None:
+        soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
+    else:
+        per_row = F.kl_div(log_student, teacher_probs, reduction="none").sum(1)
+        row_weight = label_weights(weight, labels, ignore_index)
+        soft = (per_row * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
     return alpha * hard + (1.0 - alpha) * temperature**2 * soft
+
+
+def label_weights(weight: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Each row's weight: its label's class weight, 0 where the label is ``ignore_index``, as cross-entropy
+    weighs them."""
+    scored = labels != ignore_index
+    return torch.where(scored, weight[labels.clamp(0, len(weight) - 1)], torch.zeros((), dtype=weight.dtype))
 
 
 def class_indices(y, key: str) -> np.ndarray:
