@@ -14,7 +14,8 @@ _NAMES = {
     "Quantize": ("edgekd.quantize.stage", "Quantize"),
 }
 _MODULES = (
-    "bias", "bias_correction", "compat", "embedding", "graph", "model", "pt2e", "quantizer", "safe_archive", "stage", "weight_range",
+    "bias", "bias_correction", "compat", "embedding", "graph", "model", "pt2e", "quantizer", "safe_archive", "stage",
+    "weight_range",
 )  # fmt: skip
 
 __all__ = list(_NAMES)
