@@ -174,15 +174,15 @@ def test_a_pt2_archive_that_needs_unpickling_is_refused(small_net_int8, tmp_path
 
 
 def test_int8_biases_lie_on_the_int32_grid_the_runtimes_add_them_on(small_net_int8):
-    from edgekd.quantize.bias import _accumulator_step, _attribute
+    from edgekd.quantize.bias import accumulator_step, graph_attribute
 
     graph = small_net_int8.graph_module
     checked = 0
     for node in graph.graph.nodes:
-        step = _accumulator_step(graph, node)
+        step = accumulator_step(graph, node)
         if step is None:
             continue
-        bias = _attribute(graph, node.args[2].target).double().reshape(-1)
+        bias = graph_attribute(graph, node.args[2].target).double().reshape(-1)
         levels = bias / step
         assert torch.allclose(levels, levels.round(), atol=1e-3), node.name
         checked += 1
