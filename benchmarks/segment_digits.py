@@ -6,7 +6,8 @@ masks of 11 classes: the background and the ten digits, a digit's class on its i
 digits from MNIST's test images). The background covers about 90% of the pixels, so the label loss weighs
 each class by its inverse pixel frequency (``class_weights="balanced"``) and every best epoch is picked on
 validation mIoU. Teacher and student are ``edgekd``'s reference ``tiny-unet`` at widths 16 and 10. The student
-is trained on the masks alone and distilled (per-pixel KL at T=4 plus the label loss), each over
+is trained on the masks alone and distilled (per-pixel KL at T=4 plus the label loss, each pixel of both
+terms weighed by its true class's weight), each over
 ``--seeds`` seeds; the seed-0 distilled student is then pruned (30% of its channels, recovered by
 distillation), QAT'd and written as INT8 ONNX and TFLite, whose mIoU is measured on the files in their
 runtimes and whose latency ``edgekd bench`` measures on ``mobile-like``. ``--quick`` trains a few epochs on

@@ -455,7 +455,8 @@ def segment_block() -> str:
         "segment_digits",
         [("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy")],
         "Up to {max_digits} MNIST digits per {canvas}x{canvas} canvas, 11 classes ({train:,} training / {test:,} "
-        "test canvases), balanced class weights; students: mean of {seeds} seeds, KD over the masks alone "
+        "test canvases), balanced class weights in the label and the per-pixel KD term; students: mean of {seeds} "
+        "seeds, KD over the masks alone "
         "{gain[mean_points]:+.1f} mIoU points (per seed {seeds_list}).",
     )
 

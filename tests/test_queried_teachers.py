@@ -143,6 +143,11 @@ def test_a_budget_passed_mid_run_stops_before_the_query_is_sent(teacher_file, ti
     assert teacher.queries == 30
 
 
+def test_a_file_fed_samples_of_another_shape_names_both_shapes(teacher_file):
+    with pytest.raises(ConfigError, match=r"takes \w+ samples of shape 1x12x12, the data gives 1x8x8"):
+        ek.teachers.from_file(teacher_file)(torch.zeros(3, 1, 8, 8))
+
+
 @pytest.mark.parametrize(
     ("teacher", "message"),
     [

@@ -47,7 +47,25 @@ class FileTeacher(QueriedTeacher):
         return self._runner
 
     def ask(self, x: np.ndarray | dict[str, np.ndarray], ids: torch.Tensor | None) -> list[np.ndarray]:
+        self._check_sample_shapes(x)
         return self.runner.run_all(x)
+
+    def _check_sample_shapes(self, x: np.ndarray | dict[str, np.ndarray]) -> None:
+        """A sample whose shape the file does not take is named with both shapes, before the runtime's own
+        error (which names neither in one line)."""
+        arrays = x if isinstance(x, dict) else dict(zip([spec.name for spec in self.runner.inputs[:1]], [x]))
+        for spec in self.runner.inputs:
+            array = arrays.get(spec.name)
+            if array is None or not spec.shape:
+                continue
+            expected, got = list(spec.shape)[1:], list(np.shape(array))[1:]
+            fixed = [isinstance(e, int) and e > 0 for e in expected]
+            if len(expected) != len(got) or any(f and e != g for f, e, g in zip(fixed, expected, got)):
+                per_sample = "x".join(str(e) if f else "?" for f, e in zip(fixed, expected)) or "a scalar"
+                raise ConfigError(
+                    f"teacher file '{self.path.name}' takes {spec.name} samples of shape {per_sample}, the data "
+                    f"gives {'x'.join(map(str, got)) or 'scalars'}: feed it the data it was exported for"
+                )
 
     def size_bytes(self) -> int:
         side = side_data_path(self.path)
