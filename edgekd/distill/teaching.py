@@ -117,11 +117,13 @@ def train_with_teacher(
     config: TeachingConfig,
     desc: str,
     wrap: Callable[[DistillObjective], Objective] | None = None,
+    epoch_end: Callable[[], None] | None = None,
 ) -> tuple[History, dict]:
     """Run the Trainer on the distillation objective; returns the history and facts for the ledger.
 
     ``wrap`` turns the KD objective into a family's own (a cohort of peers, a discriminator) that adds
-    its terms to the KD loss; what it trains beside the student lives in its ``extra_modules``."""
+    its terms to the KD loss; what it trains beside the student lives in its ``extra_modules``.
+    ``epoch_end`` runs after each epoch's steps (a stage's schedule)."""
     config.validate_taps(ctx.teachers, student)
     train = ctx.data.train
     cache = (
@@ -145,7 +147,9 @@ def train_with_teacher(
     trained = wrap(objective) if wrap is not None else objective
     try:
         share = cache.share if cache is not None else None  # under torchrun, each rank's teacher outputs to all
-        history = ctx.trainer(config, desc=desc, epoch_end=share).fit(student, ctx.data, trained)
+        calls = [call for call in (share, epoch_end) if call is not None]
+        after_epoch = (lambda: [call() for call in calls]) if calls else None
+        history = ctx.trainer(config, desc=desc, epoch_end=after_epoch).fit(student, ctx.data, trained)
     finally:
         objective.close()
     facts = {

@@ -39,8 +39,13 @@ class ObservedGraph(nn.Module):
     """A prepared PT2E graph that the Trainer can switch between train and eval like any module.
 
     ``train()`` runs BatchNorm and dropout in training form and lets observers follow the data;
-    ``eval()`` freezes observers, so validating never moves the learned scales.
+    ``eval()`` freezes observers, so validating never moves the learned scales. Late in QAT a schedule
+    may freeze either for good (``batchnorm_frozen``: BatchNorm and dropout stay in inference form,
+    the running statistics fixed; ``observers_frozen``: the scales fixed while the weights still learn).
     """
+
+    batchnorm_frozen = False
+    observers_frozen = False
 
     def __init__(
         self, graph: GraphModule, weight_range: str = "full", int8_embeddings: list[str] | None = None
@@ -54,8 +59,9 @@ class ObservedGraph(nn.Module):
         return self.graph(*args, **kwargs)
 
     def train(self, mode: bool = True) -> ObservedGraph:
-        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
-        self.graph.apply(enable_observer if mode else disable_observer)
+        batchnorm_learns = mode and not self.batchnorm_frozen
+        (move_exported_model_to_train if batchnorm_learns else move_exported_model_to_eval)(self.graph)
+        self.graph.apply(enable_observer if mode and not self.observers_frozen else disable_observer)
         self.training = mode
         return self
 

@@ -9,7 +9,7 @@ from torch import nn
 from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.errors import ConfigError, EdgekdError
 from edgekd.quantize.model import QuantizationScheme
-from edgekd.quantize.pt2e import calibrate, convert, prepare
+from edgekd.quantize.pt2e import ObservedGraph, calibrate, convert, prepare
 from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check
@@ -45,6 +45,11 @@ class Quantize(TeachingConfig, Stage):
             the mean output shift its rounded weights cause, measured on the calibration batches
             (``edgekd.quantize.bias_correction``): what keeps depthwise networks from drifting. QAT
             learns around the rounding itself and leaves the biases as trained.
+        freeze_batchnorm_after: after this many QAT epochs BatchNorm keeps its running statistics (and
+            dropout is off) for the rest of QAT: a pretrained model's statistics stop chasing the small
+            QAT batches, and the folded weights the scales were learned for stop moving. ``None`` never.
+        freeze_observers_after: after this many QAT epochs the activation scales are fixed and only the
+            weights learn, so the last epochs fit the scales the files will carry. ``None`` never.
         min_kept: the share of the float model's validation accuracy above chance the INT8 model must
             keep; below it the quantization collapsed and the stage stops with one line instead of
             handing the next step a broken model (0 turns the check off).
@@ -60,6 +65,8 @@ class Quantize(TeachingConfig, Stage):
     weight_range: str = "auto"
     embeddings: str = "int8"
     bias_correction: bool = True
+    freeze_batchnorm_after: int | None = None
+    freeze_observers_after: int | None = None
     min_kept: float = 0.5
     name: str = "quantize"
 
@@ -71,6 +78,10 @@ class Quantize(TeachingConfig, Stage):
         check(self.embeddings in EMBEDDINGS, "embeddings", f"must be one of {', '.join(EMBEDDINGS)}, got "
               f"'{self.embeddings}'")  # fmt: skip
         check(0 <= self.min_kept <= 1, "min_kept", f"must be in [0, 1], got {self.min_kept}")
+        for key in ("freeze_batchnorm_after", "freeze_observers_after"):
+            after = getattr(self, key)
+            check(after is None or 1 <= after < self.epochs, key, f"must be an epoch from 1 to epochs - 1 "
+                  f"({self.epochs - 1}) for it to change anything, got {after}")  # fmt: skip
 
     def validate(self, teachers: list[nn.Module], student: nn.Module) -> None:
         if self.features or self.layer_map is not None:
@@ -95,7 +106,10 @@ class Quantize(TeachingConfig, Stage):
         notes["weight_range"] = weight_range
         notes["val_accuracy_float"] = float_val
         if qat:
-            history, facts = train_with_teacher(ctx, observed, self, desc=self.name)
+            schedule = self._freezing(observed)
+            history, facts = train_with_teacher(ctx, observed, self, desc=self.name, epoch_end=schedule)
+            notes.update(freeze_batchnorm_after=self.freeze_batchnorm_after,
+                         freeze_observers_after=self.freeze_observers_after)  # fmt: skip
             notes.update(val_accuracy_ptq=history.initial_val_score, val_accuracy_qat=history.best_val_score)
             notes.update(facts)
         scheme = QuantizationScheme(notes["mode"], list(self.exclude))
@@ -116,10 +130,31 @@ class Quantize(TeachingConfig, Stage):
             f"val {shown[0]} float -> {shown[1]} int8"
             + (f"; embeddings int8 per row: {', '.join(observed.int8_embeddings)}" if observed.int8_embeddings else "")
             + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
-            + (f"; biases corrected in {notes['bias_corrected_layers']} layers" if correct_on is not None else ""),
+            + (f"; biases corrected in {notes['bias_corrected_layers']} layers" if correct_on is not None else "")
+            + self._schedule_text(qat),
             **notes,
         )
         return quantized
+
+    def _schedule_text(self, qat: bool) -> str:
+        frozen = [f"{what} frozen after epoch {after}" for what, after in
+                  (("BatchNorm", self.freeze_batchnorm_after), ("observers", self.freeze_observers_after))
+                  if qat and after is not None]  # fmt: skip
+        return "; " + ", ".join(frozen) if frozen else ""
+
+    def _freezing(self, observed: ObservedGraph):
+        """The QAT schedule: after the named epochs, BatchNorm statistics and then the observers stay fixed."""
+        epochs_done = 0
+
+        def after_epoch() -> None:
+            nonlocal epochs_done
+            epochs_done += 1
+            if self.freeze_batchnorm_after is not None and epochs_done >= self.freeze_batchnorm_after:
+                observed.batchnorm_frozen = True
+            if self.freeze_observers_after is not None and epochs_done >= self.freeze_observers_after:
+                observed.observers_frozen = True
+
+        return after_epoch
 
     def _check_not_collapsed(self, float_val: float, int8_val: float, classes: int) -> None:
         """Stop where the quantization collapsed, not three steps later with a file that passes nothing."""
