@@ -12,10 +12,11 @@ _NAMES = {
     },
     **{name: ("edgekd.quantize.pt2e", name) for name in ("ObservedGraph", "calibrate", "convert", "prepare")},
     "Quantize": ("edgekd.quantize.stage", "Quantize"),
+    "layer_sensitivity": ("edgekd.quantize.sensitivity", "layer_sensitivity"),
 }
 _MODULES = (
-    "bias", "bias_correction", "compat", "embedding", "graph", "model", "pt2e", "quantizer", "safe_archive", "stage",
-    "weight_range",
+    "bias", "bias_correction", "compat", "embedding", "graph", "model", "pt2e", "quantizer", "safe_archive",
+    "sensitivity", "stage", "weight_range",
 )  # fmt: skip
 
 __all__ = list(_NAMES)

@@ -19,6 +19,13 @@ class CaptureError(EdgekdError):
     """A model that torch.export cannot capture."""
 
 
+def module_path(node) -> str:
+    """The dotted name of the module a captured graph node was traced in ("" for the model itself), as
+    ``named_modules()`` and ``exclude`` spell it."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0].removeprefix("L['self'].") if stack else ""
+
+
 def batch_dynamic_shapes(example: ModelInputs, free: FreeAxes | None = None) -> tuple | dict:
     """The batch dimension of every input free, as one shared dimension (all inputs share a batch), and
     the ``free`` per-sample axes, one shared dimension per axis position (``input_ids`` and

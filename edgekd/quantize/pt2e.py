@@ -27,7 +27,7 @@ from edgekd.quantize.bias import snap_biases_to_int32
 from edgekd.quantize.bias_correction import correct_biases
 from edgekd.quantize.compat import fix_pattern_export
 from edgekd.quantize.embedding import int8_embedding_lookups
-from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch
+from edgekd.quantize.graph import CaptureError, FreeAxes, capture, export_with_free_batch, module_path
 from edgekd.quantize.model import QuantizationScheme, QuantizedModel
 from edgekd.quantize.quantizer import Int8Quantizer
 from edgekd.quantize.weight_range import resolve_weight_range
@@ -170,8 +170,7 @@ def refuse_random_ops(graph: GraphModule) -> None:
     for node in graph.graph.nodes:
         name = getattr(node.target, "__name__", str(node.target)).split(".")[0]
         if node.op == "call_function" and name in _RANDOM_OPS:
-            stack = node.meta.get("nn_module_stack") or {}
-            where = (list(stack.values())[-1][0].removeprefix("L['self'].") if stack else "") or "<model>"
+            where = module_path(node) or "<model>"
             raise CaptureError(
                 f"the INT8 graph draws random numbers ({name}) in module '{where}' on every call; "
                 "make that op depend on self.training, or keep the module float with Quantize(exclude=[...])"

@@ -112,10 +112,26 @@ class Int8Quantizer(litert_pt2e.PT2EQuantizer):
                 observe_after_activation(node)
             if node.op == "call_function" and node.target in PADS and not self.is_excluded(node):
                 share_through_zero_padding(node)
+        if self.exclude:
+            unquantize_float_only_outputs(model, self.is_excluded)
         return model
 
     def is_excluded(self, node: Node) -> bool:
         return any(in_module(path, name) for path in module_paths(node) for name in self.exclude)
+
+
+def unquantize_float_only_outputs(model: GraphModule, excluded) -> None:
+    """A tensor read only by layers kept in float stays float: rounding it to int8 would keep the error the
+    exclusion was meant to remove (an outlier channel squeezing the others into a few levels), and buy no
+    int8 kernel. The producer still runs in int8 where its own inputs and weights are."""
+    for node in model.graph.nodes:
+        annotation = node.meta.get(_ANNOTATION)
+        if annotation is None or annotation.output_qspec is None or not node.users:
+            continue
+        if all(excluded(user) for user in node.users) and not any(
+            _shares_with(other, {node}) for other in model.graph.nodes if other is not node
+        ):
+            annotation.output_qspec = None
 
 
 def _is_tensor(node: object) -> bool:

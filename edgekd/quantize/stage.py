@@ -10,6 +10,7 @@ from edgekd.distill.teaching import TeachingConfig, train_with_teacher
 from edgekd.errors import ConfigError, EdgekdError
 from edgekd.quantize.model import QuantizationScheme
 from edgekd.quantize.pt2e import ObservedGraph, calibrate, convert, prepare
+from edgekd.quantize.sensitivity import layer_sensitivity
 from edgekd.quantize.weight_range import resolve_weight_range
 from edgekd.stage import RunContext, Stage, register_stage
 from edgekd.train import check
@@ -33,7 +34,8 @@ class Quantize(TeachingConfig, Stage):
         epochs: QAT epochs; 0 is post-training quantization (calibration only).
         lr: QAT learning rate (small: the weights are already trained).
         calibration_batches: training batches the observers see before any QAT step.
-        exclude: module names that stay float (a layer INT8 hurts, or one a converter cannot take).
+        exclude: module names that stay float (a layer INT8 hurts, or one a converter cannot take); a
+            tensor only they read stays float too.
         weight_range: ``auto`` (narrow on x86 without VNNI, where ONNX Runtime's kernels would
             saturate on full-range weights), ``full`` or ``narrow`` ([-63, 63], exact on every x86
             CPU; see ``edgekd.quantize.weight_range``).
@@ -50,6 +52,13 @@ class Quantize(TeachingConfig, Stage):
             QAT batches, and the folded weights the scales were learned for stop moving. ``None`` never.
         freeze_observers_after: after this many QAT epochs the activation scales are fixed and only the
             weights learn, so the last epochs fit the scales the files will carry. ``None`` never.
+        sensitivity: before quantizing, measure each conv / linear layer quantized alone (output SQNR
+            against float and the task metric, on validation batches: ``edgekd.quantize.sensitivity``);
+            the ranking goes to the report and the most sensitive layers to the ledger line.
+        max_drop: mixed precision to a budget, in points of the monitored metric on validation: when
+            INT8 loses more, the most sensitive layers are kept in float, the fewest that bring the
+            post-training drop within ``max_drop`` (searched by doubling, then halving the count),
+            before QAT runs with them excluded. ``None``: every layer int8 unless excluded.
         min_kept: the share of the float model's validation accuracy above chance the INT8 model must
             keep; below it the quantization collapsed and the stage stops with one line instead of
             handing the next step a broken model (0 turns the check off).
@@ -67,6 +76,8 @@ class Quantize(TeachingConfig, Stage):
     bias_correction: bool = True
     freeze_batchnorm_after: int | None = None
     freeze_observers_after: int | None = None
+    sensitivity: bool = False
+    max_drop: float | None = None
     min_kept: float = 0.5
     name: str = "quantize"
 
@@ -78,6 +89,7 @@ class Quantize(TeachingConfig, Stage):
         check(self.embeddings in EMBEDDINGS, "embeddings", f"must be one of {', '.join(EMBEDDINGS)}, got "
               f"'{self.embeddings}'")  # fmt: skip
         check(0 <= self.min_kept <= 1, "min_kept", f"must be in [0, 1], got {self.min_kept}")
+        check(self.max_drop is None or self.max_drop >= 0, "max_drop", f"must be >= 0 points, got {self.max_drop}")
         for key in ("freeze_batchnorm_after", "freeze_observers_after"):
             after = getattr(self, key)
             check(after is None or 1 <= after < self.epochs, key, f"must be an epoch from 1 to epochs - 1 "
@@ -98,11 +110,15 @@ class Quantize(TeachingConfig, Stage):
         qat = self.epochs > 0
         float_val = validation_score(student, data, device)
         free = data.signature.free_axes  # a dynamic sequence length stays free through convert and export
-        observed = prepare(student, example, qat, self.exclude, self.weight_range, free, self.embeddings == "int8",
+        exclude, precision = list(self.exclude), {}
+        if self.sensitivity or self.max_drop is not None:
+            exclude, precision = self._mixed_precision(ctx, student, float_val)
+        observed = prepare(student, example, qat, exclude, self.weight_range, free, self.embeddings == "int8",
                            every_output=data.task.structured)  # fmt: skip
         weight_range = observed.weight_range  # "auto" resolved for this machine
         calibrated = calibrate(observed, data.train, self.calibration_batches, device)
-        notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": self.exclude}
+        notes = {"mode": "qat" if qat else "ptq", "calibration_batches": calibrated, "exclude": exclude}
+        notes.update((key, value) for key, value in precision.items() if key != "text")
         notes["weight_range"] = weight_range
         notes["val_accuracy_float"] = float_val
         if qat:
@@ -112,7 +128,7 @@ class Quantize(TeachingConfig, Stage):
                          freeze_observers_after=self.freeze_observers_after)  # fmt: skip
             notes.update(val_accuracy_ptq=history.initial_val_score, val_accuracy_qat=history.best_val_score)
             notes.update(facts)
-        scheme = QuantizationScheme(notes["mode"], list(self.exclude))
+        scheme = QuantizationScheme(notes["mode"], list(exclude))
         correct_on = data.train if self.bias_correction and not qat else None
         quantized = convert(observed, example, scheme, free, correct_on, self.calibration_batches)
         if correct_on is not None:
@@ -130,11 +146,76 @@ class Quantize(TeachingConfig, Stage):
             f"val {shown[0]} float -> {shown[1]} int8"
             + (f"; embeddings int8 per row: {', '.join(observed.int8_embeddings)}" if observed.int8_embeddings else "")
             + (f"; excluded {', '.join(self.exclude)}" if self.exclude else "")
+            + precision.get("text", "")
             + (f"; biases corrected in {notes['bias_corrected_layers']} layers" if correct_on is not None else "")
             + self._schedule_text(qat),
             **notes,
         )
         return quantized
+
+    def _mixed_precision(self, ctx: RunContext, student: nn.Module, float_val: float) -> tuple[list[str], dict]:
+        """The layers ranked by sensitivity and, with ``max_drop``, the fewest most sensitive ones kept in float
+        for post-training INT8 to stay within it; returns the exclude list and what to record."""
+        data = ctx.data
+        if data.task.structured:
+            raise ConfigError(
+                f"{self.name}: sensitivity and max_drop judge one output; a {data.task.name} model's several "
+                "outputs are not supported yet (keep layers float with exclude=[...])"
+            )
+        ranking = layer_sensitivity(student, data, ctx.example, min(8, self.calibration_batches),
+                                    weight_range=self.weight_range, exclude=self.exclude)  # fmt: skip
+        found = {"sensitivity": [r.as_dict() for r in ranking]}
+        worst = ", ".join(f"{r.layer} ({r.sqnr_db:.1f} dB)" for r in ranking[:3])
+        found["text"] = f"; most INT8-sensitive: {worst}" if worst else ""
+        if self.max_drop is None:
+            return list(self.exclude), found
+        sign = -1.0 if data.task.monitor in data.task.lower_is_better else 1.0
+        drops: dict[int, float] = {}
+
+        def drop_with(count: int) -> float:
+            if count not in drops:
+                model = self._ptq(ctx, student, [*self.exclude, *(r.layer for r in ranking[:count])])
+                drops[count] = round(100 * sign * (float_val - validation_score(model, data, ctx.device)), 3)
+            return drops[count]
+
+        met, count = None, 0
+        while met is None and count <= len(ranking):
+            if drop_with(count) <= self.max_drop:
+                met = count
+            count = 1 if count == 0 else count * 2
+            if met is None and count > len(ranking) and len(ranking) not in drops:
+                count = len(ranking)
+        if met is None:
+            raise QuantizationError(
+                f"{self.name}: max_drop {self.max_drop:g} not reachable: with all {len(ranking)} conv / linear layers "
+                f"in float post-training INT8 still loses {drops[len(ranking)]:g} points (first without any: "
+                f"{drops[0]:g}); raise max_drop or keep other ops float with exclude=[...]"
+            )
+        low, high = met // 2, met  # high meets the budget; the fewest layers that do lie in (low, high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if drop_with(middle) <= self.max_drop else (middle, high)
+        kept = [r.layer for r in ranking[:high]]
+        found.update(max_drop=self.max_drop, kept_float=kept, ptq_drop_points={"all_int8": drops[0],
+                     "with_kept_float": drops[high]})  # fmt: skip
+        found["text"] += (
+            f"; max_drop {self.max_drop:g}: "
+            + (
+                f"kept {', '.join(kept)} in float (PTQ drop {drops[0]:g} -> {drops[high]:g} points)"
+                if kept
+                else f"every layer int8 (PTQ drop {drops[0]:g} points)"
+            )  # fmt: skip
+        )
+        return [*self.exclude, *kept], found
+
+    def _ptq(self, ctx: RunContext, student: nn.Module, exclude: list[str]) -> nn.Module:
+        data = ctx.data
+        observed = prepare(student, ctx.example, False, exclude, self.weight_range, data.signature.free_axes,
+                           self.embeddings == "int8", every_output=data.task.structured)  # fmt: skip
+        calibrate(observed, data.train, self.calibration_batches, ctx.device)
+        scheme = QuantizationScheme("ptq", exclude)
+        return convert(observed, ctx.example, scheme, data.signature.free_axes,
+                       data.train if self.bias_correction else None, self.calibration_batches)  # fmt: skip
 
     def _schedule_text(self, qat: bool) -> str:
         frozen = [f"{what} frozen after epoch {after}" for what, after in
