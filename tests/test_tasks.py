@@ -116,6 +116,27 @@ def test_segmentation_miou_counts_each_class_present_and_leaves_ignored_pixels_o
     assert metrics["per_class_iou"][2] is None
 
 
+def test_a_segmenter_that_paints_every_pixel_background_is_named_not_scored_as_skill():
+    from edgekd.tasks.scores import one_class_warning
+
+    task = ek.tasks.get("segmentation")
+    truth = torch.zeros(2, 8, 8, dtype=torch.long)
+    truth[:, 2:4, 2:4], truth[:, 5:7, 5:7] = 1, 2  # two small objects on a large background
+    background = torch.zeros(2, 3, 8, 8)
+    background[:, 0] = 5.0
+    metrics = task.metrics(background, truth, 3)
+    warning = one_class_warning(metrics, ["bg", "a", "b"])
+    assert warning and "no pixel of any class but 'bg'" in warning and "2 of 3 classes present" in warning
+    assert "87.5% is that class's share" in warning and "class_weights='balanced'" in warning
+    assert "finds no class but one" in task.no_skill(metrics, 3)
+    finds_one = background.clone()
+    finds_one[:, 1, 2:4, 2:4] = 9.0  # the first object found
+    assert (
+        one_class_warning(task.metrics(finds_one, truth, 3)) is None
+        and task.no_skill(task.metrics(finds_one, truth, 3), 3) is None
+    )
+
+
 def test_the_best_epoch_of_a_lower_is_better_metric_is_its_lowest():
     task = ek.tasks.get("regression")
     assert task.better(0.2, 0.3) and not task.better(0.3, 0.2) and task.better(0.5, None)

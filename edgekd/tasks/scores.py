@@ -39,17 +39,41 @@ def majority_share(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
-def one_class_warning(metrics: dict, labels: list[str] | None = None) -> str | None:
-    """A line when the model finds no sample of any class but the one it mostly predicts, on a split
-    that holds several: its accuracy is then that class's share, not skill."""
-    most, recall = metrics.get("most_predicted"), metrics.get("per_class_recall") or []
-    others = [c for c in metrics.get("classes_present", []) if most and c != most["class"]]
-    if not others or any(recall[c] > 0 for c in others):
+FOUND_IOU = 0.01  # a class whose IoU stays below this is not found, only brushed
+
+
+def classes_found(metrics: dict) -> tuple[list[int], list[int]] | None:
+    """A segmenter's classes present in the masks and those it finds (IoU >= FOUND_IOU); None for others."""
+    iou = metrics.get("per_class_iou")
+    if iou is None:
         return None
+    present = [c for c, v in enumerate(iou) if v is not None]
+    return present, [c for c in present if iou[c] >= FOUND_IOU]
+
+
+def one_class_warning(metrics: dict, labels: list[str] | None = None) -> str | None:
+    """A line when the model finds no sample (or pixel) of any class but the one it mostly predicts, on a
+    split that holds several: its accuracy is then that class's share, not skill."""
 
     def name(c: int) -> str:
         return labels[c] if labels and c < len(labels) else str(c)
 
+    segmented = classes_found(metrics)
+    if segmented is not None:
+        present, found = segmented
+        if len(present) < 2 or len(found) > 1:
+            return None
+        kept = f"'{name(found[0])}'" if found else "none"
+        return (
+            f"warning: finds (next to) no pixel of any class but {kept} (IoU < {FOUND_IOU:g} for "
+            f"{len(present) - len(found)} of {len(present)} classes present): its pixel accuracy "
+            f"{100 * metrics['pixel_accuracy']:.1f}% is that class's share, not skill; mIoU {metrics['miou']:.3f}; "
+            "weigh rare classes with task=ek.tasks.get('segmentation', class_weights='balanced')"
+        )
+    most, recall = metrics.get("most_predicted"), metrics.get("per_class_recall") or []
+    others = [c for c in metrics.get("classes_present", []) if most and c != most["class"]]
+    if not others or any(recall[c] > 0 for c in others):
+        return None
     missed = ", ".join(f"'{name(c)}'" for c in others[:5]) + (", ..." if len(others) > 5 else "")
     return (
         f"warning: finds no test sample of any class but '{name(most['class'])}' (recall 0 for {missed}): its "

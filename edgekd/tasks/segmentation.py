@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from edgekd.errors import DataError
 from edgekd.tasks.classification import class_indices, kd_loss, soft_targets
+from edgekd.tasks.scores import classes_found
 from edgekd.tasks.task import Task, finite_targets
 from edgekd.tasks.weights import ClassWeights, balanced_weights, checked_class_weights, weight_tensor
 
@@ -100,6 +101,12 @@ class Segmentation(Task):
             "pixel_accuracy": round(float(hits.sum() / max(len(truth), 1)), 4),
             "per_class_iou": [round(float(v), 4) if p else None for v, p in zip(iou, present)],
         }
+
+    def no_skill(self, metrics: dict, width: int) -> str | None:
+        segmented = classes_found(metrics)
+        if segmented is None or len(segmented[0]) < 2 or len(segmented[1]) > 1:
+            return None
+        return f"mIoU {metrics['miou']:.3f}: it finds no class but one per pixel"
 
     def decisions(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         rows = np.moveaxis(output, 1, -1).reshape(-1, output.shape[1])
