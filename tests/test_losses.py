@@ -43,14 +43,16 @@ def test_kd_loss_with_alpha_one_is_cross_entropy_and_zero_when_student_equals_te
     assert losses.kd_loss(TEACHER, targets, LABELS, 4.0, 0.0).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_class_weights_weigh_each_rows_soft_term_as_its_label_term_and_leave_ignored_rows_out():
+def test_class_weights_weigh_the_soft_term_per_label_when_asked_and_leave_ignored_rows_out():
     t, weight = 2.0, torch.tensor([1.0, 1.0, 3.0])
     targets = losses.soft_targets([TEACHER], t)
     per_row = F.kl_div(F.log_softmax(STUDENT / t, dim=1), targets, reduction="none").sum(1)
     expected = (per_row[0] * 1.0 + per_row[1] * 3.0) / 4.0  # row 1's label is class 2, weighed 3
-    got = losses.kd_loss(STUDENT, targets, LABELS, t, 0.0, weight=weight)
+    got = losses.kd_loss(STUDENT, targets, LABELS, t, 0.0, weight=weight, weigh_soft=True)
+    unweighed = losses.kd_loss(STUDENT, targets, LABELS, t, 0.0, weight=weight)
+    assert unweighed.item() == pytest.approx(t * t * per_row.mean().item(), rel=1e-5)
     assert got.item() == pytest.approx(t * t * expected.item(), rel=1e-5)
-    ignored = losses.kd_loss(STUDENT, targets, torch.tensor([0, -100]), t, 0.0, weight=weight)
+    ignored = losses.kd_loss(STUDENT, targets, torch.tensor([0, -100]), t, 0.0, weight=weight, weigh_soft=True)
     assert ignored.item() == pytest.approx(t * t * per_row[0].item(), rel=1e-5)
 
 

@@ -29,17 +29,21 @@ def kd_loss(
     alpha: float,
     ignore_index: int = -100,
     weight: torch.Tensor | None = None,
+    weigh_soft: bool = False,
 ) -> torch.Tensor:
     """``alpha*CE(y, s) + (1-alpha)*T^2*KL(p_teacher || softmax(s/T))`` (Hinton et al. 2015).
 
     The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones. ``weight`` weighs
-    both terms per class of each row's label (rare classes count more): were the soft term left unweighted,
-    it would pull a student back toward the dominant class (the background of a mask) that the weighted
-    label term pulls it away from.
+    the label term per class (rare classes count more), and with ``weigh_soft`` the soft term too, per
+    row's label. A segmenter needs both: left unweighted, the soft term of millions of easy background
+    pixels pulls the student back to painting background (the digit-canvas study: distillation 17 mIoU
+    points below labels alone, 10 above once weighed). A per-sample classifier does not: its teacher's
+    soft targets already carry what the weights say (the tabular study: macro-F1 2.5 points lower with
+    the soft term weighed, on each of 3 seeds).
     """
     hard = F.cross_entropy(student_logits, labels, weight=weight, ignore_index=ignore_index)
     log_student = F.log_softmax(student_logits / temperature, dim=1)
-    if weight is None:
+    if weight is None or not weigh_soft:
         soft = F.kl_div(log_student, teacher_probs, reduction="batchmean")
     else:
         per_row = F.kl_div(log_student, teacher_probs, reduction="none").sum(1)

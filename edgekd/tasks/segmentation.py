@@ -79,7 +79,9 @@ class Segmentation(Task):
     def distill_loss(self, student, teachers, y, temperature, alpha, weights=None) -> torch.Tensor:
         targets = soft_targets([per_pixel(t) for t in teachers], temperature, weights)
         weight = weight_tensor(self.class_weights, student)
-        return kd_loss(per_pixel(student), targets, y.reshape(-1), temperature, alpha, self.ignore_index, weight)
+        return kd_loss(
+            per_pixel(student), targets, y.reshape(-1), temperature, alpha, self.ignore_index, weight, weigh_soft=True
+        )
 
     def batch_correct(self, output: torch.Tensor, y: torch.Tensor) -> float | None:
         return None  # pixels, not samples: the epoch line shows loss and validation mIoU
