@@ -94,6 +94,7 @@ class CanvasStudy:
     canvas: dict  # options of the data source beyond the sizes (targets, items)
     teacher_epochs_quick: int
     student_lr: tuple[float, float]  # quick, full
+    student_epochs_quick: int = 3  # enough for the INT8 gate to find decided logits at toy size
     prepare: Callable[[ek.data.DataBundle], ek.data.DataBundle] = lambda data: data
 
 
@@ -104,7 +105,7 @@ def canvas_study_main(spec: CanvasStudy, doc: str, argv: list[str] | None) -> No
     args = parse(parser, argv, {"seeds": 1})
     started = time.perf_counter()
     train, test, size, items = (300, 60, 32, 1) if args.quick else (4000, 1000, 64, 3)
-    teacher_epochs, student_epochs = (spec.teacher_epochs_quick, 3) if args.quick else (12, 8)
+    teacher_epochs, student_epochs = (spec.teacher_epochs_quick, spec.student_epochs_quick) if args.quick else (12, 8)
     data = ek.data.source("digit-canvases")(train=train, test=test, size=size, max_digits=items, batch_size=32,
                                             **spec.canvas)  # fmt: skip
     data = spec.prepare(data)
