@@ -127,10 +127,9 @@ def layer_sensitivity(
         return output, float(task.metrics(output, targets, width)[task.monitor])
 
     reference, float_score = judged([])
-    sign = -1.0 if task.monitor in task.lower_is_better else 1.0
     found = []
     for layer, modules in layer_quantizers(observed.graph).items():
         output, score = judged(modules)
-        drop = round(100 * sign * (float_score - score), 3)
+        drop = round(100 * (task.rank(float_score) - task.rank(score)), 3)
         found.append(LayerSensitivity(layer, round(sqnr_db(reference, output), 2), score, drop))
     return sorted(found, key=lambda s: (s.sqnr_db, -s.drop_points))

@@ -169,13 +169,13 @@ class Quantize(TeachingConfig, Stage):
         found["text"] = f"; most INT8-sensitive: {worst}" if worst else ""
         if self.max_drop is None:
             return list(self.exclude), found
-        sign = -1.0 if data.task.monitor in data.task.lower_is_better else 1.0
         drops: dict[int, float] = {}
 
         def drop_with(count: int) -> float:
             if count not in drops:
                 model = self._ptq(ctx, student, [*self.exclude, *(r.layer for r in ranking[:count])])
-                drops[count] = round(100 * sign * (float_val - validation_score(model, data, ctx.device)), 3)
+                score = validation_score(model, data, ctx.device)
+                drops[count] = round(100 * (data.task.rank(float_val) - data.task.rank(score)), 3)
             return drops[count]
 
         met, count = None, 0
